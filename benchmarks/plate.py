@@ -1,0 +1,350 @@
+"""Generate (once) the metadata-only OME-NGFF 0.4 HCS plate used by the benchmarks.
+
+The plate mimics a 384-well acquisition: rows A-P, columns 1-24, 9 fields per
+well and a 3-level multiscale pyramid per field with two channels.  Only the
+Zarr v2 metadata documents (``.zgroup``, ``.zattrs``, ``.zarray``) are
+written; there are no chunk files, so the plate is small on disk while still
+describing 10,368 arrays and 857,088 chunks.
+
+The JSON is written directly with :func:`json.dump` for speed.  The result is
+built in a temporary folder, checked with ``zarr``, renamed into place and only
+then marked complete, so an interrupted run never leaves a plate that looks
+finished.
+
+Run ``python benchmarks/plate.py [--cache-dir DIR] [--force]`` to build it and
+print its location, generation time and size on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import math
+import os
+import shutil
+import string
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+PLATE_NAME = "bench_plate"
+PLATE_DIRNAME = f"{PLATE_NAME}.ome.zarr"
+#: Bump when the generated layout changes so stale caches get rebuilt.
+GENERATOR_VERSION = 1
+MARKER_NAME = f"{PLATE_DIRNAME}.complete"
+LOCK_NAME = f"{PLATE_DIRNAME}.lock"
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parent / ".cache"
+
+ROWS: tuple[str, ...] = tuple(string.ascii_uppercase[:16])  # A..P
+COLUMNS: tuple[str, ...] = tuple(str(i) for i in range(1, 25))  # 1..24
+FIELD_COUNT = 9
+CHANNEL_LABELS: tuple[str, ...] = ("DNA", "RNA")
+CHANNEL_COLORS: tuple[str, ...] = ("0000FF", "00FF00")
+LEVEL_SHAPES: tuple[tuple[int, int, int, int], ...] = (
+    (2, 1, 2160, 2560),
+    (2, 1, 1080, 1280),
+    (2, 1, 540, 640),
+)
+CHUNKS: tuple[int, int, int, int] = (1, 1, 256, 256)
+DTYPE = "<u2"
+PIXEL_SIZE_UM = 0.65
+Z_SPACING_UM = 1.0
+
+NGFF_VERSION = "0.4"
+COMPRESSOR: dict[str, Any] = {
+    "id": "blosc",
+    "cname": "zstd",
+    "clevel": 5,
+    "shuffle": 1,
+    "blocksize": 0,
+}
+AXES: list[dict[str, str]] = [
+    {"name": "c", "type": "channel"},
+    {"name": "z", "type": "space", "unit": "micrometer"},
+    {"name": "y", "type": "space", "unit": "micrometer"},
+    {"name": "x", "type": "space", "unit": "micrometer"},
+]
+
+
+def chunks_per_array(shape: tuple[int, ...], chunks: tuple[int, ...]) -> int:
+    """Return the number of chunks in the regular grid of ``shape``/``chunks``."""
+    return math.prod(math.ceil(s / c) for s, c in zip(shape, chunks, strict=True))
+
+
+#: Expected totals, derived from the layout constants above.
+N_WELLS = len(ROWS) * len(COLUMNS)
+N_IMAGES = N_WELLS * FIELD_COUNT
+N_ARRAYS = N_IMAGES * len(LEVEL_SHAPES)
+N_CHUNKS = N_IMAGES * sum(chunks_per_array(s, CHUNKS) for s in LEVEL_SHAPES)
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    """Write ``doc`` as pretty-printed JSON (the style zarr itself uses)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(doc, handle, indent=4, sort_keys=True)
+
+
+def _write_group(path: Path, attrs: dict[str, Any] | None) -> None:
+    """Create a Zarr v2 group at ``path`` with optional ``.zattrs``."""
+    path.mkdir(parents=True, exist_ok=True)
+    _write_json(path / ".zgroup", {"zarr_format": 2})
+    if attrs is not None:
+        _write_json(path / ".zattrs", attrs)
+
+
+def _zarray(shape: tuple[int, ...]) -> dict[str, Any]:
+    """Return the Zarr v2 ``.zarray`` document for one pyramid level."""
+    return {
+        "zarr_format": 2,
+        "shape": list(shape),
+        "chunks": list(CHUNKS),
+        "dtype": DTYPE,
+        "compressor": COMPRESSOR,
+        "fill_value": 0,
+        "order": "C",
+        "filters": None,
+        "dimension_separator": "/",
+    }
+
+
+def _plate_attrs() -> dict[str, Any]:
+    """Return the NGFF 0.4 ``plate`` attributes of the plate root group."""
+    return {
+        "plate": {
+            "name": PLATE_NAME,
+            "version": NGFF_VERSION,
+            "acquisitions": [{"id": 0, "name": "bench_acquisition"}],
+            "rows": [{"name": r} for r in ROWS],
+            "columns": [{"name": c} for c in COLUMNS],
+            "wells": [
+                {"path": f"{r}/{c}", "rowIndex": ri, "columnIndex": ci}
+                for ri, r in enumerate(ROWS)
+                for ci, c in enumerate(COLUMNS)
+            ],
+            "field_count": FIELD_COUNT,
+        }
+    }
+
+
+def _well_attrs() -> dict[str, Any]:
+    """Return the NGFF 0.4 ``well`` attributes shared by every well group."""
+    return {
+        "well": {
+            "images": [{"path": str(f)} for f in range(FIELD_COUNT)],
+            "version": NGFF_VERSION,
+        }
+    }
+
+
+def _image_attrs() -> dict[str, Any]:
+    """Return the NGFF 0.4 ``multiscales`` + ``omero`` attributes of a field."""
+    base_y = LEVEL_SHAPES[0][2]
+    datasets = []
+    for level, shape in enumerate(LEVEL_SHAPES):
+        factor = base_y / shape[2]
+        datasets.append(
+            {
+                "path": str(level),
+                "coordinateTransformations": [
+                    {
+                        "type": "scale",
+                        "scale": [
+                            1.0,
+                            Z_SPACING_UM,
+                            PIXEL_SIZE_UM * factor,
+                            PIXEL_SIZE_UM * factor,
+                        ],
+                    }
+                ],
+            }
+        )
+    return {
+        "multiscales": [
+            {
+                "version": NGFF_VERSION,
+                "name": "field",
+                "axes": AXES,
+                "datasets": datasets,
+                "type": "mean",
+            }
+        ],
+        "omero": {
+            "version": NGFF_VERSION,
+            "name": "field",
+            "channels": [
+                {
+                    "label": label,
+                    "color": color,
+                    "active": True,
+                    "coefficient": 1.0,
+                    "family": "linear",
+                    "inverted": False,
+                    "window": {"min": 0, "max": 65535, "start": 0, "end": 4095},
+                }
+                for label, color in zip(CHANNEL_LABELS, CHANNEL_COLORS, strict=True)
+            ],
+            "rdefs": {"defaultT": 0, "defaultZ": 0, "model": "color"},
+        },
+    }
+
+
+def write_plate(root: Path) -> None:
+    """Write the whole metadata-only plate hierarchy under ``root``."""
+    _write_group(root, _plate_attrs())
+    well_attrs = _well_attrs()
+    image_attrs = _image_attrs()
+    zarrays = [_zarray(shape) for shape in LEVEL_SHAPES]
+    for row in ROWS:
+        row_path = root / row
+        _write_group(row_path, None)
+        for col in COLUMNS:
+            well_path = row_path / col
+            _write_group(well_path, well_attrs)
+            for field in range(FIELD_COUNT):
+                field_path = well_path / str(field)
+                _write_group(field_path, image_attrs)
+                for level, zarray in enumerate(zarrays):
+                    level_path = field_path / str(level)
+                    level_path.mkdir()
+                    _write_json(level_path / ".zarray", zarray)
+
+
+def verify_plate(root: Path) -> None:
+    """Sanity-check the plate with ``zarr``: one field group and one array.
+
+    Raises ``AssertionError`` if zarr disagrees with the intended layout.
+    """
+    import zarr
+
+    plate = zarr.open_group(str(root), mode="r")
+    plate_meta = plate.attrs["plate"]
+    assert plate_meta["name"] == PLATE_NAME, plate_meta["name"]
+    assert len(plate_meta["wells"]) == N_WELLS
+    assert plate_meta["field_count"] == FIELD_COUNT
+
+    well_path = f"{ROWS[-1]}/{COLUMNS[-1]}"
+    well = zarr.open_group(str(root / well_path), mode="r")
+    assert len(well.attrs["well"]["images"]) == FIELD_COUNT
+
+    field = zarr.open_group(str(root / well_path / str(FIELD_COUNT - 1)), mode="r")
+    multiscales = field.attrs["multiscales"]
+    assert [d["path"] for d in multiscales[0]["datasets"]] == ["0", "1", "2"]
+    labels = [c["label"] for c in field.attrs["omero"]["channels"]]
+    assert labels == list(CHANNEL_LABELS), labels
+
+    for level, shape in enumerate(LEVEL_SHAPES):
+        array = zarr.open_array(str(root / well_path / str(FIELD_COUNT - 1) / str(level)), mode="r")
+        assert array.shape == shape, (array.shape, shape)
+        assert array.chunks == CHUNKS, (array.chunks, CHUNKS)
+        assert array.dtype.str == DTYPE, array.dtype
+    # No chunk files were written, so reads return the fill value.
+    assert int(field["2"][0, 0, 0, 0]) == 0
+
+
+def _marker_payload() -> dict[str, Any]:
+    """Return the content of the completion marker (used to detect stale caches)."""
+    return {
+        "generator_version": GENERATOR_VERSION,
+        "images": N_IMAGES,
+        "arrays": N_ARRAYS,
+        "chunks": N_CHUNKS,
+    }
+
+
+def _is_complete(cache_dir: Path) -> bool:
+    """Return whether a finished, current plate is present in ``cache_dir``."""
+    marker = cache_dir / MARKER_NAME
+    if not marker.is_file() or not (cache_dir / PLATE_DIRNAME).is_dir():
+        return False
+    try:
+        return json.loads(marker.read_text(encoding="utf-8")) == _marker_payload()
+    except (OSError, ValueError):
+        return False
+
+
+@contextmanager
+def _locked(cache_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``cache_dir`` (serialises concurrent builds)."""
+    with open(cache_dir / LOCK_NAME, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_benchmark_plate(cache_dir: Path | None = None, force: bool = False) -> Path:
+    """Return the path of the benchmark plate, generating it on first use.
+
+    Parameters
+    ----------
+    cache_dir:
+        Folder holding the cached plate; defaults to ``benchmarks/.cache/``.
+    force:
+        Rebuild even if a complete plate is cached.
+    """
+    cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    target = cache_dir / PLATE_DIRNAME
+    if not force and _is_complete(cache_dir):
+        return target
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(cache_dir):
+        if not force and _is_complete(cache_dir):  # built while we waited
+            return target
+        marker = cache_dir / MARKER_NAME
+        marker.unlink(missing_ok=True)
+        tmp = cache_dir / f"{PLATE_DIRNAME}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            write_plate(tmp)
+            verify_plate(tmp)
+            shutil.rmtree(target, ignore_errors=True)
+            os.rename(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        marker_tmp = marker.with_name(f"{MARKER_NAME}.tmp-{os.getpid()}")
+        marker_tmp.write_text(json.dumps(_marker_payload()), encoding="utf-8")
+        os.replace(marker_tmp, marker)
+    return target
+
+
+def disk_usage_bytes(path: Path) -> tuple[int, int]:
+    """Return ``(allocated bytes on disk, file count)`` for the tree at ``path``."""
+    total = 0
+    files = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in (*dirnames, *filenames):
+            st = os.lstat(os.path.join(dirpath, name))
+            total += st.st_blocks * 512
+        files += len(filenames)
+    total += os.lstat(path).st_blocks * 512
+    return total, files
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build (or reuse) the benchmark plate and print a short summary."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--force", action="store_true", help="rebuild the plate")
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    path = ensure_benchmark_plate(args.cache_dir, force=args.force)
+    elapsed = time.perf_counter() - start
+    verify_plate(path)
+    size, files = disk_usage_bytes(path)
+    print(f"plate:   {path}")
+    print(f"ensure:  {elapsed:.2f} s")
+    print(f"layout:  {N_IMAGES:,} images, {N_ARRAYS:,} arrays, {N_CHUNKS:,} chunks")
+    print(f"on disk: {size / 2**20:.1f} MiB in {files:,} files")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

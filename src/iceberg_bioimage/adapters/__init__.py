@@ -1,0 +1,54 @@
+"""Format adapters: turn a store (Zarr v2/v3, TIFF) into a :class:`ScanResult`.
+
+The format is detected from content (``zarr.json``, ``.zgroup``/``.zarray``,
+TIFF magic bytes), not from the file name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from iceberg_bioimage.adapters.storage import open_store
+from iceberg_bioimage.adapters.tiff import is_tiff, scan_tiff
+from iceberg_bioimage.adapters.zarr_store import (
+    read_root_documents,
+    scan_zarr,
+    zarr_format_of,
+)
+from iceberg_bioimage.exceptions import MetadataError
+from iceberg_bioimage.models import ScanOptions, ScanResult, default_dataset_id
+
+
+def scan(
+    uri: str | os.PathLike[str],
+    *,
+    dataset_id: str | None = None,
+    options: ScanOptions | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> ScanResult:
+    """Detect the format of ``uri`` and scan it."""
+    store = open_store(uri, storage_options)
+    dataset_id = dataset_id or default_dataset_id(store.uri)
+    options = options or ScanOptions()
+    if store.is_dir():
+        root_docs = read_root_documents(store)
+        if zarr_format_of(root_docs) is None:
+            if not store.list_children("") and not store.list_objects(""):
+                raise MetadataError(
+                    store.uri,
+                    "empty folder: no Zarr metadata (zarr.json, .zgroup or .zarray) found",
+                )
+            raise MetadataError(
+                store.uri,
+                "not a Zarr store: no zarr.json, .zgroup or .zarray at its root",
+            )
+        return scan_zarr(store, root_docs, dataset_id, options)
+    head = store.read_ranges([("", 0, 8)])[0] or b""
+    if is_tiff(head):
+        return scan_tiff(store, dataset_id)
+    raise MetadataError(store.uri, "not an image: neither a Zarr store nor a TIFF file")
+
+
+__all__ = ["scan"]

@@ -1,0 +1,254 @@
+"""Read-only access to the files of a store, local or remote.
+
+Scanners ask for many small metadata files at once; locally they are read by a
+few threads in batches, remotely through fsspec's batched (async where the
+filesystem supports it) ``cat``. The scheme of a URI picks the implementation
+through :data:`_STORE_TYPES`, never an if/else chain at the call sites.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+from urllib.parse import urlsplit
+
+from iceberg_bioimage.exceptions import MetadataError, StoreNotFoundError
+
+_LOCAL_READ_WORKERS = 8
+_SEQUENTIAL_BELOW = 64
+
+
+class Store(Protocol):
+    """What a scanner needs from a store: batched reads, listings and ranges."""
+
+    uri: str
+    name: str
+
+    def is_dir(self) -> bool:
+        """Whether the store root is a folder (prefix) rather than a single file."""
+        ...
+
+    def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Read files relative to the root; ``None`` for each missing one."""
+        ...
+
+    def list_children(self, key: str) -> list[str]:
+        """Names of the sub-folders directly below ``key``."""
+        ...
+
+    def list_objects(self, key: str) -> dict[str, int]:
+        """Every file below ``key`` (recursive), as root-relative key → size."""
+        ...
+
+    def read_ranges(self, requests: Sequence[tuple[str, int, int | None]]) -> list[bytes | None]:
+        """Read ``(key, start, end)`` byte ranges; negative start = suffix."""
+        ...
+
+    def open(self, key: str = "") -> BinaryIO:
+        """Open a file for binary reading (the root itself when ``key`` is empty)."""
+        ...
+
+    def location(self, key: str) -> str:
+        """Human-readable location of ``key`` for messages."""
+        ...
+
+
+def _join(root: str, key: str) -> str:
+    return f"{root}/{key}" if key else root
+
+
+class LocalStore:
+    """A store on the local filesystem."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        root = Path(path).expanduser()
+        if not root.exists():
+            raise StoreNotFoundError(str(path), "no such file or folder")
+        self.root = str(root.resolve())
+        self.uri = self.root
+        self.name = root.resolve().name
+
+    def is_dir(self) -> bool:
+        """Whether the root is a folder."""
+        return os.path.isdir(self.root)
+
+    def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Read files, in a few threads when there are many."""
+        paths = [_join(self.root, key) for key in keys]
+        if len(paths) < _SEQUENTIAL_BELOW:
+            return _read_local_batch(paths)
+        size = -(-len(paths) // _LOCAL_READ_WORKERS)
+        batches = [paths[i : i + size] for i in range(0, len(paths), size)]
+        with ThreadPoolExecutor(_LOCAL_READ_WORKERS) as pool:
+            return [data for batch in pool.map(_read_local_batch, batches) for data in batch]
+
+    def list_children(self, key: str) -> list[str]:
+        """Sub-folder names below ``key``, sorted."""
+        try:
+            with os.scandir(_join(self.root, key)) as entries:
+                return sorted(e.name for e in entries if e.is_dir())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def list_objects(self, key: str) -> dict[str, int]:
+        """Every file below ``key`` with its size."""
+        base = _join(self.root, key)
+        offset = len(self.root) + 1
+        found: dict[str, int] = {}
+        for folder, _dirs, files in os.walk(base):
+            for name in files:
+                path = os.path.join(folder, name)
+                found[path[offset:].replace(os.sep, "/")] = os.path.getsize(path)
+        return found
+
+    def read_ranges(self, requests: Sequence[tuple[str, int, int | None]]) -> list[bytes | None]:
+        """Read byte ranges, in a few threads."""
+        jobs = [(_join(self.root, key), start, end) for key, start, end in requests]
+        with ThreadPoolExecutor(_LOCAL_READ_WORKERS) as pool:
+            return list(pool.map(_read_local_range, jobs))
+
+    def open(self, key: str = "") -> BinaryIO:
+        """Open a file for reading."""
+        return open(_join(self.root, key), "rb")
+
+    def location(self, key: str) -> str:
+        """Absolute path of ``key``."""
+        return _join(self.root, key)
+
+
+def _read_local_batch(paths: Sequence[str]) -> list[bytes | None]:
+    out: list[bytes | None] = []
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                out.append(handle.read())
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            out.append(None)
+    return out
+
+
+def _read_local_range(job: tuple[str, int, int | None]) -> bytes | None:
+    path, start, end = job
+    try:
+        with open(path, "rb") as handle:
+            if start < 0:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(size + start, 0))
+                return handle.read()
+            handle.seek(start)
+            return handle.read() if end is None else handle.read(end - start)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
+class FsspecStore:
+    """A store on any fsspec filesystem (``s3://``, ``gs://``, ``http(s)://``...)."""
+
+    def __init__(self, uri: str, storage_options: Mapping[str, Any] | None) -> None:
+        import fsspec
+
+        try:
+            fs, root = fsspec.core.url_to_fs(uri, **dict(storage_options or {}))
+        except ImportError as error:
+            raise StoreNotFoundError(
+                uri, f"no filesystem for this URI scheme is installed ({error})"
+            ) from error
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.uri = uri.rstrip("/")
+        self.name = self.root.rsplit("/", 1)[-1]
+        try:
+            exists = fs.exists(self.root)
+        except OSError as error:
+            raise StoreNotFoundError(uri, f"cannot reach the store: {error}") from error
+        if not exists:
+            raise StoreNotFoundError(uri, "no such file or prefix")
+
+    def is_dir(self) -> bool:
+        """Whether the root is a prefix (folder)."""
+        return bool(self.fs.isdir(self.root))
+
+    def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Read files in one batched ``cat``."""
+        if not keys:
+            return []
+        paths = [_join(self.root, key) for key in keys]
+        found = self.fs.cat(paths, on_error="return")
+        if not isinstance(found, dict):
+            found = {paths[0]: found}
+        out: list[bytes | None] = []
+        for path in paths:
+            data = found.get(path)
+            if isinstance(data, FileNotFoundError) or data is None:
+                out.append(None)
+            elif isinstance(data, BaseException):
+                raise MetadataError(self.location(path), f"cannot read: {data}") from data
+            else:
+                out.append(bytes(data))
+        return out
+
+    def list_children(self, key: str) -> list[str]:
+        """Sub-prefix names below ``key``, sorted."""
+        try:
+            entries = self.fs.ls(_join(self.root, key), detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            e["name"].rstrip("/").rsplit("/", 1)[-1]
+            for e in entries
+            if e.get("type") == "directory"
+        )
+
+    def list_objects(self, key: str) -> dict[str, int]:
+        """Every object below ``key`` with its size (one listing)."""
+        offset = len(self.root) + 1
+        found = self.fs.find(_join(self.root, key), detail=True)
+        return {
+            name[offset:]: int(info.get("size") or 0)
+            for name, info in found.items()
+            if info.get("type") != "directory"
+        }
+
+    def read_ranges(self, requests: Sequence[tuple[str, int, int | None]]) -> list[bytes | None]:
+        """Read byte ranges in one batched call."""
+        if not requests:
+            return []
+        paths = [_join(self.root, key) for key, _, _ in requests]
+        starts = [start for _, start, _ in requests]
+        ends = [end for _, _, end in requests]
+        data = self.fs.cat_ranges(paths, starts, ends, on_error="return")
+        return [None if isinstance(item, BaseException) else bytes(item) for item in data]
+
+    def open(self, key: str = "") -> BinaryIO:
+        """Open an object for reading."""
+        return self.fs.open(_join(self.root, key), "rb")
+
+    def location(self, key: str) -> str:
+        """URI of ``key``."""
+        if key.startswith(self.root):
+            key = key[len(self.root) + 1 :]
+        return _join(self.uri, key)
+
+
+def _local_from_uri(uri: str, _options: Mapping[str, Any] | None) -> Store:
+    parts = urlsplit(uri)
+    return LocalStore(parts.path if parts.scheme == "file" else uri)
+
+
+_STORE_TYPES: dict[str, Callable[[str, Mapping[str, Any] | None], Store]] = {
+    "": _local_from_uri,
+    "file": _local_from_uri,
+}
+
+
+def open_store(
+    uri: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None
+) -> Store:
+    """Open ``uri`` with the store type registered for its scheme (fsspec otherwise)."""
+    text = os.fspath(uri)
+    scheme = urlsplit(text).scheme if "://" in text else ""
+    factory = _STORE_TYPES.get(scheme, FsspecStore)
+    return factory(text, storage_options)

@@ -1,0 +1,314 @@
+"""Scan a TIFF file (OME-TIFF, ImageJ or plain): every series and pyramid level.
+
+Each series level is one array; its tiles or strips become chunks with the real
+byte ranges from the IFDs. Shapes and axes are kept unsqueezed, as tifffile
+reports them with ``squeeze=False``, so every OME-TIFF has the same rank.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import tifffile
+
+from iceberg_bioimage.adapters.ome_xml import OmeDocument, OmeImage, parse_ome_xml
+from iceberg_bioimage.adapters.storage import Store
+from iceberg_bioimage.exceptions import MetadataError
+from iceberg_bioimage.models import (
+    ChunkKeyEncoding,
+    ImageAsset,
+    ScanResult,
+    chunk_grid_shape,
+    image_id_for,
+    normalize_unit,
+)
+
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def is_tiff(head: bytes) -> bool:
+    """Whether the first bytes of a file are a TIFF or BigTIFF header."""
+    return head[:4] in TIFF_MAGIC
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _tifffile_warnings() -> Iterator[list[str]]:
+    """Collect what tifffile logs (it reports damaged files through logging)."""
+    logger = logging.getLogger("tifffile")
+    handler = _Collect()
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def unsqueezed_chunks(
+    squeezed: Sequence[int],
+    unsqueezed: Sequence[int],
+    page_shape: Sequence[int],
+    page_chunks: Sequence[int],
+) -> tuple[int, ...] | None:
+    """Chunk shape over the unsqueezed series shape, or ``None`` if it does not fit.
+
+    Pages tile the trailing ``page_shape`` dims; leading dims hold one page
+    per index. Size-1 dims that tifffile squeezes get chunk size 1.
+    """
+    if len(page_shape) > len(squeezed) or tuple(
+        squeezed[len(squeezed) - len(page_shape) :]
+    ) != tuple(page_shape):
+        return None
+    chunks_squeezed = (1,) * (len(squeezed) - len(page_shape)) + tuple(page_chunks)
+    out: list[int] = []
+    j = len(squeezed) - 1
+    for size in reversed(unsqueezed):
+        if j >= 0 and size == squeezed[j]:
+            out.append(chunks_squeezed[j])
+            j -= 1
+        elif size == 1:
+            out.append(1)
+        else:
+            return None
+    return tuple(reversed(out)) if j < 0 else None
+
+
+def _ome_image(
+    document: OmeDocument | None,
+    series: tifffile.TiffPageSeries,
+    index: int,
+    count: int,
+) -> OmeImage | None:
+    if document is None:
+        return None
+    if len(document.images) == count:
+        return document.images[index]
+    named = [image for image in document.images if image.name and image.name == series.name]
+    return named[0] if len(named) == 1 else None
+
+
+class _TiffScan:
+    def __init__(
+        self, store: Store, tif: tifffile.TiffFile, dataset_id: str, file_size: int
+    ) -> None:
+        self.store = store
+        self.tif = tif
+        self.dataset_id = dataset_id
+        self.file_size = file_size
+        self.file_name = store.name
+        self.warnings: list[str] = []
+
+    def assets(self) -> list[ImageAsset]:
+        document = None
+        if self.tif.is_ome and self.tif.ome_metadata:
+            try:
+                document = parse_ome_xml(self.tif.ome_metadata)
+            except ValueError as error:
+                self.warnings.append(f"{self.store.uri}: {error}; OME metadata ignored")
+        series_list = list(self.tif.series)
+        assets: list[ImageAsset] = []
+        for index, series in enumerate(series_list):
+            image = _ome_image(document, series, index, len(series_list))
+            placement = document.placements.get(image.id) if document and image else None
+            levels = list(series.levels)
+            base_shape = levels[0].get_shape(False)
+            for level_index, level in enumerate(levels):
+                asset = self._asset(index, level_index, series, level, image, base_shape)
+                if asset is not None and placement is not None:
+                    asset = _placed(asset, placement.plate_id, placement.well_id, placement.site_id)
+                if asset is not None:
+                    assets.append(asset)
+        return assets
+
+    def _byte_ranges(
+        self, where: str, pages: Sequence[Any]
+    ) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        offsets: list[int] = []
+        lengths: list[int] = []
+        for page in pages:
+            if page is None:
+                self.warnings.append(f"{where}: pages are missing (truncated file?); array skipped")
+                return None
+            offsets.extend(page.dataoffsets)
+            lengths.extend(page.databytecounts)
+        if offsets and max(o + n for o, n in zip(offsets, lengths, strict=True)) > self.file_size:
+            self.warnings.append(
+                f"{where}: image data extends past the end of the file (truncated?); array skipped"
+            )
+            return None
+        return (
+            tuple(o if n > 0 else -1 for o, n in zip(offsets, lengths, strict=True)),
+            tuple(n if n > 0 else -1 for n in lengths),
+        )
+
+    def _asset(
+        self,
+        index: int,
+        level_index: int,
+        series: tifffile.TiffPageSeries,
+        level: tifffile.TiffPageSeries,
+        image: OmeImage | None,
+        base_shape: tuple[int, ...],
+    ) -> ImageAsset | None:
+        where = f"{self.store.uri} series {index} level {level_index}"
+        pages = list(level.pages)
+        ranges = self._byte_ranges(where, pages)
+        if ranges is None:
+            return None
+        keyframe = pages[0].keyframe
+        shape = tuple(level.get_shape(False))
+        axes = level.get_axes(False).lower()
+        chunks = unsqueezed_chunks(level.shape, shape, keyframe.shape, keyframe.chunks)
+        if chunks is None or math.prod(chunk_grid_shape(shape, chunks)) != len(ranges[0]):
+            self.warnings.append(
+                f"{where}: tile layout does not match the series shape; "
+                "chunks are whole planes without byte ranges"
+            )
+            chunks = unsqueezed_chunks(level.shape, shape, keyframe.shape, keyframe.shape) or shape
+            ranges = None
+        size_x, size_y, size_z, unit = self._physical(image, shape, base_shape, axes)
+        return ImageAsset(
+            dataset_id=self.dataset_id,
+            image_id=image_id_for(self.dataset_id, str(index)),
+            array_path=f"{index}/{level_index}",
+            uri=self.store.uri,
+            format="ome-tiff",
+            storage_variant="ome-tiff",
+            shape=shape,
+            chunks=chunks,
+            dtype=level.dtype.name,
+            itemsize=level.dtype.itemsize,
+            dimension_names=tuple(axes),
+            axes=axes,
+            channel_names=image.channel_names if image else None,
+            multiscale_level=level_index,
+            physical_size_x=size_x,
+            physical_size_y=size_y,
+            physical_size_z=size_z,
+            physical_unit=unit,
+            codecs=_codec(keyframe),
+            metadata_json=self._metadata_json(series, image),
+            chunk_key_encoding=ChunkKeyEncoding(name="fixed", fixed_key=self.file_name),
+            chunk_byte_offsets=ranges[0] if ranges else None,
+            chunk_byte_lengths=ranges[1] if ranges else None,
+        )
+
+    def _physical(
+        self,
+        image: OmeImage | None,
+        shape: tuple[int, ...],
+        base_shape: tuple[int, ...],
+        axes: str,
+    ) -> tuple[float | None, float | None, float | None, str | None]:
+        if image is not None:
+            x, y, z, unit = (
+                image.physical_size_x,
+                image.physical_size_y,
+                image.physical_size_z,
+                image.physical_unit,
+            )
+        else:
+            x, y, z, unit = self._imagej_physical()
+        factors = {a: base_shape[i] / shape[i] if shape[i] else 1.0 for i, a in enumerate(axes)}
+        return (
+            x * factors.get("x", 1.0) if x is not None else None,
+            y * factors.get("y", 1.0) if y is not None else None,
+            z * factors.get("z", 1.0) if z is not None else None,
+            unit,
+        )
+
+    def _imagej_physical(
+        self,
+    ) -> tuple[float | None, float | None, float | None, str | None]:
+        meta = self.tif.imagej_metadata
+        if not meta:
+            return None, None, None, None
+        tags = self.tif.pages.first.tags
+        sizes = []
+        for name in ("XResolution", "YResolution"):
+            value = tags[name].value if name in tags else None
+            sizes.append(value[1] / value[0] if value and value[0] else None)
+        spacing = meta.get("spacing")
+        unit = meta.get("unit")
+        return (
+            sizes[0],
+            sizes[1],
+            float(spacing) if spacing else None,
+            normalize_unit(unit),
+        )
+
+    def _metadata_json(self, series: tifffile.TiffPageSeries, image: OmeImage | None) -> str:
+        doc: dict[str, Any] = {"series_name": series.name, "series_kind": series.kind}
+        if image is not None:
+            doc["ome_image_id"] = image.id
+            doc["ome_pixels"] = image.pixels
+        elif self.tif.imagej_metadata:
+            doc["imagej"] = {
+                k: v
+                for k, v in self.tif.imagej_metadata.items()
+                if isinstance(v, str | int | float | bool)
+            }
+        return json.dumps(doc, separators=(",", ":"))
+
+
+def _codec(page: Any) -> str:
+    compression = getattr(page, "compression", None)
+    name = getattr(compression, "name", str(compression)).lower()
+    predictor = getattr(page, "predictor", None)
+    if predictor is not None and int(predictor) > 1:
+        return f"{name},predictor:{getattr(predictor, 'name', predictor)}".lower()
+    return name
+
+
+def _placed(asset: ImageAsset, plate_id: str, well_id: str, site_id: str) -> ImageAsset:
+    from dataclasses import replace
+
+    return replace(asset, plate_id=plate_id, well_id=well_id, site_id=site_id)
+
+
+def scan_tiff(store: Store, dataset_id: str) -> ScanResult:
+    """Scan a TIFF file; damaged arrays are dropped with a warning, never guessed."""
+    with store.open() as handle, _tifffile_warnings() as logged:
+        file_size = handle.seek(0, 2)
+        handle.seek(0)
+        try:
+            with tifffile.TiffFile(handle, name=store.name) as tif:
+                scan = _TiffScan(store, tif, dataset_id, file_size)
+                assets = scan.assets()
+        except MetadataError:
+            raise
+        except Exception as error:  # tifffile raises many types on damaged files
+            raise MetadataError(store.uri, f"unreadable TIFF: {error}") from error
+    warnings = [f"{store.uri}: tifffile: {message}" for message in dict.fromkeys(logged)]
+    warnings.extend(scan.warnings)
+    if not assets:
+        raise MetadataError(
+            store.uri,
+            "no intact image data in this TIFF" + (f" ({warnings[0]})" if warnings else ""),
+        )
+    return ScanResult(
+        dataset_id=dataset_id,
+        uri=store.uri,
+        format="ome-tiff",
+        storage_variant="ome-tiff",
+        image_assets=tuple(assets),
+        scanned_at=datetime.now(UTC),
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,233 @@
+"""Batched reading of Zarr node metadata (v2 or v3, plain or consolidated).
+
+A :class:`NodeReader` turns store-relative node paths into :class:`Node`
+objects, reading every requested metadata document of a batch at once and
+memoising array metadata by its raw bytes (a plate repeats the same few).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from iceberg_bioimage.adapters.storage import Store
+from iceberg_bioimage.adapters.zarr_metadata import (
+    ArrayMetadata,
+    node_type_of_v3,
+    parse_v2_array,
+    parse_v3_array,
+)
+from iceberg_bioimage.exceptions import MetadataError
+
+ROOT_FILES = ("zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Node:
+    """A Zarr group or array found in the store."""
+
+    path: str
+    kind: Literal["group", "array"]
+    attributes: Mapping[str, Any]
+    array: ArrayMetadata | None = None
+
+
+def join_path(parent: str, child: str) -> str:
+    """Join store-relative paths without a leading slash."""
+    child = child.strip("/")
+    return f"{parent}/{child}" if parent else child
+
+
+def _decode_json(data: bytes, where: str) -> Any:
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MetadataError(where, f"invalid JSON (truncated or corrupt?): {error}") from error
+
+
+def _object(doc: Any, where: str) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise MetadataError(where, f"expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+class NodeReader:
+    """Reads node metadata of one store in batches."""
+
+    def __init__(
+        self, store: Store, zarr_format: Literal[2, 3], root_docs: Mapping[str, bytes]
+    ) -> None:
+        self.store = store
+        self.zarr_format = zarr_format
+        self._array_cache: dict[bytes, ArrayMetadata] = {}
+        self.consolidated = self._consolidated(root_docs)
+
+    # -- documents ---------------------------------------------------------
+    def _consolidated(self, root_docs: Mapping[str, bytes]) -> dict[str, Any] | None:
+        if self.zarr_format == 2 and root_docs.get(".zmetadata"):
+            doc = _object(
+                _decode_json(root_docs[".zmetadata"], self.where(".zmetadata")),
+                self.where(".zmetadata"),
+            )
+            metadata = doc.get("metadata")
+            if not isinstance(metadata, dict):
+                raise MetadataError(self.where(".zmetadata"), "'metadata' must be an object")
+            return metadata
+        if self.zarr_format == 3 and root_docs.get("zarr.json"):
+            doc = _object(
+                _decode_json(root_docs["zarr.json"], self.where("zarr.json")),
+                self.where("zarr.json"),
+            )
+            consolidated = doc.get("consolidated_metadata")
+            if isinstance(consolidated, dict) and isinstance(consolidated.get("metadata"), dict):
+                return {
+                    join_path(path, "zarr.json"): value
+                    for path, value in consolidated["metadata"].items()
+                } | {"zarr.json": doc}
+        return None
+
+    def where(self, key: str) -> str:
+        """Location of a metadata document, for messages."""
+        return self.store.location(key)
+
+    def _documents(self, keys: Sequence[str]) -> list[Any]:
+        """Return parsed JSON per key (``None`` when absent)."""
+        if self.consolidated is not None:
+            return [self.consolidated.get(key) for key in keys]
+        raw = self.store.read_many(keys)
+        return [
+            None if data is None else _decode_json(data, self.where(key))
+            for key, data in zip(keys, raw, strict=True)
+        ]
+
+    def _raw_documents(self, keys: Sequence[str]) -> list[Any]:
+        """Like :meth:`_documents` but keeps raw bytes (for memoised parsing)."""
+        if self.consolidated is not None:
+            return [self.consolidated.get(key) for key in keys]
+        return self.store.read_many(keys)
+
+    # -- nodes -------------------------------------------------------------
+    def groups(self, paths: Sequence[str]) -> list[Node | None]:
+        """Group nodes at ``paths`` (attributes only); ``None`` where absent."""
+        if self.zarr_format == 3:
+            return [
+                None if node is None or node.kind != "group" else node
+                for node in self._v3_nodes(paths)
+            ]
+        docs = self._documents([join_path(p, ".zattrs") for p in paths])
+        return [
+            None
+            if doc is None
+            else Node(
+                path=p,
+                kind="group",
+                attributes=_object(doc, self.where(join_path(p, ".zattrs"))),
+            )
+            for p, doc in zip(paths, docs, strict=True)
+        ]
+
+    def arrays(self, paths: Sequence[str]) -> list[Node | None]:
+        """Array nodes at ``paths``; ``None`` where absent."""
+        if self.zarr_format == 3:
+            return [
+                None if node is None or node.kind != "array" else node
+                for node in self._v3_nodes(paths)
+            ]
+        keys = [join_path(p, ".zarray") for p in paths]
+        out: list[Node | None] = []
+        for path, key, raw in zip(paths, keys, self._raw_documents(keys), strict=True):
+            out.append(
+                None
+                if raw is None
+                else Node(
+                    path=path,
+                    kind="array",
+                    attributes={},
+                    array=self._v2_array(raw, key, {}),
+                )
+            )
+        return out
+
+    def probe(self, paths: Sequence[str]) -> list[Node | None]:
+        """Nodes of unknown kind at ``paths`` (``None`` where no Zarr node is)."""
+        if self.zarr_format == 3:
+            return self._v3_nodes(paths)
+        suffixes = (".zarray", ".zgroup", ".zattrs")
+        keys = [join_path(p, s) for p in paths for s in suffixes]
+        raw = self._raw_documents(keys)
+        out: list[Node | None] = []
+        for index, path in enumerate(paths):
+            zarray, zgroup, zattrs = raw[3 * index : 3 * index + 3]
+            attrs_key = join_path(path, ".zattrs")
+            attributes = (
+                {}
+                if zattrs is None
+                else _object(self._json(zattrs, attrs_key), self.where(attrs_key))
+            )
+            if zarray is not None:
+                array = self._v2_array(zarray, join_path(path, ".zarray"), attributes)
+                out.append(Node(path=path, kind="array", attributes=attributes, array=array))
+            elif zgroup is not None or zattrs is not None:
+                out.append(Node(path=path, kind="group", attributes=attributes))
+            else:
+                out.append(None)
+        return out
+
+    def _json(self, raw: Any, key: str) -> Any:
+        return _decode_json(raw, self.where(key)) if isinstance(raw, bytes) else raw
+
+    def _v2_array(self, raw: Any, key: str, attributes: Mapping[str, Any]) -> ArrayMetadata:
+        cacheable = isinstance(raw, bytes) and not attributes
+        if cacheable and raw in self._array_cache:
+            return self._array_cache[raw]
+        doc = _object(self._json(raw, key), self.where(key))
+        try:
+            parsed = parse_v2_array(doc, attributes)
+        except ValueError as error:
+            raise MetadataError(self.where(key), f"invalid array metadata: {error}") from error
+        if cacheable:
+            self._array_cache[raw] = parsed
+        return parsed
+
+    def _v3_nodes(self, paths: Sequence[str]) -> list[Node | None]:
+        keys = [join_path(p, "zarr.json") for p in paths]
+        out: list[Node | None] = []
+        for path, raw in zip(paths, self._raw_documents(keys), strict=True):
+            out.append(None if raw is None else self.v3_node(path, raw))
+        return out
+
+    def v3_node(self, path: str, raw: Any) -> Node:
+        """Parse one ``zarr.json`` (bytes or an already-decoded object)."""
+        key = join_path(path, "zarr.json")
+        if isinstance(raw, bytes) and raw in self._array_cache:
+            array = self._array_cache[raw]
+            return Node(path=path, kind="array", attributes=array.attributes, array=array)
+        doc = _object(self._json(raw, key), self.where(key))
+        try:
+            kind = node_type_of_v3(doc)
+            array = parse_v3_array(doc) if kind == "array" else None
+        except ValueError as error:
+            raise MetadataError(
+                self.where(key),
+                f"invalid {doc.get('node_type', 'node')} metadata: {error}",
+            ) from error
+        attributes = doc.get("attributes") or {}
+        if not isinstance(attributes, dict):
+            raise MetadataError(self.where(key), "'attributes' must be an object")
+        if array is not None and isinstance(raw, bytes):
+            self._array_cache[raw] = array
+        return Node(path=path, kind=kind, attributes=attributes, array=array)
+
+    def children(self, path: str) -> list[str]:
+        """Child paths of a group (from consolidated metadata when present)."""
+        if self.consolidated is None:
+            return [join_path(path, name) for name in self.store.list_children(path)]
+        prefix = f"{path}/" if path else ""
+        names = {
+            key[len(prefix) :].split("/", 1)[0]
+            for key in self.consolidated
+            if key.startswith(prefix) and "/" in key[len(prefix) :]
+        }
+        return [join_path(path, name) for name in sorted(names)]

@@ -1,0 +1,40 @@
+"""Error types raised by iceberg-bioimage.
+
+Every error derives from :class:`IcebergBioimageError`, and each subclass also
+derives from the matching builtin so ordinary ``except`` clauses keep working.
+Messages always start with the file or table they concern.
+"""
+
+from __future__ import annotations
+
+
+class IcebergBioimageError(Exception):
+    """Root of every error raised by iceberg-bioimage."""
+
+    def __init__(self, subject: str, problem: str) -> None:
+        super().__init__(f"{subject}: {problem}")
+        self.subject = subject
+        self.problem = problem
+
+
+class StoreNotFoundError(IcebergBioimageError, FileNotFoundError):
+    """The given store, file or folder does not exist."""
+
+
+class MetadataError(IcebergBioimageError, ValueError):
+    """Metadata is unreadable, corrupt or describes something we cannot scan."""
+
+
+class ContractError(IcebergBioimageError, ValueError):
+    """A table does not satisfy the microscopy join contract."""
+
+
+class MissingDependencyError(IcebergBioimageError, ImportError):
+    """An optional extra is needed for this feature but is not installed."""
+
+    def __init__(self, feature: str, extra: str) -> None:
+        super().__init__(
+            feature,
+            f"requires the optional extra: pip install 'iceberg-bioimage[{extra}]'",
+        )
+        self.extra = extra

@@ -1,0 +1,224 @@
+"""Scan results: one :class:`ImageAsset` per array, grouped in a :class:`ScanResult`.
+
+These models are plain frozen dataclasses (no pyarrow inside). Per-chunk facts
+are never stored as one object per chunk: an array's chunk grid is described by
+its shape, chunk shape and key encoding, plus optional flat tuples of byte
+ranges in row-major chunk order, and expanded column-wise when tables are built.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from iceberg_bioimage.models.keys import split_well_id
+
+KeyEncodingName = Literal["default", "v2", "fixed"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChunkKeyEncoding:
+    """How chunk coordinates become stored object keys.
+
+    ``default`` is the Zarr v3 default (``c/0/1``), ``v2`` the Zarr v2 scheme
+    (``0.1`` or ``0/1``); ``fixed`` means every chunk lives in one object named
+    ``fixed_key`` (a TIFF file, whose tiles are byte ranges).
+    """
+
+    name: KeyEncodingName
+    separator: str = "/"
+    fixed_key: str | None = None
+
+    def prefix(self, array_path: str) -> str:
+        """Return the part of every chunk key that precedes the joined coordinates."""
+        if self.name == "fixed":
+            return self.fixed_key or ""
+        base = f"{array_path}/" if array_path else ""
+        return base + "c" + self.separator if self.name == "default" else base
+
+    def encode(self, array_path: str, coords: Sequence[int]) -> str:
+        """Return the key, relative to the store root, of the chunk at ``coords``."""
+        if self.name == "fixed":
+            return self.fixed_key or ""
+        if not coords:
+            base = f"{array_path}/" if array_path else ""
+            return base + ("c" if self.name == "default" else "0")
+        return self.prefix(array_path) + self.separator.join(str(int(c)) for c in coords)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe description."""
+        return {
+            "name": self.name,
+            "separator": self.separator,
+            "fixed_key": self.fixed_key,
+        }
+
+
+def chunk_grid_shape(shape: Sequence[int], chunks: Sequence[int]) -> tuple[int, ...]:
+    """Return the number of chunks along each dimension (ceil division)."""
+    return tuple(-(-int(s) // int(c)) if c else 0 for s, c in zip(shape, chunks, strict=True))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageAsset:
+    """One array of one image, with everything the ``image_assets`` row holds.
+
+    ``object_sizes`` (per stored object: chunk, or shard when sharded, in
+    row-major order; ``-1`` when absent) comes from ``stat_chunks=True``.
+    ``chunk_byte_offsets``/``chunk_byte_lengths`` (per inner chunk, row-major;
+    ``-1`` when absent) come from TIFF tile tables or Zarr shard indexes.
+    """
+
+    dataset_id: str
+    image_id: str
+    array_path: str
+    uri: str
+    format: Literal["zarr", "ome-tiff"]
+    storage_variant: Literal["zarr-v2", "zarr-v3", "ome-tiff"]
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    shards: tuple[int, ...] | None = None
+    dtype: str
+    dimension_names: tuple[str, ...] | None = None
+    axes: str | None = None
+    channel_names: tuple[str, ...] | None = None
+    multiscale_level: int = 0
+    plate_id: str | None = None
+    well_id: str | None = None
+    site_id: str | None = None
+    physical_size_x: float | None = None
+    physical_size_y: float | None = None
+    physical_size_z: float | None = None
+    physical_unit: str | None = None
+    codecs: str | None = None
+    itemsize: int = 0
+    metadata_json: str | None = None
+    chunk_key_encoding: ChunkKeyEncoding
+    object_sizes: tuple[int, ...] | None = field(default=None, repr=False)
+    chunk_byte_offsets: tuple[int, ...] | None = field(default=None, repr=False)
+    chunk_byte_lengths: tuple[int, ...] | None = field(default=None, repr=False)
+
+    @property
+    def chunk_grid(self) -> tuple[int, ...]:
+        """Chunks per dimension of the inner-chunk grid."""
+        return chunk_grid_shape(self.shape, self.chunks)
+
+    @property
+    def chunk_count(self) -> int:
+        """Number of inner chunks (the smallest decodable units)."""
+        return math.prod(self.chunk_grid)
+
+    @property
+    def nbytes(self) -> int:
+        """Uncompressed size of the array in bytes."""
+        return math.prod(self.shape) * self.itemsize
+
+    @property
+    def well_row(self) -> str | None:
+        """Row letters of the well, e.g. ``A``."""
+        return split_well_id(self.well_id)[0] if self.well_id else None
+
+    @property
+    def well_column(self) -> str | None:
+        """Two-digit column of the well, e.g. ``01``."""
+        return split_well_id(self.well_id)[1] if self.well_id else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the row as JSON-safe values (per-chunk byte ranges omitted)."""
+        return {
+            "dataset_id": self.dataset_id,
+            "image_id": self.image_id,
+            "array_path": self.array_path,
+            "uri": self.uri,
+            "format": self.format,
+            "storage_variant": self.storage_variant,
+            "shape": list(self.shape),
+            "chunks": list(self.chunks),
+            "shards": list(self.shards) if self.shards is not None else None,
+            "dtype": self.dtype,
+            "dimension_names": _optional_list(self.dimension_names),
+            "axes": self.axes,
+            "channel_names": _optional_list(self.channel_names),
+            "multiscale_level": self.multiscale_level,
+            "plate_id": self.plate_id,
+            "well_id": self.well_id,
+            "well_row": self.well_row,
+            "well_column": self.well_column,
+            "site_id": self.site_id,
+            "physical_size_x": self.physical_size_x,
+            "physical_size_y": self.physical_size_y,
+            "physical_size_z": self.physical_size_z,
+            "physical_unit": self.physical_unit,
+            "codecs": self.codecs,
+            "chunk_count": self.chunk_count,
+            "nbytes": self.nbytes,
+            "chunk_key_encoding": self.chunk_key_encoding.to_dict(),
+        }
+
+
+def _optional_list(values: Sequence[str] | None) -> list[str] | None:
+    return list(values) if values is not None else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScanResult:
+    """Everything one scan found in one store."""
+
+    dataset_id: str
+    uri: str
+    format: Literal["zarr", "ome-tiff"]
+    storage_variant: Literal["zarr-v2", "zarr-v3", "ome-tiff"]
+    image_assets: tuple[ImageAsset, ...]
+    scanned_at: datetime
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def image_ids(self) -> tuple[str, ...]:
+        """Distinct image ids in scan order."""
+        return tuple(dict.fromkeys(asset.image_id for asset in self.image_assets))
+
+    @property
+    def image_count(self) -> int:
+        """Number of distinct images."""
+        return len(self.image_ids)
+
+    @property
+    def array_count(self) -> int:
+        """Number of arrays (one per multiscale level per image)."""
+        return len(self.image_assets)
+
+    @property
+    def chunk_count(self) -> int:
+        """Total number of inner chunks over every array."""
+        return sum(asset.chunk_count for asset in self.image_assets)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the result as JSON-safe values."""
+        return {
+            "dataset_id": self.dataset_id,
+            "uri": self.uri,
+            "format": self.format,
+            "storage_variant": self.storage_variant,
+            "scanned_at": self.scanned_at.isoformat(),
+            "image_count": self.image_count,
+            "array_count": self.array_count,
+            "chunk_count": self.chunk_count,
+            "warnings": list(self.warnings),
+            "image_assets": [asset.to_dict() for asset in self.image_assets],
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScanOptions:
+    """Opt-in work a scan may do beyond reading metadata.
+
+    ``stat_chunks`` lists each array's stored objects once (sizes, and which
+    chunks are absent); ``read_shard_index`` reads each shard's index to give
+    inner chunks their byte ranges.
+    """
+
+    stat_chunks: bool = False
+    read_shard_index: bool = False

@@ -1,0 +1,1 @@
+"""Sinks: canonical Arrow tables and the stores they are written to."""
