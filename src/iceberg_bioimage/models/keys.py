@@ -78,11 +78,24 @@ def normalize_unit(unit: str | None) -> str | None:
     return _UNIT_NAMES.get(text.lower(), _UNIT_NAMES.get(text, text)) if text else None
 
 
-def well_name(row_index: int, column_index: int) -> str:
-    """Return the canonical well id of 0-based row/column indexes (0, 0 → ``A01``)."""
+def row_letters(row_index: int) -> str:
+    """Return the row letters of a 0-based row index (0 → ``A``, 26 → ``AA``)."""
     letters = ""
     value = row_index + 1
     while value:
         value, remainder = divmod(value - 1, 26)
         letters = chr(65 + remainder) + letters
-    return f"{letters}{column_index + 1:02d}"
+    return letters
+
+
+def row_index(letters: str) -> int:
+    """Return the 0-based index of row letters (``A`` → 0, ``AA`` → 26)."""
+    value = 0
+    for letter in letters.upper():
+        value = value * 26 + (ord(letter) - 64)
+    return value - 1
+
+
+def well_name(row_index: int, column_index: int) -> str:
+    """Return the canonical well id of 0-based row/column indexes (0, 0 → ``A01``)."""
+    return f"{row_letters(row_index)}{column_index + 1:02d}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from iceberg_bioimage.models.keys import split_well_id
+from iceberg_bioimage.models.keys import row_index, row_letters, split_well_id
 from iceberg_bioimage.models.scan import ScanResult
 
 
@@ -119,23 +119,8 @@ def _well_sort_key(well: str) -> tuple[int, str, int]:
     return (len(row), row, int(column))
 
 
-def _row_index(row: str) -> int:
-    value = 0
-    for letter in row:
-        value = value * 26 + (ord(letter) - 64)
-    return value
-
-
-def _row_name(index: int) -> str:
-    letters = ""
-    while index:
-        index, remainder = divmod(index - 1, 26)
-        letters = chr(65 + remainder) + letters
-    return letters
-
-
 def _row_range(first: str, last: str) -> list[str]:
-    return [_row_name(i) for i in range(_row_index(first), _row_index(last) + 1)]
+    return [row_letters(i) for i in range(row_index(first), row_index(last) + 1)]
 
 
 __all__ = ["DatasetSummary"]
