@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import pyarrow as pa
+from pyiceberg.catalog import Catalog
+from pyiceberg.expressions import BooleanExpression
 
 from iceberg_bioimage import adapters
+from iceberg_bioimage.exceptions import StoreNotFoundError
+from iceberg_bioimage.integrations.catalog import namespace_parts, resolve_catalog
+from iceberg_bioimage.integrations.catalog_tables import list_tables, load_table_arrow
 from iceberg_bioimage.models import DatasetSummary, ScanOptions, ScanResult
+from iceberg_bioimage.models.results import (
+    DeregistrationResult,
+    RegistrationResult,
+    WarehouseIngestResult,
+)
 from iceberg_bioimage.publishing.arrow_tables import canonical_table
+from iceberg_bioimage.publishing.iceberg_sink import delete_datasets
+from iceberg_bioimage.publishing.registration import (
+    CANONICAL_TABLES,
+    dataset_record,
+    datasets_to_remove,
+    expand_uris,
+    publish_results,
+    scan_many,
+)
 
 TableName = Literal["image_assets", "chunk_index"]
 
@@ -69,4 +88,139 @@ def summarize_store(
     """Scan ``uri`` and summarise it: counts, shapes, dtypes, channels, wells."""
     return DatasetSummary.from_scan(
         scan_store(uri, dataset_id=dataset_id, storage_options=storage_options)
+    )
+
+
+# -- Iceberg control plane ----------------------------------------------------
+
+
+def register_store(
+    uri: str | os.PathLike[str],
+    catalog: str | Catalog,
+    namespace: str,
+    *,
+    publish_chunks: bool = False,
+    dataset_id: str | None = None,
+    replace: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+) -> RegistrationResult:
+    """Scan ``uri`` and replace its dataset's rows in the catalog's tables.
+
+    One commit per table (``image_assets``, plus ``chunk_index`` when
+    ``publish_chunks``); re-registering gives the same rows, never duplicates.
+    A dataset id already registered for another URI is refused unless ``replace``.
+    """
+    resolved = resolve_catalog(catalog)
+    result = scan_store(uri, dataset_id=dataset_id, storage_options=storage_options)
+    tables = CANONICAL_TABLES if publish_chunks else ("image_assets",)
+    writes = publish_results(resolved, namespace, [result], tables=tables, replace=replace)
+    return RegistrationResult(
+        catalog=resolved.name, namespace=namespace, dataset=dataset_record(result), tables=writes
+    )
+
+
+def publish_chunk_index(
+    uri: str | os.PathLike[str],
+    catalog: str | Catalog,
+    namespace: str,
+    *,
+    dataset_id: str | None = None,
+    replace: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+) -> RegistrationResult:
+    """Scan ``uri`` and replace its dataset's rows in ``chunk_index`` only."""
+    resolved = resolve_catalog(catalog)
+    result = scan_store(uri, dataset_id=dataset_id, storage_options=storage_options)
+    writes = publish_results(
+        resolved, namespace, [result], tables=("chunk_index",), replace=replace
+    )
+    return RegistrationResult(
+        catalog=resolved.name, namespace=namespace, dataset=dataset_record(result), tables=writes
+    )
+
+
+def ingest_stores_to_warehouse(
+    uris: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    catalog: str | Catalog,
+    namespace: str,
+    *,
+    publish_chunks: bool = True,
+    glob: str | None = None,
+    workers: int | None = None,
+    replace: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+    on_scanned: Callable[[ScanResult], None] | None = None,
+) -> WarehouseIngestResult:
+    """Scan many stores in parallel and publish them with ONE commit per table.
+
+    ``uris`` are stores, or folders searched with ``glob`` (e.g. ``"*.ome.zarr"``).
+    If any store fails to scan, nothing is committed and the error names it.
+    """
+    resolved = resolve_catalog(catalog)
+    listed = [uris] if isinstance(uris, str | os.PathLike) else list(uris)
+    stores = expand_uris(listed, glob, storage_options)
+    if not stores:
+        raise StoreNotFoundError(
+            ", ".join(map(str, listed)) or "(no stores)",
+            f"nothing to ingest{f' matching {glob!r}' if glob else ''}",
+        )
+    results = scan_many(
+        stores,
+        options=ScanOptions(),
+        workers=workers,
+        storage_options=storage_options,
+        on_scanned=on_scanned,
+    )
+    tables = CANONICAL_TABLES if publish_chunks else ("image_assets",)
+    writes = publish_results(resolved, namespace, results, tables=tables, replace=replace)
+    return WarehouseIngestResult(
+        catalog=resolved.name,
+        namespace=namespace,
+        datasets=tuple(dataset_record(r) for r in results),
+        tables=writes,
+    )
+
+
+def deregister_store(
+    uri_or_dataset_id: str | os.PathLike[str], catalog: str | Catalog, namespace: str
+) -> DeregistrationResult:
+    """Remove a dataset's rows (given its id or its store URI) from both tables."""
+    resolved = resolve_catalog(catalog)
+    parts = namespace_parts(namespace)
+    ids = datasets_to_remove(resolved, parts, os.fspath(uri_or_dataset_id))
+    writes = [delete_datasets(resolved.catalog, parts, table, ids) for table in CANONICAL_TABLES]
+    return DeregistrationResult(
+        catalog=resolved.name,
+        namespace=namespace,
+        dataset_ids=tuple(ids),
+        tables=tuple(w for w in writes if w is not None),
+    )
+
+
+def list_catalog_tables(catalog: str | Catalog, namespace: str) -> list[str]:
+    """Names of the tables in ``namespace``."""
+    return list_tables(resolve_catalog(catalog).catalog, namespace_parts(namespace))
+
+
+def load_catalog_table(
+    catalog: str | Catalog,
+    namespace: str,
+    table: str,
+    *,
+    columns: Sequence[str] | None = None,
+    filters: BooleanExpression | Iterable[Sequence[Any]] | None = None,
+    snapshot_id: int | None = None,
+) -> pa.Table:
+    """Read a catalog table into Arrow; ``snapshot_id`` reads an earlier state.
+
+    ``filters`` is a PyIceberg expression or ``(column, op, value)`` tuples with ops
+    ``= == != < <= > >= in not in like is null is not null`` (``like``: prefix only).
+    """
+    return load_table_arrow(
+        resolve_catalog(catalog).catalog,
+        namespace_parts(namespace),
+        table,
+        columns=columns,
+        filters=filters,
+        snapshot_id=snapshot_id,
     )

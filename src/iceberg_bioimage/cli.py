@@ -13,7 +13,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from iceberg_bioimage import __version__, api
+from iceberg_bioimage import api
+from iceberg_bioimage._version import __version__
 from iceberg_bioimage.exceptions import IcebergBioimageError
 from iceberg_bioimage.models import DatasetSummary, ScanResult
 

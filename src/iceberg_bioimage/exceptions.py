@@ -38,3 +38,27 @@ class MissingDependencyError(IcebergBioimageError, ImportError):
             f"requires the optional extra: pip install 'iceberg-bioimage[{extra}]'",
         )
         self.extra = extra
+
+
+class CatalogConfigError(IcebergBioimageError, LookupError):
+    """A catalog name is not configured, or its backend cannot be loaded."""
+
+
+class TableNotFoundError(IcebergBioimageError, LookupError):
+    """A namespace or table does not exist in the catalog."""
+
+
+class InvalidNameError(IcebergBioimageError, ValueError):
+    """A namespace, table or dataset id is not a legal name."""
+
+
+class SchemaConflictError(IcebergBioimageError, ValueError):
+    """An existing table's schema is incompatible with the canonical schema."""
+
+
+class DatasetConflictError(IcebergBioimageError, ValueError):
+    """A dataset id is already registered for another store, or already present."""
+
+
+class DatasetNotFoundError(IcebergBioimageError, LookupError):
+    """No rows of this dataset (or store) exist where they were looked for."""

@@ -252,3 +252,21 @@ def open_store(
     scheme = urlsplit(text).scheme if "://" in text else ""
     factory = _STORE_TYPES.get(scheme, FsspecStore)
     return factory(text, storage_options)
+
+
+def expand_glob(
+    uri: str | os.PathLike[str], pattern: str, storage_options: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Stores matching ``pattern`` inside the folder or prefix ``uri``, sorted."""
+    text = os.fspath(uri)
+    scheme = urlsplit(text).scheme if "://" in text else ""
+    if scheme in ("", "file"):
+        folder = Path(urlsplit(text).path if scheme == "file" else text).expanduser()
+        if not folder.is_dir():
+            raise StoreNotFoundError(text, "not a folder to search with --glob")
+        return [str(path) for path in sorted(folder.glob(pattern))]
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(text, **dict(storage_options or {}))
+    protocol = text.split("://", 1)[0]
+    return [f"{protocol}://{path}" for path in sorted(fs.glob(f"{root.rstrip('/')}/{pattern}"))]

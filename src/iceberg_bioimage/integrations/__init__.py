@@ -1,0 +1,1 @@
+"""Integrations with external engines and services (catalogs, DuckDB, OME-Arrow)."""

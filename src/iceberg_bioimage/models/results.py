@@ -1,0 +1,109 @@
+"""Results of catalog operations, JSON-safe through ``to_dict()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableWrite:
+    """What one operation did to one table."""
+
+    table: str
+    rows_written: int
+    snapshot_id: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-safe values."""
+        return {
+            "table": self.table,
+            "rows_written": self.rows_written,
+            "snapshot_id": self.snapshot_id,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetRecord:
+    """One dataset written by an operation."""
+
+    dataset_id: str
+    uri: str
+    image_count: int
+    array_count: int
+    chunk_count: int
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-safe values."""
+        return {
+            "dataset_id": self.dataset_id,
+            "uri": self.uri,
+            "image_count": self.image_count,
+            "array_count": self.array_count,
+            "chunk_count": self.chunk_count,
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegistrationResult:
+    """Outcome of ``register_store`` / ``publish_chunk_index`` for one dataset."""
+
+    catalog: str
+    namespace: str
+    dataset: DatasetRecord
+    tables: tuple[TableWrite, ...] = field(default=())
+
+    @property
+    def dataset_id(self) -> str:
+        """The dataset registered."""
+        return self.dataset.dataset_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-safe values."""
+        return {
+            "catalog": self.catalog,
+            "namespace": self.namespace,
+            **self.dataset.to_dict(),
+            "tables": [t.to_dict() for t in self.tables],
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class WarehouseIngestResult:
+    """Outcome of ``ingest_stores_to_warehouse``: many datasets, one commit per table."""
+
+    catalog: str
+    namespace: str
+    datasets: tuple[DatasetRecord, ...]
+    tables: tuple[TableWrite, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-safe values."""
+        return {
+            "catalog": self.catalog,
+            "namespace": self.namespace,
+            "dataset_count": len(self.datasets),
+            "datasets": [d.to_dict() for d in self.datasets],
+            "tables": [t.to_dict() for t in self.tables],
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeregistrationResult:
+    """Outcome of ``deregister_store``."""
+
+    catalog: str
+    namespace: str
+    dataset_ids: tuple[str, ...]
+    tables: tuple[TableWrite, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-safe values."""
+        return {
+            "catalog": self.catalog,
+            "namespace": self.namespace,
+            "dataset_ids": list(self.dataset_ids),
+            "tables": [t.to_dict() for t in self.tables],
+        }

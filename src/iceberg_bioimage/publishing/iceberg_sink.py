@@ -1,0 +1,205 @@
+"""Write canonical tables to Iceberg: create on first use, evolve, overwrite by dataset.
+
+Every operation makes one commit per table: rows of the affected datasets are
+replaced with ``overwrite(..., overwrite_filter=In("dataset_id", ...))`` so a re-run
+never duplicates rows. A commit that loses a race is retried on a fresh table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from typing import TypeVar
+
+import pyarrow as pa
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NamespaceAlreadyExistsError,
+    NoSuchTableError,
+    TableAlreadyExistsError,
+)
+from pyiceberg.expressions import BooleanExpression, EqualTo, In
+from pyiceberg.table import Table
+
+from iceberg_bioimage._version import __version__
+from iceberg_bioimage.exceptions import SchemaConflictError
+from iceberg_bioimage.models.results import TableWrite
+from iceberg_bioimage.models.schemas import TABLES, TableSchema
+from iceberg_bioimage.publishing.iceberg_schema import (
+    iceberg_schema,
+    iceberg_type,
+    partition_spec,
+    sort_order,
+)
+
+COMMIT_ATTEMPTS = 6
+T = TypeVar("T")
+
+TABLE_PROPERTIES = {
+    "format-version": "2",
+    "write.parquet.compression-codec": "zstd",
+    "iceberg-bioimage.producer": "iceberg-bioimage",
+    "iceberg-bioimage.version": __version__,
+}
+
+
+def identifier(namespace: Sequence[str], table: str) -> tuple[str, ...]:
+    """Full table identifier."""
+    return (*namespace, table)
+
+
+def _dotted(ident: Sequence[str]) -> str:
+    return ".".join(ident)
+
+
+def _ensure_namespace(catalog: Catalog, namespace: tuple[str, ...]) -> None:
+    with suppress(NamespaceAlreadyExistsError):  # a concurrent writer created it
+        catalog.create_namespace_if_not_exists(namespace)
+
+
+def check_compatible(table: Table, canonical: TableSchema, name: str) -> list[str]:
+    """Return canonical columns missing from ``table``; raise on real conflicts."""
+    existing = {field.name: field for field in table.schema().fields}
+    missing, conflicts = [], []
+    for column in canonical.columns:
+        field = existing.get(column.name)
+        if field is None:
+            (conflicts if column.required else missing).append(column.name)
+            continue
+        expected = iceberg_type(column)
+        if str(field.field_type) != str(expected):
+            conflicts.append(f"{column.name} is {field.field_type}, expected {expected}")
+        elif field.required and not column.required:
+            conflicts.append(f"{column.name} is required, expected optional")
+    extra_required = [
+        f.name for f in existing.values() if f.required and f.name not in canonical.names
+    ]
+    conflicts.extend(f"{n} is a required column we do not write" for n in extra_required)
+    if conflicts:
+        raise SchemaConflictError(
+            f"table {name}",
+            "schema conflicts with the canonical schema: " + "; ".join(conflicts),
+        )
+    return missing
+
+
+def ensure_table(catalog: Catalog, namespace: tuple[str, ...], table_name: str) -> Table:
+    """Load the canonical table, creating or evolving it when needed."""
+    canonical = TABLES[table_name]
+    ident = identifier(namespace, table_name)
+    try:
+        table = catalog.load_table(ident)
+    except NoSuchTableError:
+        _ensure_namespace(catalog, namespace)
+        try:
+            return catalog.create_table(
+                ident,
+                schema=iceberg_schema(canonical),
+                partition_spec=partition_spec(canonical),
+                sort_order=sort_order(canonical),
+                properties=TABLE_PROPERTIES,
+            )
+        except TableAlreadyExistsError:
+            table = catalog.load_table(ident)
+    if check_compatible(table, canonical, _dotted(ident)):
+        with table.update_schema() as update:
+            update.union_by_name(iceberg_schema(canonical))
+        table = catalog.load_table(ident)
+    return table
+
+
+def conform(data: pa.Table, table: Table) -> pa.Table:
+    """Cast ``data`` to the table's current Arrow schema (extra optional columns → nulls)."""
+    target = table.schema().as_arrow()
+    columns = [
+        data[field.name].cast(field.type)
+        if field.name in data.column_names
+        else pa.nulls(data.num_rows, field.type)
+        for field in target
+    ]
+    return pa.Table.from_arrays(columns, schema=target)
+
+
+def dataset_filter(dataset_ids: Sequence[str]) -> BooleanExpression:
+    """Filter selecting the rows of the given datasets."""
+    ids = sorted(set(dataset_ids))
+    return EqualTo("dataset_id", ids[0]) if len(ids) == 1 else In("dataset_id", ids)
+
+
+def with_retries(catalog: Catalog, ident: tuple[str, ...], action: Callable[[Table], T]) -> T:
+    """Run ``action`` on a freshly loaded table, retrying when a commit loses a race."""
+    for attempt in range(COMMIT_ATTEMPTS):
+        table = catalog.load_table(ident)
+        try:
+            return action(table)
+        except CommitFailedException:
+            if attempt == COMMIT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def replace_datasets(
+    catalog: Catalog,
+    namespace: tuple[str, ...],
+    table_name: str,
+    data: pa.Table,
+    dataset_ids: Sequence[str],
+) -> TableWrite:
+    """Replace the rows of ``dataset_ids`` with ``data`` in one commit."""
+    ensure_table(catalog, namespace, table_name)
+    ident = identifier(namespace, table_name)
+
+    def overwrite(table: Table) -> TableWrite:
+        table.overwrite(conform(data, table), overwrite_filter=dataset_filter(dataset_ids))
+        snapshot = table.current_snapshot()
+        return TableWrite(
+            table=_dotted(ident),
+            rows_written=data.num_rows,
+            snapshot_id=snapshot.snapshot_id if snapshot else None,
+        )
+
+    return with_retries(catalog, ident, overwrite)
+
+
+def delete_datasets(
+    catalog: Catalog, namespace: tuple[str, ...], table_name: str, dataset_ids: Sequence[str]
+) -> TableWrite | None:
+    """Delete the rows of ``dataset_ids`` in one commit (``None`` if no such table)."""
+    ident = identifier(namespace, table_name)
+    if not catalog.table_exists(ident):
+        return None
+
+    def delete(table: Table) -> TableWrite:
+        table.delete(delete_filter=dataset_filter(dataset_ids))
+        snapshot = table.current_snapshot()
+        return TableWrite(
+            table=_dotted(ident),
+            rows_written=0,
+            snapshot_id=snapshot.snapshot_id if snapshot else None,
+        )
+
+    return with_retries(catalog, ident, delete)
+
+
+def registered_uris(
+    catalog: Catalog, namespace: tuple[str, ...], dataset_ids: Sequence[str]
+) -> dict[str, set[str]]:
+    """``dataset_id`` → URIs already registered in ``image_assets``."""
+    ident = identifier(namespace, "image_assets")
+    if not dataset_ids or not catalog.table_exists(ident):
+        return {}
+    rows = (
+        catalog.load_table(ident)
+        .scan(row_filter=dataset_filter(dataset_ids), selected_fields=("dataset_id", "uri"))
+        .to_arrow()
+        .group_by(["dataset_id", "uri"])
+        .aggregate([])
+        .to_pylist()
+    )
+    found: dict[str, set[str]] = {}
+    for row in rows:
+        found.setdefault(row["dataset_id"], set()).add(row["uri"])
+    return found

@@ -1,0 +1,173 @@
+"""Register scanned stores in Iceberg: identity checks, then one commit per table."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Any
+
+from iceberg_bioimage.adapters import scan
+from iceberg_bioimage.adapters.storage import expand_glob
+from iceberg_bioimage.exceptions import (
+    DatasetConflictError,
+    DatasetNotFoundError,
+    IcebergBioimageError,
+)
+from iceberg_bioimage.integrations.catalog import ResolvedCatalog, namespace_parts
+from iceberg_bioimage.models import ScanOptions, ScanResult
+from iceberg_bioimage.models.results import DatasetRecord, TableWrite
+from iceberg_bioimage.publishing.arrow_tables import canonical_table
+from iceberg_bioimage.publishing.iceberg_sink import (
+    delete_datasets,
+    ensure_table,
+    registered_uris,
+    replace_datasets,
+)
+
+CANONICAL_TABLES = ("image_assets", "chunk_index")
+
+
+def dataset_record(result: ScanResult) -> DatasetRecord:
+    """Summary of a scan for an operation's result."""
+    return DatasetRecord(
+        dataset_id=result.dataset_id,
+        uri=result.uri,
+        image_count=result.image_count,
+        array_count=result.array_count,
+        chunk_count=result.chunk_count,
+        warnings=result.warnings,
+    )
+
+
+def _check_identity(
+    resolved: ResolvedCatalog, parts: tuple[str, ...], results: Sequence[ScanResult], replace: bool
+) -> set[str]:
+    """Refuse a dataset id already registered for another URI; return re-pointed ids."""
+    seen: dict[str, str] = {}
+    for result in results:
+        if result.dataset_id in seen and seen[result.dataset_id] != result.uri:
+            raise DatasetConflictError(
+                f"dataset '{result.dataset_id}'",
+                f"given twice, for {seen[result.dataset_id]} and {result.uri}; "
+                "pass distinct dataset ids",
+            )
+        seen[result.dataset_id] = result.uri
+    existing = registered_uris(resolved.catalog, parts, list(seen))
+    moved = {ds for ds, uris in existing.items() if uris - {seen[ds]}}
+    if moved and not replace:
+        ds = sorted(moved)[0]
+        other = ", ".join(sorted(existing[ds] - {seen[ds]}))
+        raise DatasetConflictError(
+            f"dataset '{ds}'",
+            f"already registered in {'.'.join(parts)} for {other}; pass replace=True "
+            "(--replace) to point it at the new store, or choose another dataset id",
+        )
+    return moved
+
+
+def publish_results(
+    resolved: ResolvedCatalog,
+    namespace: str,
+    results: Sequence[ScanResult],
+    *,
+    tables: Sequence[str],
+    replace: bool = False,
+) -> tuple[TableWrite, ...]:
+    """Write the given canonical tables for ``results``: one commit per table."""
+    parts = namespace_parts(namespace)
+    moved = _check_identity(resolved, parts, results, replace)
+    for table in tables:  # create or evolve every table before any data is written
+        ensure_table(resolved.catalog, parts, table)
+    ids = [result.dataset_id for result in results]
+    writes = [
+        replace_datasets(resolved.catalog, parts, table, canonical_table(results, table), ids)
+        for table in tables
+    ]
+    if moved and "chunk_index" not in tables:  # chunks of the old store are stale now
+        stale = delete_datasets(resolved.catalog, parts, "chunk_index", sorted(moved))
+        writes.extend([stale] if stale else [])
+    return tuple(writes)
+
+
+def scan_many(
+    uris: Sequence[str | os.PathLike[str]],
+    *,
+    options: ScanOptions,
+    workers: int | None,
+    storage_options: Mapping[str, Any] | None = None,
+    on_scanned: Callable[[ScanResult], None] | None = None,
+) -> list[ScanResult]:
+    """Scan stores in parallel; the first failure cancels the rest and is raised."""
+    if not uris:
+        return []
+    pool = ThreadPoolExecutor(max_workers=max(1, workers or min(8, len(uris))))
+    futures = {
+        pool.submit(scan, uri, options=options, storage_options=storage_options): uri
+        for uri in uris
+    }
+    results: dict[str, ScanResult] = {}
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                error = future.exception()
+                if error is not None:
+                    raise _aborted(error) from error
+                result = future.result()
+                results[os.fspath(futures[future])] = result
+                if on_scanned is not None:
+                    on_scanned(result)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [results[os.fspath(uri)] for uri in uris]
+
+
+def _aborted(error: BaseException) -> BaseException:
+    if isinstance(error, IcebergBioimageError):
+        try:
+            return type(error)(error.subject, f"{error.problem}; batch aborted, nothing committed")
+        except TypeError:
+            return error
+    return error
+
+
+def expand_uris(
+    uris: Sequence[str | os.PathLike[str]],
+    glob: str | None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """The stores to ingest: ``uris`` as given, or the matches of ``glob`` inside each."""
+    if glob is None:
+        return [os.fspath(uri) for uri in uris]
+    found: list[str] = []
+    for uri in uris:
+        found.extend(expand_glob(uri, glob, storage_options))
+    return list(dict.fromkeys(found))
+
+
+def datasets_to_remove(
+    resolved: ResolvedCatalog, parts: tuple[str, ...], uri_or_dataset_id: str
+) -> list[str]:
+    """Dataset ids matching a dataset id, or registered for a store URI."""
+    from iceberg_bioimage.integrations.catalog_tables import load_table_arrow
+
+    if not resolved.catalog.table_exists((*parts, "image_assets")):
+        raise DatasetNotFoundError(
+            f"dataset '{uri_or_dataset_id}'", f"not registered: {'.'.join(parts)} has no tables"
+        )
+    rows = load_table_arrow(resolved.catalog, parts, "image_assets", columns=["dataset_id", "uri"])
+    pairs = set(zip(rows["dataset_id"].to_pylist(), rows["uri"].to_pylist(), strict=True))
+    if any(ds == uri_or_dataset_id for ds, _ in pairs):
+        return [uri_or_dataset_id]
+    candidates = {uri_or_dataset_id}
+    if "://" not in uri_or_dataset_id and os.path.exists(uri_or_dataset_id):
+        candidates.add(os.path.realpath(uri_or_dataset_id))
+    ids = sorted({ds for ds, uri in pairs if uri in candidates or uri.rstrip("/") in candidates})
+    if not ids:
+        raise DatasetNotFoundError(
+            f"dataset '{uri_or_dataset_id}'",
+            f"no dataset id or store URI matches in {'.'.join(parts)}.image_assets",
+        )
+    return ids
