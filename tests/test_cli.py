@@ -104,3 +104,61 @@ def test_sample_data_then_summarize(tmp_path):
     again = run("sample-data", str(tmp_path / "sample"))
     assert again.returncode == 2
     assert again.stderr.startswith("error: ")
+
+
+def test_register_with_zero_configuration(tmp_path, datasets):
+    home = tmp_path / "home"
+    home.mkdir()
+    env_cwd = tmp_path / "work"
+    env_cwd.mkdir()
+    args = ["register", "--namespace", "bioimage.cytotable", "--publish-chunks"]
+    done = subprocess.run(
+        [sys.executable, "-m", "iceberg_bioimage", *args, str(datasets["plate04"].path)],
+        capture_output=True,
+        text=True,
+        cwd=env_cwd,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (env_cwd / "iceberg-warehouse" / "catalog.db").exists()
+    assert "bioimage.cytotable.image_assets" in done.stdout
+    assert "embedded SQLite catalog" in done.stderr
+    assert done.stderr.count("note:") == 1
+
+    again = subprocess.run(
+        [sys.executable, "-m", "iceberg_bioimage", *args, str(datasets["plate04"].path), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=env_cwd,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
+        check=False,
+    )
+    payload = json.loads(again.stdout)
+    assert [t["rows_written"] for t in payload["tables"]] == [16, 80]
+
+    tables = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "iceberg_bioimage",
+            "tables",
+            "--namespace",
+            "bioimage.cytotable",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=env_cwd,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
+        check=False,
+    )
+    rows = {row["table"]: row["rows"] for row in json.loads(tables.stdout)}
+    assert rows == {"bioimage.cytotable.chunk_index": 80, "bioimage.cytotable.image_assets": 16}
+
+
+def test_unknown_catalog_is_a_one_line_error(datasets, tmp_path):
+    done = run("register", "--catalog", "lab-shared", str(datasets["strips"].path), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert "PYICEBERG_CATALOG__LAB_SHARED__URI" in done.stderr

@@ -10,12 +10,15 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
+from pyiceberg.catalog import Catalog
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from iceberg_bioimage import api
 from iceberg_bioimage._version import __version__
 from iceberg_bioimage.exceptions import IcebergBioimageError
+from iceberg_bioimage.integrations.catalog import resolve_catalog
 from iceberg_bioimage.models import DatasetSummary, ScanResult
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -258,3 +261,227 @@ def sample_data(directory: str, overwrite: bool, as_json: bool) -> None:
         table.add_row(name, str(path))
     stdout.print(table)
     stdout.print(f"\nnext: iceberg-bioimage summarize {written.plate}")
+
+
+# -- Iceberg control plane ----------------------------------------------------
+
+catalog_option = click.option(
+    "--catalog",
+    default="default",
+    show_default=True,
+    help="PyIceberg catalog name (~/.pyiceberg.yaml or PYICEBERG_CATALOG__*); "
+    "'default' unconfigured = embedded SQLite catalog in ./iceberg-warehouse.",
+)
+namespace_option = click.option(
+    "--namespace",
+    default="bioimage",
+    show_default=True,
+    help="Iceberg namespace, used exactly as given (e.g. bioimage.cytotable).",
+)
+
+
+def _catalog(name: str) -> Catalog:
+    """Resolve the catalog, announcing the embedded one once on stderr."""
+    resolved = resolve_catalog(name)
+    if resolved.embedded_warehouse is not None:
+        click.echo(
+            f"note: catalog '{name}' is not configured; using the embedded SQLite catalog "
+            f"in {resolved.embedded_warehouse}",
+            err=True,
+        )
+    return resolved.catalog
+
+
+def _writes_table(title: str, writes: Any) -> Table:
+    table = Table(title=title, title_justify="left", box=None, header_style="bold")
+    for name in ("table", "rows written", "snapshot"):
+        table.add_column(name)
+    for write in writes:
+        table.add_row(write.table, f"{write.rows_written:,}", str(write.snapshot_id or "—"))
+    return table
+
+
+def _print_registration(result: Any, as_json: bool) -> None:
+    print_warnings(result.dataset.warnings)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    dataset = result.dataset
+    stdout.print(
+        _writes_table(
+            f"registered {dataset.dataset_id} ({dataset.image_count} images, "
+            f"{dataset.array_count} arrays, {dataset.chunk_count:,} chunks) "
+            f"in {result.namespace}",
+            result.tables,
+        )
+    )
+
+
+@main.command()
+@click.argument("uri")
+@catalog_option
+@namespace_option
+@click.option("--publish-chunks", is_flag=True, help="Also publish the chunk_index table.")
+@click.option("--dataset-id", help="Dataset id (default: the store name minus its suffix).")
+@click.option("--replace", is_flag=True, help="Re-point a dataset id registered for another store.")
+@command_options
+def register(
+    uri: str,
+    catalog: str,
+    namespace: str,
+    publish_chunks: bool,
+    dataset_id: str | None,
+    replace: bool,
+    as_json: bool,
+) -> None:
+    """Scan a store and register it in Iceberg (one commit per table, idempotent)."""
+    resolved = _catalog(catalog)
+    with working(f"Registering {uri}"):
+        result = api.register_store(
+            uri,
+            resolved,
+            namespace,
+            publish_chunks=publish_chunks,
+            dataset_id=dataset_id,
+            replace=replace,
+        )
+    _print_registration(result, as_json)
+
+
+@main.command("publish-chunks")
+@click.argument("uri")
+@catalog_option
+@namespace_option
+@click.option("--dataset-id", help="Dataset id (default: the store name minus its suffix).")
+@command_options
+def publish_chunks(
+    uri: str, catalog: str, namespace: str, dataset_id: str | None, as_json: bool
+) -> None:
+    """Publish a store's chunk_index table alone."""
+    resolved = _catalog(catalog)
+    with working(f"Publishing chunks of {uri}"):
+        result = api.publish_chunk_index(uri, resolved, namespace, dataset_id=dataset_id)
+    _print_registration(result, as_json)
+
+
+@contextmanager
+def _scan_progress(total: int, enabled: bool) -> Iterator[Callable[[ScanResult], None] | None]:
+    """A progress bar on stderr (TTY only) advanced once per scanned store."""
+    if not enabled or not stderr.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("scanning", total=total)
+
+        def advance(result: ScanResult) -> None:
+            progress.update(task, advance=1, description=f"scanned {result.dataset_id}")
+
+        yield advance
+
+
+@main.command()
+@click.argument("uris", nargs=-1, required=True)
+@catalog_option
+@namespace_option
+@click.option(
+    "--glob", "pattern", help="Treat URIS as folders and ingest the stores matching this."
+)
+@click.option("--workers", type=click.IntRange(1, 64), help="Stores scanned at once.")
+@click.option("--no-chunks", is_flag=True, help="Publish image_assets only.")
+@click.option("--replace", is_flag=True, help="Re-point dataset ids registered for other stores.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@command_options
+def ingest(
+    uris: tuple[str, ...],
+    catalog: str,
+    namespace: str,
+    pattern: str | None,
+    workers: int | None,
+    no_chunks: bool,
+    replace: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Scan many stores in parallel and publish them with one commit per table."""
+    from iceberg_bioimage.publishing.registration import expand_uris
+
+    resolved = _catalog(catalog)
+    stores = expand_uris(list(uris), pattern)
+    with _scan_progress(len(stores), not quiet) as advance:
+        result = api.ingest_stores_to_warehouse(
+            stores,
+            resolved,
+            namespace,
+            publish_chunks=not no_chunks,
+            workers=workers,
+            replace=replace,
+            on_scanned=advance,
+        )
+    for dataset in result.datasets:
+        print_warnings(dataset.warnings)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    stdout.print(
+        _writes_table(
+            f"ingested {len(result.datasets)} stores into {result.namespace}", result.tables
+        )
+    )
+
+
+@main.command()
+@click.argument("uri_or_dataset_id")
+@catalog_option
+@namespace_option
+@command_options
+def deregister(uri_or_dataset_id: str, catalog: str, namespace: str, as_json: bool) -> None:
+    """Remove a dataset's rows (by dataset id or store URI) from the catalog tables."""
+    result = api.deregister_store(uri_or_dataset_id, _catalog(catalog), namespace)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    stdout.print(
+        _writes_table(f"removed {', '.join(result.dataset_ids)} from {namespace}", result.tables)
+    )
+
+
+@main.command()
+@catalog_option
+@namespace_option
+@command_options
+def tables(catalog: str, namespace: str, as_json: bool) -> None:
+    """List the tables of a namespace with their row counts and current snapshot."""
+    resolved = _catalog(catalog)
+    rows = []
+    for name in api.list_catalog_tables(resolved, namespace):
+        table = resolved.load_table((*namespace.split("."), name))
+        snapshot = table.current_snapshot()
+        summary = snapshot.summary if snapshot else None
+        count = int(summary["total-records"]) if summary and "total-records" in summary else 0
+        rows.append(
+            {
+                "table": f"{namespace}.{name}",
+                "rows": count,
+                "snapshot_id": snapshot.snapshot_id if snapshot else None,
+                "snapshots": len(table.snapshots()),
+                "location": table.location(),
+            }
+        )
+    if as_json:
+        emit_json(rows)
+        return
+    table_view = Table(title=f"tables in {namespace}", title_justify="left", box=None)
+    for name in ("table", "rows", "snapshots", "current snapshot"):
+        table_view.add_column(name)
+    for row in rows:
+        table_view.add_row(
+            row["table"], f"{row['rows']:,}", str(row["snapshots"]), str(row["snapshot_id"])
+        )
+    stdout.print(table_view)

@@ -19,6 +19,9 @@ from iceberg_bioimage.exceptions import MetadataError, StoreNotFoundError
 
 _LOCAL_READ_WORKERS = 8
 _SEQUENTIAL_BELOW = 64
+# Remote files opened for parsing (TIFF) read small cached blocks: fsspec's
+# defaults (s3fs: 50 MiB read-ahead) fetch far more than the metadata.
+_OPEN_BLOCK_SIZE = 256 * 1024
 
 
 class Store(Protocol):
@@ -160,6 +163,9 @@ class FsspecStore:
         self.root = root.rstrip("/")
         self.uri = uri.rstrip("/")
         self.name = self.root.rsplit("/", 1)[-1]
+        # fsspec shares one filesystem instance per set of options, listings
+        # cached included: forget them so a scan sees the store as it is now.
+        fs.invalidate_cache()
         try:
             exists = fs.exists(self.root)
         except OSError as error:
@@ -172,16 +178,18 @@ class FsspecStore:
         return bool(self.fs.isdir(self.root))
 
     def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        """Read files in one batched ``cat``."""
+        """Read whole files in one batched call.
+
+        ``cat_ranges`` rather than ``cat``: ``cat`` expands glob characters
+        (``[``, ``*``, ``?``), which are legal in object keys and node names.
+        """
         if not keys:
             return []
         paths = [_join(self.root, key) for key in keys]
-        found = self.fs.cat(paths, on_error="return")
-        if not isinstance(found, dict):
-            found = {paths[0]: found}
+        nones = [None] * len(paths)
+        found = self.fs.cat_ranges(paths, nones, nones, on_error="return")
         out: list[bytes | None] = []
-        for path in paths:
-            data = found.get(path)
+        for path, data in zip(paths, found, strict=True):
             if isinstance(data, FileNotFoundError) or data is None:
                 out.append(None)
             elif isinstance(data, BaseException):
@@ -223,8 +231,10 @@ class FsspecStore:
         return [None if isinstance(item, BaseException) else bytes(item) for item in data]
 
     def open(self, key: str = "") -> BinaryIO:
-        """Open an object for reading."""
-        return self.fs.open(_join(self.root, key), "rb")
+        """Open an object for reading (small cached blocks, no big read-ahead)."""
+        return self.fs.open(
+            _join(self.root, key), "rb", block_size=_OPEN_BLOCK_SIZE, cache_type="blockcache"
+        )
 
     def location(self, key: str) -> str:
         """URI of ``key``."""

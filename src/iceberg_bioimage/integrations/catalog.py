@@ -73,7 +73,7 @@ def resolve_catalog(catalog: str | Catalog) -> ResolvedCatalog:
             "configuration uses an embedded SQLite catalog",
         )
     try:
-        return ResolvedCatalog(catalog=load_catalog(name), name=name)
+        return ResolvedCatalog(catalog=load_catalog(name, **configured), name=name)
     except ImportError as error:
         extra = "postgres" if "psycopg" in str(error) else "s3" if "s3fs" in str(error) else None
         if extra:

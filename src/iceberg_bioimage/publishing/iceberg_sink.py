@@ -8,8 +8,9 @@ never duplicates rows. A commit that loses a race is retried on a fresh table.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import TypeVar
 
 import pyarrow as pa
@@ -85,6 +86,16 @@ def check_compatible(table: Table, canonical: TableSchema, name: str) -> list[st
     return missing
 
 
+def check_existing(catalog: Catalog, namespace: tuple[str, ...], table_name: str) -> None:
+    """Raise :class:`SchemaConflictError` if the table exists with a conflicting schema."""
+    ident = identifier(namespace, table_name)
+    try:
+        table = catalog.load_table(ident)
+    except NoSuchTableError:
+        return
+    check_compatible(table, TABLES[table_name], _dotted(ident))
+
+
 def ensure_table(catalog: Catalog, namespace: tuple[str, ...], table_name: str) -> Table:
     """Load the canonical table, creating or evolving it when needed."""
     canonical = TABLES[table_name]
@@ -128,6 +139,14 @@ def dataset_filter(dataset_ids: Sequence[str]) -> BooleanExpression:
     return EqualTo("dataset_id", ids[0]) if len(ids) == 1 else In("dataset_id", ids)
 
 
+@contextmanager
+def _first_write_is_quiet() -> Iterator[None]:
+    """Silence pyiceberg's notice that an overwrite or delete matched no rows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Delete operation did not match any records")
+        yield
+
+
 def with_retries(catalog: Catalog, ident: tuple[str, ...], action: Callable[[Table], T]) -> T:
     """Run ``action`` on a freshly loaded table, retrying when a commit loses a race."""
     for attempt in range(COMMIT_ATTEMPTS):
@@ -153,7 +172,8 @@ def replace_datasets(
     ident = identifier(namespace, table_name)
 
     def overwrite(table: Table) -> TableWrite:
-        table.overwrite(conform(data, table), overwrite_filter=dataset_filter(dataset_ids))
+        with _first_write_is_quiet():
+            table.overwrite(conform(data, table), overwrite_filter=dataset_filter(dataset_ids))
         snapshot = table.current_snapshot()
         return TableWrite(
             table=_dotted(ident),
@@ -173,7 +193,8 @@ def delete_datasets(
         return None
 
     def delete(table: Table) -> TableWrite:
-        table.delete(delete_filter=dataset_filter(dataset_ids))
+        with _first_write_is_quiet():
+            table.delete(delete_filter=dataset_filter(dataset_ids))
         snapshot = table.current_snapshot()
         return TableWrite(
             table=_dotted(ident),

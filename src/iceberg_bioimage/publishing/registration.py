@@ -19,6 +19,7 @@ from iceberg_bioimage.models import ScanOptions, ScanResult
 from iceberg_bioimage.models.results import DatasetRecord, TableWrite
 from iceberg_bioimage.publishing.arrow_tables import canonical_table
 from iceberg_bioimage.publishing.iceberg_sink import (
+    check_existing,
     delete_datasets,
     ensure_table,
     registered_uris,
@@ -76,6 +77,8 @@ def publish_results(
 ) -> tuple[TableWrite, ...]:
     """Write the given canonical tables for ``results``: one commit per table."""
     parts = namespace_parts(namespace)
+    for table in CANONICAL_TABLES:  # refuse conflicting schemas before touching anything
+        check_existing(resolved.catalog, parts, table)
     moved = _check_identity(resolved, parts, results, replace)
     for table in tables:  # create or evolve every table before any data is written
         ensure_table(resolved.catalog, parts, table)
