@@ -5,6 +5,8 @@ resident set size (``ru_maxrss``) is that of a single run, not the high-water
 mark of everything measured before it.  Inside the child, the ``setup``
 snippet (typically the imports) and the ``work`` snippet are timed separately
 with :func:`time.perf_counter`; only ``work`` counts as the measured time.
+An optional ``check`` snippet (e.g. reading results back to verify them) runs
+after the figures are taken, so it counts towards neither time nor peak RSS.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 _RESULT_PREFIX = "__MEASURE_RESULT__ "
 
-# The child receives {"setup", "work", "variables"} as JSON in argv[1].  The
-# snippets run in one shared namespace pre-filled with ``variables``.
+# The child receives {"setup", "work", "check", "variables"} as JSON in argv[1].
+# The snippets run in one shared namespace pre-filled with ``variables``;
+# ``check`` runs after time and peak RSS have been captured.
 _CHILD = f"""
 import json, resource, sys, time
 _spec = json.loads(sys.argv[1])
@@ -34,6 +38,7 @@ _rss_setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 exec(_work, _ns)
 _t2 = time.perf_counter()
 _rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+exec(compile(_spec.get("check", ""), "<check>", "exec"), _ns)
 sys.stdout.write({_RESULT_PREFIX!r} + json.dumps({{
     "setup_s": _t1 - _t0,
     "work_s": _t2 - _t1,
@@ -120,20 +125,30 @@ def run_once(
     setup: str = "",
     variables: dict[str, Any] | None = None,
     timeout: float | None = None,
+    *,
+    check: str = "",
+    env: Mapping[str, str | None] | None = None,
 ) -> Run:
     """Run ``setup`` then ``work`` in a fresh interpreter and return its figures.
 
     ``variables`` (JSON-serialisable) are pre-defined names in the snippets'
-    namespace.  Raises :class:`MeasureError` if the child fails.
+    namespace.  ``check`` runs after the figures are taken (untimed).  ``env``
+    overrides the child's environment (``None`` values remove a variable).
+    Raises :class:`MeasureError` if the child fails.
     """
-    spec = json.dumps({"setup": setup, "work": work, "variables": variables or {}})
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    spec = json.dumps({"setup": setup, "work": work, "check": check, "variables": variables or {}})
+    child_env = {**os.environ, "PYTHONHASHSEED": "0"}
+    for key, value in (env or {}).items():
+        if value is None:
+            child_env.pop(key, None)
+        else:
+            child_env[key] = value
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, spec],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
+        env=child_env,
         check=False,
     )
     if proc.returncode != 0:

@@ -24,10 +24,10 @@ from iceberg_bioimage.publishing.arrow_tables import canonical_table
 from iceberg_bioimage.publishing.iceberg_sink import delete_datasets
 from iceberg_bioimage.publishing.registration import (
     CANONICAL_TABLES,
-    dataset_record,
     datasets_to_remove,
     expand_uris,
-    publish_results,
+    prepare_batch,
+    publish_batch,
     scan_many,
 )
 
@@ -111,11 +111,13 @@ def register_store(
     A dataset id already registered for another URI is refused unless ``replace``.
     """
     resolved = resolve_catalog(catalog)
-    result = scan_store(uri, dataset_id=dataset_id, storage_options=storage_options)
     tables = CANONICAL_TABLES if publish_chunks else ("image_assets",)
-    writes = publish_results(resolved, namespace, [result], tables=tables, replace=replace)
+    batch = prepare_batch(
+        [scan_store(uri, dataset_id=dataset_id, storage_options=storage_options)], tables
+    )
+    writes = publish_batch(resolved, namespace, batch, replace=replace)
     return RegistrationResult(
-        catalog=resolved.name, namespace=namespace, dataset=dataset_record(result), tables=writes
+        catalog=resolved.name, namespace=namespace, dataset=batch.records[0], tables=writes
     )
 
 
@@ -130,12 +132,13 @@ def publish_chunk_index(
 ) -> RegistrationResult:
     """Scan ``uri`` and replace its dataset's rows in ``chunk_index`` only."""
     resolved = resolve_catalog(catalog)
-    result = scan_store(uri, dataset_id=dataset_id, storage_options=storage_options)
-    writes = publish_results(
-        resolved, namespace, [result], tables=("chunk_index",), replace=replace
+    batch = prepare_batch(
+        [scan_store(uri, dataset_id=dataset_id, storage_options=storage_options)],
+        ("chunk_index",),
     )
+    writes = publish_batch(resolved, namespace, batch, replace=replace)
     return RegistrationResult(
-        catalog=resolved.name, namespace=namespace, dataset=dataset_record(result), tables=writes
+        catalog=resolved.name, namespace=namespace, dataset=batch.records[0], tables=writes
     )
 
 
@@ -171,13 +174,11 @@ def ingest_stores_to_warehouse(
         storage_options=storage_options,
         on_scanned=on_scanned,
     )
-    tables = CANONICAL_TABLES if publish_chunks else ("image_assets",)
-    writes = publish_results(resolved, namespace, results, tables=tables, replace=replace)
+    batch = prepare_batch(results, CANONICAL_TABLES if publish_chunks else ("image_assets",))
+    del results
+    writes = publish_batch(resolved, namespace, batch, replace=replace)
     return WarehouseIngestResult(
-        catalog=resolved.name,
-        namespace=namespace,
-        datasets=tuple(dataset_record(r) for r in results),
-        tables=writes,
+        catalog=resolved.name, namespace=namespace, datasets=batch.records, tables=writes
     )
 
 

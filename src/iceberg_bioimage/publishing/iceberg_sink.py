@@ -124,6 +124,8 @@ def ensure_table(catalog: Catalog, namespace: tuple[str, ...], table_name: str) 
 def conform(data: pa.Table, table: Table) -> pa.Table:
     """Cast ``data`` to the table's current Arrow schema (extra optional columns → nulls)."""
     target = table.schema().as_arrow()
+    if data.schema.equals(target, check_metadata=True):
+        return data
     columns = [
         data[field.name].cast(field.type)
         if field.name in data.column_names
@@ -167,9 +169,13 @@ def replace_datasets(
     data: pa.Table,
     dataset_ids: Sequence[str],
 ) -> TableWrite:
-    """Replace the rows of ``dataset_ids`` with ``data`` in one commit."""
-    ensure_table(catalog, namespace, table_name)
+    """Replace the rows of ``dataset_ids`` with ``data`` in one commit.
+
+    ``data`` is cast to the table's schema once, before any attempt, so only one
+    copy is alive while pyiceberg writes (callers should not keep ``data``).
+    """
     ident = identifier(namespace, table_name)
+    data = conform(data, ensure_table(catalog, namespace, table_name))
 
     def overwrite(table: Table) -> TableWrite:
         with _first_write_is_quiet():

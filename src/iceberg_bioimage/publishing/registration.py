@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
+
+import pyarrow as pa
 
 from iceberg_bioimage.adapters import scan
 from iceberg_bioimage.adapters.storage import expand_glob
@@ -41,19 +44,40 @@ def dataset_record(result: ScanResult) -> DatasetRecord:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class Batch:
+    """Canonical tables of scanned stores, ready to publish (scan objects released)."""
+
+    records: tuple[DatasetRecord, ...]
+    tables: dict[str, pa.Table]
+
+    @property
+    def dataset_ids(self) -> list[str]:
+        """Dataset ids in the batch."""
+        return [record.dataset_id for record in self.records]
+
+
+def prepare_batch(results: Sequence[ScanResult], tables: Sequence[str]) -> Batch:
+    """Build the canonical tables once; the caller can drop the scan results after."""
+    return Batch(
+        records=tuple(dataset_record(result) for result in results),
+        tables={table: canonical_table(results, table) for table in tables},
+    )
+
+
 def _check_identity(
-    resolved: ResolvedCatalog, parts: tuple[str, ...], results: Sequence[ScanResult], replace: bool
+    resolved: ResolvedCatalog, parts: tuple[str, ...], batch: Batch, replace: bool
 ) -> set[str]:
     """Refuse a dataset id already registered for another URI; return re-pointed ids."""
     seen: dict[str, str] = {}
-    for result in results:
-        if result.dataset_id in seen and seen[result.dataset_id] != result.uri:
+    for record in batch.records:
+        if record.dataset_id in seen and seen[record.dataset_id] != record.uri:
             raise DatasetConflictError(
-                f"dataset '{result.dataset_id}'",
-                f"given twice, for {seen[result.dataset_id]} and {result.uri}; "
+                f"dataset '{record.dataset_id}'",
+                f"given twice, for {seen[record.dataset_id]} and {record.uri}; "
                 "pass distinct dataset ids",
             )
-        seen[result.dataset_id] = result.uri
+        seen[record.dataset_id] = record.uri
     existing = registered_uris(resolved.catalog, parts, list(seen))
     moved = {ds for ds, uris in existing.items() if uris - {seen[ds]}}
     if moved and not replace:
@@ -67,27 +91,27 @@ def _check_identity(
     return moved
 
 
-def publish_results(
-    resolved: ResolvedCatalog,
-    namespace: str,
-    results: Sequence[ScanResult],
-    *,
-    tables: Sequence[str],
-    replace: bool = False,
+def publish_batch(
+    resolved: ResolvedCatalog, namespace: str, batch: Batch, *, replace: bool = False
 ) -> tuple[TableWrite, ...]:
-    """Write the given canonical tables for ``results``: one commit per table."""
+    """Write the batch's canonical tables: one commit per table.
+
+    Tables are handed to the sink one at a time and dropped from the batch, so a
+    large ``chunk_index`` exists once while it is written.
+    """
     parts = namespace_parts(namespace)
     for table in CANONICAL_TABLES:  # refuse conflicting schemas before touching anything
         check_existing(resolved.catalog, parts, table)
-    moved = _check_identity(resolved, parts, results, replace)
-    for table in tables:  # create or evolve every table before any data is written
+    moved = _check_identity(resolved, parts, batch, replace)
+    names = list(batch.tables)
+    for table in names:  # create or evolve every table before any data is written
         ensure_table(resolved.catalog, parts, table)
-    ids = [result.dataset_id for result in results]
+    ids = batch.dataset_ids
     writes = [
-        replace_datasets(resolved.catalog, parts, table, canonical_table(results, table), ids)
-        for table in tables
+        replace_datasets(resolved.catalog, parts, table, batch.tables.pop(table), ids)
+        for table in names
     ]
-    if moved and "chunk_index" not in tables:  # chunks of the old store are stale now
+    if moved and "chunk_index" not in names:  # chunks of the old store are stale now
         stale = delete_datasets(resolved.catalog, parts, "chunk_index", sorted(moved))
         writes.extend([stale] if stale else [])
     return tuple(writes)
