@@ -3,9 +3,17 @@
 from iceberg_bioimage._version import __version__
 from iceberg_bioimage.api import (
     deregister_store,
+    export_catalog_to_cytomining_warehouse,
+    export_profiles_to_cytomining_warehouse,
+    export_store_to_cytomining_warehouse,
+    export_table_to_cytomining_warehouse,
     ingest_stores_to_warehouse,
+    join_catalog_image_assets_with_profiles,
+    join_image_assets_with_profiles,
+    join_profiles_with_store,
     list_catalog_tables,
     load_catalog_table,
+    load_warehouse_manifest,
     publish_chunk_index,
     register_store,
     scan_as_arrow_table,
@@ -25,17 +33,28 @@ from iceberg_bioimage.exceptions import (
     SchemaConflictError,
     StoreNotFoundError,
     TableNotFoundError,
+    WarehouseError,
 )
+from iceberg_bioimage.integrations.duckdb import join_report, query_metadata_table
 from iceberg_bioimage.models import DatasetSummary, ImageAsset, ScanResult
 from iceberg_bioimage.models.results import (
+    CytominingExportResult,
     DeregistrationResult,
     RegistrationResult,
     WarehouseIngestResult,
+)
+from iceberg_bioimage.models.warehouse import WarehouseManifest
+from iceberg_bioimage.validation.contract import (
+    ContractValidationResult,
+    load_profile_column_aliases,
+    validate_microscopy_profile_table,
 )
 
 __all__ = [
     "CatalogConfigError",
     "ContractError",
+    "ContractValidationResult",
+    "CytominingExportResult",
     "DatasetConflictError",
     "DatasetNotFoundError",
     "DatasetSummary",
@@ -50,16 +69,30 @@ __all__ = [
     "SchemaConflictError",
     "StoreNotFoundError",
     "TableNotFoundError",
+    "WarehouseError",
     "WarehouseIngestResult",
+    "WarehouseManifest",
     "__version__",
     "deregister_store",
+    "export_catalog_to_cytomining_warehouse",
+    "export_profiles_to_cytomining_warehouse",
+    "export_store_to_cytomining_warehouse",
+    "export_table_to_cytomining_warehouse",
     "ingest_stores_to_warehouse",
+    "join_catalog_image_assets_with_profiles",
+    "join_image_assets_with_profiles",
+    "join_profiles_with_store",
+    "join_report",
     "list_catalog_tables",
     "load_catalog_table",
+    "load_profile_column_aliases",
+    "load_warehouse_manifest",
     "publish_chunk_index",
+    "query_metadata_table",
     "register_store",
     "scan_as_arrow_table",
     "scan_result_as_arrow_table",
     "scan_store",
     "summarize_store",
+    "validate_microscopy_profile_table",
 ]

@@ -4,23 +4,39 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.expressions import BooleanExpression
 
 from iceberg_bioimage import adapters
 from iceberg_bioimage.exceptions import StoreNotFoundError
+from iceberg_bioimage.integrations import duckdb as duckdb_helpers
 from iceberg_bioimage.integrations.catalog import namespace_parts, resolve_catalog
 from iceberg_bioimage.integrations.catalog_tables import list_tables, load_table_arrow
 from iceberg_bioimage.models import DatasetSummary, ScanOptions, ScanResult
 from iceberg_bioimage.models.results import (
+    CytominingExportResult,
     DeregistrationResult,
     RegistrationResult,
     WarehouseIngestResult,
 )
+from iceberg_bioimage.models.warehouse import (
+    Layout,
+    Mode,
+    WarehouseManifest,
+    qualified_table_name,
+)
 from iceberg_bioimage.publishing.arrow_tables import canonical_table
+from iceberg_bioimage.publishing.cytomining import (
+    image_requests,
+    joined_profiles_request,
+    profiles_request,
+)
 from iceberg_bioimage.publishing.iceberg_sink import delete_datasets
 from iceberg_bioimage.publishing.registration import (
     CANONICAL_TABLES,
@@ -30,6 +46,12 @@ from iceberg_bioimage.publishing.registration import (
     publish_batch,
     scan_many,
 )
+from iceberg_bioimage.publishing.warehouse import TableRequest, load_manifest, write_tables
+from iceberg_bioimage.validation.contract import (
+    canonical_profile_keys,
+    validate_microscopy_profile_table,
+)
+from iceberg_bioimage.validation.profiles_io import read_profile_table
 
 TableName = Literal["image_assets", "chunk_index"]
 
@@ -225,3 +247,249 @@ def load_catalog_table(
         filters=filters,
         snapshot_id=snapshot_id,
     )
+
+
+# -- Joins and the Cytomining warehouse -----------------------------------------
+
+
+def join_image_assets_with_profiles(
+    image_assets: pa.Table,
+    profiles: Any,
+    *,
+    chunk_index: pa.Table | None = None,
+    profile_dataset_id: str | None = None,
+    alias_map: Mapping[str, Any] | None = None,
+) -> pa.Table:
+    """Join profiles to image metadata with DuckDB on the most specific shared keys.
+
+    See :func:`iceberg_bioimage.integrations.duckdb.join_image_assets_with_profiles`;
+    the keys used and matched/unmatched counts are in :func:`join_report`.
+    """
+    return duckdb_helpers.join_image_assets_with_profiles(
+        image_assets,
+        profiles,
+        chunk_index=chunk_index,
+        profile_dataset_id=profile_dataset_id,
+        alias_map=dict(alias_map) if alias_map else None,
+    )
+
+
+def join_profiles_with_store(
+    uri: str | os.PathLike[str],
+    profiles: Any,
+    *,
+    profile_dataset_id: str | None = None,
+    include_chunks: bool = False,
+    alias_map: Mapping[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> pa.Table:
+    """Scan a store and join profiles to its images (dataset id defaults to the store's)."""
+    result = scan_store(uri, storage_options=storage_options)
+    return join_image_assets_with_profiles(
+        canonical_table(result, "image_assets"),
+        profiles,
+        chunk_index=canonical_table(result, "chunk_index") if include_chunks else None,
+        profile_dataset_id=profile_dataset_id or result.dataset_id,
+        alias_map=alias_map,
+    )
+
+
+def _profile_dataset_ids(
+    profiles: pa.Table, profile_dataset_id: str | None, alias_map: Any
+) -> list[str]:
+    contract = validate_microscopy_profile_table(
+        profiles, profile_dataset_id=profile_dataset_id, alias_map=alias_map
+    )
+    contract.raise_for_errors()
+    keys = canonical_profile_keys(profiles, contract)
+    return sorted(v for v in pc.unique(keys["dataset_id"]).to_pylist() if v is not None)
+
+
+def join_catalog_image_assets_with_profiles(
+    catalog: str | Catalog,
+    namespace: str,
+    profiles: Any,
+    *,
+    image_assets_table: str = "image_assets",
+    chunk_index_table: str | None = None,
+    profile_dataset_id: str | None = None,
+    alias_map: Mapping[str, Any] | None = None,
+) -> pa.Table:
+    """Load catalog tables (only the profiles' datasets), then join profiles to them."""
+    table, _label = read_profile_table(profiles)
+    aliases = dict(alias_map) if alias_map else None
+    ids = _profile_dataset_ids(table, profile_dataset_id, aliases)
+    only = [("dataset_id", "in", ids)]
+    images = load_catalog_table(catalog, namespace, image_assets_table, filters=only)
+    chunks = (
+        load_catalog_table(catalog, namespace, chunk_index_table, filters=only)
+        if chunk_index_table
+        else None
+    )
+    return join_image_assets_with_profiles(
+        images, table, chunk_index=chunks, profile_dataset_id=profile_dataset_id, alias_map=aliases
+    )
+
+
+def _export(
+    warehouse_root: str | os.PathLike[str],
+    requests: list[TableRequest],
+    *,
+    mode: Mode,
+    layout: Layout,
+    join: dict[str, Any] | None = None,
+) -> CytominingExportResult:
+    manifest_path, writes = write_tables(warehouse_root, requests, mode=mode, layout=layout)
+    return CytominingExportResult(
+        warehouse_root=os.fspath(warehouse_root),
+        layout=layout,
+        mode=mode,
+        manifest_path=str(manifest_path),
+        tables=tuple(writes),
+        join=join,
+    )
+
+
+def export_store_to_cytomining_warehouse(
+    uri: str | os.PathLike[str],
+    warehouse_root: str | os.PathLike[str],
+    *,
+    profiles: Any = None,
+    profile_dataset_id: str | None = None,
+    include_chunks: bool = True,
+    mode: Mode = "overwrite",
+    layout: Layout = "namespaced",
+    dataset_id: str | None = None,
+    alias_map: Mapping[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> CytominingExportResult:
+    """Scan a store and write its tables (and joined profiles) to a Parquet warehouse.
+
+    Everything is computed before the warehouse is touched, so a failure (e.g.
+    profiles violating the contract) leaves an existing warehouse as it was.
+    """
+    result = scan_store(uri, dataset_id=dataset_id, storage_options=storage_options)
+    images = canonical_table(result, "image_assets")
+    chunks = canonical_table(result, "chunk_index") if include_chunks else None
+    requests = image_requests(images, chunks, [result.uri])
+    report = None
+    if profiles is not None:
+        request, report = joined_profiles_request(
+            images,
+            profiles,
+            profile_dataset_id=profile_dataset_id or result.dataset_id,
+            alias_map=dict(alias_map) if alias_map else None,
+            sources=[result.uri],
+        )
+        requests.append(request)
+    return _export(warehouse_root, requests, mode=mode, layout=layout, join=report)
+
+
+def export_catalog_to_cytomining_warehouse(
+    catalog: str | Catalog,
+    namespace: str,
+    warehouse_root: str | os.PathLike[str],
+    *,
+    dataset_ids: Sequence[str] | None = None,
+    profiles: Any = None,
+    profile_dataset_id: str | None = None,
+    include_chunks: bool = True,
+    mode: Mode = "overwrite",
+    layout: Layout = "namespaced",
+    alias_map: Mapping[str, Any] | None = None,
+) -> CytominingExportResult:
+    """Write catalog tables (optionally some datasets) and joined profiles to a warehouse."""
+    only = [("dataset_id", "in", list(dataset_ids))] if dataset_ids else None
+    images = load_catalog_table(catalog, namespace, "image_assets", filters=only)
+    chunks = (
+        load_catalog_table(catalog, namespace, "chunk_index", filters=only)
+        if include_chunks
+        else None
+    )
+    sources = sorted(set(images["uri"].to_pylist()))
+    requests = image_requests(images, chunks, sources)
+    report = None
+    if profiles is not None:
+        request, report = joined_profiles_request(
+            images,
+            profiles,
+            profile_dataset_id=profile_dataset_id,
+            alias_map=dict(alias_map) if alias_map else None,
+            sources=sources,
+        )
+        requests.append(request)
+    return _export(warehouse_root, requests, mode=mode, layout=layout, join=report)
+
+
+def _warehouse_image_assets(root: str | os.PathLike[str]) -> pa.Table | None:
+    try:
+        manifest = load_manifest(root)
+    except StoreNotFoundError:
+        return None
+    entry = next((t for t in manifest.tables if t.role == "image_assets"), None)
+    if entry is None:
+        return None
+    return pq.read_table(Path(root) / entry.path)
+
+
+def export_profiles_to_cytomining_warehouse(
+    profiles: Any,
+    warehouse_root: str | os.PathLike[str],
+    *,
+    table_name: str,
+    role: str = "joined_profiles",
+    profile_dataset_id: str | None = None,
+    alias_map: Mapping[str, Any] | None = None,
+    mode: Mode = "append",
+) -> CytominingExportResult:
+    """Add a profile table (e.g. pycytominer or coSMicQC output) to a warehouse.
+
+    Key columns are written under their canonical names (aliases resolved, wells
+    normalised) beside the original columns. ``role="quality_control"`` tables need
+    a boolean ``qc_pass`` (``QC_Pass`` accepted) and get ``image_id`` from the
+    warehouse's images when they lack it.
+    """
+    manifest_layout = _existing_layout(warehouse_root)
+    request = profiles_request(
+        profiles,
+        table_name=table_name,
+        role=role,
+        profile_dataset_id=profile_dataset_id,
+        alias_map=dict(alias_map) if alias_map else None,
+        image_assets=_warehouse_image_assets(warehouse_root) if role == "quality_control" else None,
+    )
+    return _export(warehouse_root, [request], mode=mode, layout=manifest_layout)
+
+
+def export_table_to_cytomining_warehouse(
+    table: pa.Table,
+    warehouse_root: str | os.PathLike[str],
+    *,
+    table_name: str,
+    role: str,
+    join_keys: Sequence[str],
+    mode: Mode = "overwrite",
+    grain: Mapping[str, str | None] | None = None,
+) -> CytominingExportResult:
+    """Write any Arrow table to the warehouse with a manifest entry."""
+    request = TableRequest(
+        table_name=qualified_table_name(table_name, role),
+        role=role,
+        data=table,
+        join_keys=tuple(join_keys),
+        grain=dict(grain or {}),
+        sources=(),
+    )
+    return _export(warehouse_root, [request], mode=mode, layout=_existing_layout(warehouse_root))
+
+
+def _existing_layout(root: str | os.PathLike[str]) -> Layout:
+    try:
+        return load_manifest(root).layout
+    except StoreNotFoundError:
+        return "namespaced"
+
+
+def load_warehouse_manifest(warehouse_root: str | os.PathLike[str]) -> WarehouseManifest:
+    """Read a warehouse's manifest (fails fast on an unknown major spec version)."""
+    return load_manifest(warehouse_root)

@@ -62,3 +62,7 @@ class DatasetConflictError(IcebergBioimageError, ValueError):
 
 class DatasetNotFoundError(IcebergBioimageError, LookupError):
     """No rows of this dataset (or store) exist where they were looked for."""
+
+
+class WarehouseError(IcebergBioimageError, ValueError):
+    """A warehouse write or read cannot proceed (mode, layout or manifest problem)."""

@@ -107,3 +107,47 @@ class DeregistrationResult:
             "dataset_ids": list(self.dataset_ids),
             "tables": [t.to_dict() for t in self.tables],
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class WarehouseTableWrite:
+    """What one export did to one warehouse table."""
+
+    table_name: str
+    role: str
+    path: str
+    rows_written: int
+    datasets: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-safe values."""
+        return {
+            "table_name": self.table_name,
+            "role": self.role,
+            "path": self.path,
+            "rows_written": self.rows_written,
+            "datasets": list(self.datasets),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class CytominingExportResult:
+    """Outcome of an export to a Cytomining Parquet warehouse."""
+
+    warehouse_root: str
+    layout: str
+    mode: str
+    manifest_path: str
+    tables: tuple[WarehouseTableWrite, ...]
+    join: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-safe values."""
+        return {
+            "warehouse_root": self.warehouse_root,
+            "layout": self.layout,
+            "mode": self.mode,
+            "manifest_path": self.manifest_path,
+            "tables": [t.to_dict() for t in self.tables],
+            "join": self.join,
+        }

@@ -1,0 +1,249 @@
+"""DuckDB helpers: join image metadata with profiles, and filter tables safely.
+
+Identifiers are checked against the table's columns and quoted; values are always
+bound as parameters, never formatted into SQL. Works with duckdb 1.x and 2.x:
+``con.sql(query, params=...).to_arrow_table()`` returns a ``pa.Table`` in both
+without the extra copy that DB-API cursors make in 2.x.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from iceberg_bioimage.exceptions import ContractError, InvalidNameError, MissingDependencyError
+from iceberg_bioimage.models.filters import RowFilter, parse_filters
+from iceberg_bioimage.validation.contract import (
+    ContractValidationResult,
+    canonical_profile_keys,
+    validate_microscopy_profile_table,
+)
+from iceberg_bioimage.validation.profiles_io import read_profile_table
+
+if TYPE_CHECKING:
+    import duckdb
+
+JOIN_METADATA_KEY = b"iceberg_bioimage.join"
+KEY_PREFIX = "__ib_key_"
+ROW_NUMBER = "__ib_row"
+IMAGE_COLUMNS = ("image_id", "plate_id", "well_id", "site_id", "uri", "array_path")
+CANONICAL_OUTPUT = ("dataset_id", "image_id", "plate_id", "well_id", "site_id")
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection; a clear error if the extra is missing."""
+    try:
+        import duckdb
+    except ImportError as error:
+        raise MissingDependencyError("DuckDB helpers", "duckdb") from error
+    return duckdb.connect()
+
+
+def quote_identifier(name: str) -> str:
+    """Quote a column name for SQL (double quotes, embedded quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _check_columns(table: pa.Table, names: Iterable[str], label: str) -> None:
+    unknown = [name for name in names if name not in table.column_names]
+    if unknown:
+        raise InvalidNameError(
+            label,
+            f"no column(s) {', '.join(map(repr, unknown))}; columns are "
+            f"{', '.join(table.column_names[:20])}{' …' if table.num_columns > 20 else ''}",
+        )
+
+
+def _condition(item: RowFilter, params: list[Any]) -> str:
+    column = quote_identifier(item.column)
+    if item.op in ("is null", "is not null"):
+        return f"{column} {item.op.upper()}"
+    if item.op in ("in", "not in"):
+        values = list(item.value)
+        if not values:
+            return "FALSE" if item.op == "in" else "TRUE"
+        params.extend(values)
+        marks = ", ".join("?" for _ in values)
+        return f"{column} {'IN' if item.op == 'in' else 'NOT IN'} ({marks})"
+    params.append(item.value)
+    return f"{column} {'LIKE' if item.op == 'like' else item.op} ?"
+
+
+def query_metadata_table(
+    table: pa.Table,
+    *,
+    columns: Sequence[str] | None = None,
+    filters: Iterable[Sequence[Any]] | None = None,
+) -> pa.Table:
+    """Select ``columns`` of ``table`` where every ``(column, op, value)`` filter holds.
+
+    Ops: ``= == != < <= > >= in not in like is null is not null``. Unknown columns
+    raise :class:`InvalidNameError`; values are bound as parameters.
+    """
+    parsed = parse_filters(filters)
+    _check_columns(table, list(columns or ()) + [f.column for f in parsed], "<table>")
+    params: list[Any] = []
+    where = " AND ".join(_condition(f, params) for f in parsed) or "TRUE"
+    selected = ", ".join(quote_identifier(c) for c in columns) if columns else "*"
+    con = connect()
+    con.register("metadata_table", table)
+    query = f"SELECT {selected} FROM metadata_table WHERE {where}"
+    return con.sql(query, params=params).to_arrow_table()
+
+
+def _present(table: pa.Table, name: str) -> bool:
+    return name in table.column_names and table[name].null_count < table.num_rows
+
+
+def choose_join_keys(contract: ContractValidationResult, images: pa.Table) -> tuple[str, ...]:
+    """The most specific key set available on both sides."""
+    profile = set(contract.join_keys)
+    if "image_id" in profile and _present(images, "image_id"):
+        return ("dataset_id", "image_id")
+    if "well_id" in profile and _present(images, "well_id"):
+        extra = tuple(k for k in ("site_id", "plate_id") if k in profile and _present(images, k))
+        return ("dataset_id", "well_id", *extra)
+    raise ContractError(
+        contract.source,
+        f"profiles (keys {', '.join(contract.join_keys) or 'none'}) and images (columns "
+        f"{', '.join(c for c in CANONICAL_OUTPUT if _present(images, c))}) share no join key: "
+        "profiles need image_id, or well_id matching the images' wells",
+    )
+
+
+def _image_side(images: pa.Table, multiscale_level: int | None) -> pa.Table:
+    if "dataset_id" not in images.column_names:
+        raise InvalidNameError("<image_assets>", "needs a dataset_id column")
+    if multiscale_level is not None and "multiscale_level" in images.column_names:
+        images = images.filter(pc.equal(images["multiscale_level"], multiscale_level))
+    return images
+
+
+def _check_unique(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> None:
+    columns = ", ".join(quote_identifier(k) for k in keys)
+    duplicate = con.execute(
+        f"SELECT {columns}, count(*) AS n FROM images GROUP BY {columns} HAVING n > 1 "
+        f"ORDER BY n DESC LIMIT 1"
+    ).fetchone()
+    if duplicate:
+        where = ", ".join(f"{k}={v}" for k, v in zip(keys, duplicate[:-1], strict=True))
+        raise ContractError(
+            "<join>",
+            f"key set ({', '.join(keys)}) matches {duplicate[-1]} images for {where}; "
+            "one profile row would match several images: profiles need site_id "
+            "(or image_id) to pick one",
+        )
+
+
+def _with_keys(profiles: pa.Table, keys: pa.Table) -> pa.Table:
+    out = profiles.append_column(ROW_NUMBER, pa.array(range(profiles.num_rows), pa.int64()))
+    for name in keys.column_names:
+        out = out.append_column(KEY_PREFIX + name, keys[name])
+    return out
+
+
+def join_image_assets_with_profiles(
+    image_assets: pa.Table,
+    profiles: Any,
+    *,
+    chunk_index: pa.Table | None = None,
+    profile_dataset_id: str | None = None,
+    alias_map: dict[str, Any] | None = None,
+    multiscale_level: int | None = 0,
+) -> pa.Table:
+    """Join profiles to images on the most specific shared key set (DuckDB).
+
+    Every profile row is kept, in order, with its original columns, the canonical
+    key columns and the image's ``image_id``, ``uri`` and ``array_path``; unmatched
+    rows get nulls and are counted in :func:`join_report`. A profile row never
+    matches more than one image (level ``multiscale_level`` only; ``None`` keeps all
+    levels) unless ``chunk_index`` is given, which adds one row per chunk.
+    """
+    table, label = read_profile_table(profiles)
+    contract = validate_microscopy_profile_table(
+        table, profile_dataset_id=profile_dataset_id, alias_map=alias_map
+    )
+    contract = _relabel(contract, label)
+    contract.raise_for_errors()
+    images = _image_side(image_assets, multiscale_level)
+    keys = choose_join_keys(contract, images)
+    canonical = canonical_profile_keys(table, contract)
+    con = connect()
+    con.register("profiles", _with_keys(table, canonical))
+    con.register("images", images)
+    if multiscale_level is not None:
+        _check_unique(con, keys)
+    image_columns = [c for c in IMAGE_COLUMNS if c in images.column_names]
+    on = " AND ".join(
+        f"p.{quote_identifier(KEY_PREFIX + k)} = i.{quote_identifier(k)}" for k in keys
+    )
+    select = _select_list(table, canonical, image_columns)
+    chunk_join = ""
+    if chunk_index is not None:
+        con.register("chunks", chunk_index)
+        chunk_cols = [
+            c for c in chunk_index.column_names if c not in (*CANONICAL_OUTPUT, "uri", "array_path")
+        ]
+        select += "".join(f", c.{quote_identifier(c)}" for c in chunk_cols)
+        chunk_join = (
+            " LEFT JOIN chunks c ON c.dataset_id = i.dataset_id AND c.image_id = i.image_id"
+            " AND c.array_path = i.array_path"
+        )
+    order = f"p.{quote_identifier(ROW_NUMBER)}" + (
+        ", c.chunk_key" if chunk_index is not None else ""
+    )
+    joined = con.sql(
+        f"SELECT {select}, i.dataset_id IS NOT NULL AS __ib_matched FROM profiles p "
+        f"LEFT JOIN images i ON {on}{chunk_join} ORDER BY {order}"
+    ).to_arrow_table()
+    matched = joined["__ib_matched"]
+    report = {
+        "join_keys": list(keys),
+        "profile_rows": table.num_rows,
+        "matched_rows": int(pc.sum(matched).as_py() or 0),
+        "unmatched_rows": int(pc.sum(pc.invert(matched)).as_py() or 0),
+        "resolved_aliases": contract.resolved_aliases,
+    }
+    joined = joined.drop_columns(["__ib_matched"])
+    return joined.replace_schema_metadata(
+        {**(joined.schema.metadata or {}), JOIN_METADATA_KEY: json.dumps(report).encode()}
+    )
+
+
+def _select_list(profiles: pa.Table, canonical: pa.Table, image_columns: Sequence[str]) -> str:
+    """Original profile columns, canonical keys (profile value, else image value), images."""
+    items = []
+    keys = set(canonical.column_names)
+    for name in profiles.column_names:
+        if name in CANONICAL_OUTPUT:
+            continue  # re-emitted below with canonical (normalised) values
+        items.append(f"p.{quote_identifier(name)}")
+    for name in CANONICAL_OUTPUT:
+        profile_value = f"p.{quote_identifier(KEY_PREFIX + name)}" if name in keys else None
+        image_value = f"i.{quote_identifier(name)}" if name in image_columns else None
+        parts = [v for v in (profile_value, image_value) if v]
+        if parts:
+            expr = parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+            items.append(f"{expr} AS {quote_identifier(name)}")
+    if "object_id" in keys and "object_id" not in profiles.column_names:
+        items.append(f"p.{quote_identifier(KEY_PREFIX + 'object_id')} AS object_id")
+    for name in ("uri", "array_path"):
+        if name in image_columns:
+            items.append(f"i.{quote_identifier(name)}")
+    return ", ".join(items)
+
+
+def _relabel(contract: ContractValidationResult, label: str) -> ContractValidationResult:
+    from dataclasses import replace
+
+    return contract if contract.source == label else replace(contract, source=label)
+
+
+def join_report(joined: pa.Table) -> dict[str, Any]:
+    """Join keys and matched/unmatched row counts recorded on a joined table."""
+    raw = (joined.schema.metadata or {}).get(JOIN_METADATA_KEY)
+    return json.loads(raw) if raw else {}

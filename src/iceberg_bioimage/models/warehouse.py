@@ -1,0 +1,162 @@
+"""The Cytomining warehouse manifest (Cytomining Warehouse Specification 1.0.0)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+WAREHOUSE_SPEC_VERSION = "1.0.0"
+MANIFEST_NAME = "warehouse_manifest.json"
+REQUIRED_ROLES = ("image_assets", "chunk_index", "joined_profiles", "quality_control")
+OPTIONAL_ROLES = ("image_crops", "source_images", "embeddings", "annotations", "reports")
+ROLES = REQUIRED_ROLES + OPTIONAL_ROLES
+Layout = Literal["namespaced", "flat"]
+Mode = Literal["overwrite", "append"]
+
+#: Default namespace of each role when a table name has none.
+ROLE_NAMESPACES = {
+    "image_assets": "images",
+    "chunk_index": "images",
+    "image_crops": "images",
+    "source_images": "images",
+}
+
+
+def qualified_table_name(name: str, role: str) -> str:
+    """``pycytominer_profiles`` → ``profiles.pycytominer_profiles`` (dotted, as written)."""
+    return name if "." in name else f"{ROLE_NAMESPACES.get(role, 'profiles')}.{name}"
+
+
+def table_path(table_name: str, layout: Layout) -> str:
+    """Folder of a table relative to the root: ``images/image_assets`` or ``image_assets``."""
+    return table_name.replace(".", "/") if layout == "namespaced" else table_name.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableFile:
+    """One Parquet file of a table and the dataset it holds."""
+
+    path: str
+    dataset_id: str | None
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe values."""
+        return {"path": self.path, "dataset_id": self.dataset_id, "rows": self.rows}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableEntry:
+    """A manifest entry: where a table is, what it holds, how it joins."""
+
+    table_name: str
+    role: str
+    path: str
+    join_keys: tuple[str, ...]
+    columns: tuple[dict[str, str], ...]
+    grain: dict[str, str | None]
+    files: tuple[TableFile, ...]
+    provenance: dict[str, Any]
+    format: str = "parquet"
+
+    @property
+    def row_count(self) -> int:
+        """Rows over every file."""
+        return sum(f.rows for f in self.files)
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """Datasets present, sorted."""
+        return tuple(sorted({f.dataset_id for f in self.files if f.dataset_id is not None}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe values."""
+        return {
+            "table_name": self.table_name,
+            "role": self.role,
+            "format": self.format,
+            "path": self.path,
+            "join_keys": list(self.join_keys),
+            "columns": [dict(c) for c in self.columns],
+            "row_count": self.row_count,
+            "grain": dict(self.grain),
+            "datasets": list(self.datasets),
+            "files": [f.to_dict() for f in self.files],
+            "provenance": dict(self.provenance),
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> TableEntry:
+        """Read an entry written by :meth:`to_dict` (``KeyError``/``TypeError`` if malformed)."""
+        return cls(
+            table_name=doc["table_name"],
+            role=doc["role"],
+            format=doc.get("format", "parquet"),
+            path=doc["path"],
+            join_keys=tuple(doc.get("join_keys") or ()),
+            columns=tuple(doc.get("columns") or ()),
+            grain=dict(doc.get("grain") or {}),
+            files=tuple(
+                TableFile(path=f["path"], dataset_id=f.get("dataset_id"), rows=int(f["rows"]))
+                for f in doc.get("files") or ()
+            ),
+            provenance=dict(doc.get("provenance") or {}),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class WarehouseManifest:
+    """``warehouse_manifest.json`` of a warehouse root."""
+
+    layout: Layout
+    tables: tuple[TableEntry, ...] = ()
+    producer: dict[str, str] = field(default_factory=dict)
+    warehouse_spec_version: str = WAREHOUSE_SPEC_VERSION
+    updated_at: str | None = None
+
+    @property
+    def conformance_profiles(self) -> tuple[str, ...]:
+        """Profiles this warehouse fully meets (``core``; ``profiles-qc`` with profiles)."""
+        roles = {t.role for t in self.tables}
+        claims = ["core"]
+        if "joined_profiles" in roles and all(
+            "qc_pass" in {c["name"] for c in t.columns}
+            for t in self.tables
+            if t.role == "quality_control"
+        ):
+            claims.append("profiles-qc")
+        return tuple(claims)
+
+    def table(self, table_name: str) -> TableEntry | None:
+        """The entry of ``table_name``, if any."""
+        return next((t for t in self.tables if t.table_name == table_name), None)
+
+    def with_table(self, entry: TableEntry) -> WarehouseManifest:
+        """A copy with ``entry`` added or replacing the entry of the same name."""
+        others = tuple(t for t in self.tables if t.table_name != entry.table_name)
+        return replace(self, tables=tuple(sorted((*others, entry), key=lambda t: t.table_name)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe values, as written to the manifest file."""
+        return {
+            "warehouse_spec_version": self.warehouse_spec_version,
+            "conformance_profiles": list(self.conformance_profiles),
+            "layout": self.layout,
+            "producer": dict(self.producer),
+            "updated_at": self.updated_at,
+            "tables": [t.to_dict() for t in self.tables],
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> WarehouseManifest:
+        """Read a manifest document (``KeyError``/``TypeError``/``ValueError`` if malformed)."""
+        layout = doc.get("layout", "namespaced")
+        if layout not in ("namespaced", "flat"):
+            raise ValueError(f"unknown layout {layout!r}")
+        return cls(
+            layout=layout,
+            tables=tuple(TableEntry.from_dict(t) for t in doc.get("tables") or ()),
+            producer=dict(doc.get("producer") or {}),
+            warehouse_spec_version=str(doc["warehouse_spec_version"]),
+            updated_at=doc.get("updated_at"),
+        )

@@ -1,0 +1,1 @@
+"""The microscopy join contract: read profile tables, check and canonicalise their keys."""

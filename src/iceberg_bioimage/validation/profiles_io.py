@@ -1,0 +1,87 @@
+"""Read a profile table from a file, a folder of Parquet files, Arrow or pandas."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from iceberg_bioimage.exceptions import ContractError, StoreNotFoundError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    ProfileSource: TypeAlias = (
+        str | os.PathLike[str] | pa.Table | pa.RecordBatchReader | pd.DataFrame
+    )
+
+_SUPPORTED = "expected .parquet, .csv, .csv.gz, .tsv, .tsv.gz or a folder of .parquet files"
+
+
+def read_profile_table(table_or_path: ProfileSource) -> tuple[pa.Table, str]:
+    """Return a profile table and a label naming it in messages.
+
+    Paths may name a ``.parquet``, ``.csv``, ``.csv.gz``, ``.tsv`` or ``.tsv.gz`` file,
+    or a folder whose direct children are ``.parquet`` files. Arrow tables, record
+    batch readers and pandas DataFrames (index dropped) are taken as they are.
+    Raises :class:`StoreNotFoundError` for a missing path and :class:`ContractError`
+    for one that cannot be read.
+    """
+    if isinstance(table_or_path, pa.Table):
+        return table_or_path, "<arrow table>"
+    if isinstance(table_or_path, pa.RecordBatchReader):
+        return table_or_path.read_all(), "<arrow record batches>"
+    pandas = sys.modules.get("pandas")  # a DataFrame implies pandas is already imported
+    if pandas is not None and isinstance(table_or_path, pandas.DataFrame):
+        return pa.Table.from_pandas(table_or_path, preserve_index=False), "<pandas DataFrame>"
+    if isinstance(table_or_path, str | os.PathLike):
+        label = os.fspath(table_or_path)
+        return _read_path(Path(label), label), label
+    raise TypeError(
+        f"profiles must be a path, pyarrow Table, RecordBatchReader or pandas DataFrame, "
+        f"not {type(table_or_path).__name__}"
+    )
+
+
+def _read_path(path: Path, label: str) -> pa.Table:
+    """Read the file or Parquet folder at ``path``."""
+    if not path.exists():
+        raise StoreNotFoundError(label, "no such file or folder")
+    name = path.name.lower()
+    try:
+        if path.is_dir():
+            return _read_parquet_folder(path, label)
+        if name.endswith(".parquet"):
+            return pq.read_table(path)
+        if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
+            delimiter = "\t" if name.endswith((".tsv", ".tsv.gz")) else ","
+            return pacsv.read_csv(
+                path,
+                parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+            )
+    except (pa.ArrowException, OSError) as error:
+        raise ContractError(label, f"cannot read profiles: {error}") from error
+    raise ContractError(label, f"cannot read profiles: unsupported file type; {_SUPPORTED}")
+
+
+def _read_parquet_folder(folder: Path, label: str) -> pa.Table:
+    """Read the ``.parquet`` files directly inside ``folder`` as one dataset."""
+    files = sorted(
+        str(child)
+        for child in folder.iterdir()
+        if child.is_file()
+        and child.name.lower().endswith(".parquet")
+        and not child.name.startswith((".", "_"))
+    )
+    if not files:
+        raise ContractError(
+            label, f"cannot read profiles: the folder holds no .parquet files; {_SUPPORTED}"
+        )
+    return ds.dataset(files, format="parquet").to_table()
