@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
     import duckdb
 
 JOIN_METADATA_KEY = b"iceberg_bioimage.join"
-KEY_PREFIX = "__ib_key_"
 ROW_NUMBER = "__ib_row"
+IMAGE_PREFIX = "__ib_image_"
 IMAGE_COLUMNS = ("image_id", "plate_id", "well_id", "site_id", "uri", "array_path")
 CANONICAL_OUTPUT = ("dataset_id", "image_id", "plate_id", "well_id", "site_id")
 
@@ -139,10 +140,58 @@ def _check_unique(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> None:
         )
 
 
-def _with_keys(profiles: pa.Table, keys: pa.Table) -> pa.Table:
-    out = profiles.append_column(ROW_NUMBER, pa.array(range(profiles.num_rows), pa.int64()))
-    for name in keys.column_names:
-        out = out.append_column(KEY_PREFIX + name, keys[name])
+def _match_rows(
+    con: duckdb.DuckDBPyConnection,
+    keys: Sequence[str],
+    image_columns: Sequence[str],
+    with_chunks: bool,
+) -> pa.Table:
+    """Row number of each profile row with its image (and chunk) columns, in row order.
+
+    Only key columns travel through DuckDB; profile columns are attached in Arrow.
+    """
+    on = " AND ".join(f"p.{quote_identifier(k)} = i.{quote_identifier(k)}" for k in keys)
+    select = [f"p.{ROW_NUMBER}", "i.dataset_id IS NOT NULL AS __ib_matched"]
+    select += [
+        f"i.{quote_identifier(c)} AS {quote_identifier(IMAGE_PREFIX + c)}" for c in image_columns
+    ]
+    join = f"LEFT JOIN images i ON {on}"
+    if with_chunks:
+        select.append("c.* EXCLUDE (dataset_id, image_id, array_path, uri)")
+        join += (
+            " LEFT JOIN chunks c ON c.dataset_id = i.dataset_id AND c.image_id = i.image_id"
+            " AND c.array_path = i.array_path"
+        )
+    matches = con.sql(f"SELECT {', '.join(select)} FROM profile_keys p {join}").to_arrow_table()
+    order = [(ROW_NUMBER, "ascending")] + ([("chunk_key", "ascending")] if with_chunks else [])
+    return matches.take(pc.sort_indices(matches, sort_keys=order))
+
+
+def _assemble(
+    table: pa.Table, canonical: pa.Table, matches: pa.Table, image_columns: Sequence[str]
+) -> pa.Table:
+    """Original columns, canonical keys (profile value, else the image's), image columns."""
+    rows = matches[ROW_NUMBER]
+    repeated = matches.num_rows != table.num_rows
+    base = table.take(rows) if repeated else table
+    keys = canonical.take(rows) if repeated else canonical
+    out = base.drop_columns([c for c in CANONICAL_OUTPUT if c in base.column_names])
+    for name in CANONICAL_OUTPUT:
+        values = [keys[name]] if name in keys.column_names else []
+        if name in image_columns:
+            values.append(matches[IMAGE_PREFIX + name])
+        if values:
+            column = values[0] if len(values) == 1 else pc.coalesce(*values)
+            out = out.append_column(name, column)
+    if "object_id" in keys.column_names and "object_id" not in out.column_names:
+        out = out.append_column("object_id", keys["object_id"])
+    for name in ("uri", "array_path"):
+        if name in image_columns:
+            out = out.append_column(name, matches[IMAGE_PREFIX + name])
+    skip = {ROW_NUMBER, "__ib_matched", *(IMAGE_PREFIX + c for c in image_columns)}
+    for name in matches.column_names:
+        if name not in skip:
+            out = out.append_column(name, matches[name])
     return out
 
 
@@ -173,34 +222,19 @@ def join_image_assets_with_profiles(
     keys = choose_join_keys(contract, images)
     canonical = canonical_profile_keys(table, contract)
     con = connect()
-    con.register("profiles", _with_keys(table, canonical))
+    profile_keys = canonical.select(list(keys)).append_column(
+        ROW_NUMBER, pa.array(np.arange(table.num_rows, dtype=np.int64))
+    )
+    con.register("profile_keys", profile_keys)
     con.register("images", images)
     if multiscale_level is not None:
         _check_unique(con, keys)
-    image_columns = [c for c in IMAGE_COLUMNS if c in images.column_names]
-    on = " AND ".join(
-        f"p.{quote_identifier(KEY_PREFIX + k)} = i.{quote_identifier(k)}" for k in keys
-    )
-    select = _select_list(table, canonical, image_columns)
-    chunk_join = ""
     if chunk_index is not None:
         con.register("chunks", chunk_index)
-        chunk_cols = [
-            c for c in chunk_index.column_names if c not in (*CANONICAL_OUTPUT, "uri", "array_path")
-        ]
-        select += "".join(f", c.{quote_identifier(c)}" for c in chunk_cols)
-        chunk_join = (
-            " LEFT JOIN chunks c ON c.dataset_id = i.dataset_id AND c.image_id = i.image_id"
-            " AND c.array_path = i.array_path"
-        )
-    order = f"p.{quote_identifier(ROW_NUMBER)}" + (
-        ", c.chunk_key" if chunk_index is not None else ""
-    )
-    joined = con.sql(
-        f"SELECT {select}, i.dataset_id IS NOT NULL AS __ib_matched FROM profiles p "
-        f"LEFT JOIN images i ON {on}{chunk_join} ORDER BY {order}"
-    ).to_arrow_table()
-    matched = joined["__ib_matched"]
+    image_columns = [c for c in IMAGE_COLUMNS if c in images.column_names]
+    matches = _match_rows(con, keys, image_columns, chunk_index is not None)
+    joined = _assemble(table, canonical, matches, image_columns)
+    matched = matches["__ib_matched"]
     report = {
         "join_keys": list(keys),
         "profile_rows": table.num_rows,
@@ -208,33 +242,9 @@ def join_image_assets_with_profiles(
         "unmatched_rows": int(pc.sum(pc.invert(matched)).as_py() or 0),
         "resolved_aliases": contract.resolved_aliases,
     }
-    joined = joined.drop_columns(["__ib_matched"])
     return joined.replace_schema_metadata(
         {**(joined.schema.metadata or {}), JOIN_METADATA_KEY: json.dumps(report).encode()}
     )
-
-
-def _select_list(profiles: pa.Table, canonical: pa.Table, image_columns: Sequence[str]) -> str:
-    """Original profile columns, canonical keys (profile value, else image value), images."""
-    items = []
-    keys = set(canonical.column_names)
-    for name in profiles.column_names:
-        if name in CANONICAL_OUTPUT:
-            continue  # re-emitted below with canonical (normalised) values
-        items.append(f"p.{quote_identifier(name)}")
-    for name in CANONICAL_OUTPUT:
-        profile_value = f"p.{quote_identifier(KEY_PREFIX + name)}" if name in keys else None
-        image_value = f"i.{quote_identifier(name)}" if name in image_columns else None
-        parts = [v for v in (profile_value, image_value) if v]
-        if parts:
-            expr = parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
-            items.append(f"{expr} AS {quote_identifier(name)}")
-    if "object_id" in keys and "object_id" not in profiles.column_names:
-        items.append(f"p.{quote_identifier(KEY_PREFIX + 'object_id')} AS object_id")
-    for name in ("uri", "array_path"):
-        if name in image_columns:
-            items.append(f"i.{quote_identifier(name)}")
-    return ", ".join(items)
 
 
 def _relabel(contract: ContractValidationResult, label: str) -> ContractValidationResult:
