@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from fixtures import writers
+from pg_server import postgres_bin, postgres_server
+from s3_server import moto_s3_server, s3_storage_options
 
 DATASET_WRITERS = {
     "plate04": writers.write_ngff04_plate,
@@ -24,3 +30,35 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, writers.Fixt
     """Every test dataset with the ground truth its writer recorded."""
     root = tmp_path_factory.mktemp("datasets")
     return {name: write(root) for name, write in DATASET_WRITERS.items()}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """Endpoint URL of a moto S3 server on 127.0.0.1, started once per session."""
+    with moto_s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def s3_options(s3_endpoint: str) -> dict[str, Any]:
+    """fsspec/s3fs ``storage_options`` that reach :func:`s3_endpoint`."""
+    return s3_storage_options(s3_endpoint)
+
+
+@pytest.fixture(scope="session")
+def pg_uri() -> Iterator[str]:
+    """SQLAlchemy URI of a PostgreSQL server: ``$ICEBERG_BIOIMAGE_TEST_PG_URI`` or a private one.
+
+    CI installs PostgreSQL (`.ci/run`), so there a missing server fails the run.
+    """
+    given = os.environ.get("ICEBERG_BIOIMAGE_TEST_PG_URI")
+    if given:
+        yield given
+        return
+    if postgres_bin() is None:
+        message = "PostgreSQL is not installed (apt-get install -y postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with postgres_server() as uri:
+        yield uri

@@ -49,6 +49,7 @@ from iceberg_bioimage.validation.contract import (
     load_profile_column_aliases,
     validate_microscopy_profile_table,
 )
+from iceberg_bioimage.validation.warehouse import WarehouseValidationResult, validate_warehouse
 
 __all__ = [
     "CatalogConfigError",
@@ -72,6 +73,7 @@ __all__ = [
     "WarehouseError",
     "WarehouseIngestResult",
     "WarehouseManifest",
+    "WarehouseValidationResult",
     "__version__",
     "deregister_store",
     "export_catalog_to_cytomining_warehouse",
@@ -95,4 +97,5 @@ __all__ = [
     "scan_store",
     "summarize_store",
     "validate_microscopy_profile_table",
+    "validate_warehouse",
 ]

@@ -445,9 +445,9 @@ def export_profiles_to_cytomining_warehouse(
     """Add a profile table (e.g. pycytominer or coSMicQC output) to a warehouse.
 
     Key columns are written under their canonical names (aliases resolved, wells
-    normalised) beside the original columns. ``role="quality_control"`` tables need
-    a boolean ``qc_pass`` (``QC_Pass`` accepted) and get ``image_id`` from the
-    warehouse's images when they lack it.
+    normalised) beside the original columns. Profile and QC tables lacking
+    ``image_id`` get it from the warehouse's images (by well/site keys);
+    ``role="quality_control"`` tables need a boolean ``qc_pass`` (``QC_Pass`` accepted).
     """
     manifest_layout = _existing_layout(warehouse_root)
     request = profiles_request(
@@ -456,7 +456,7 @@ def export_profiles_to_cytomining_warehouse(
         role=role,
         profile_dataset_id=profile_dataset_id,
         alias_map=dict(alias_map) if alias_map else None,
-        image_assets=_warehouse_image_assets(warehouse_root) if role == "quality_control" else None,
+        image_assets=_warehouse_image_assets(warehouse_root),
     )
     return _export(warehouse_root, [request], mode=mode, layout=manifest_layout)
 
@@ -493,3 +493,60 @@ def _existing_layout(root: str | os.PathLike[str]) -> Layout:
 def load_warehouse_manifest(warehouse_root: str | os.PathLike[str]) -> WarehouseManifest:
     """Read a warehouse's manifest (fails fast on an unknown major spec version)."""
     return load_manifest(warehouse_root)
+
+
+# -- OME-Arrow (optional extra: pip install 'iceberg-bioimage[ome-arrow]') -------
+
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from ome_arrow import OMEArrow
+
+
+def create_ome_arrow(
+    path: str | os.PathLike[str],
+    *,
+    image_path: str | int | None = None,
+    image_id: str | None = None,
+    image_type: str | None = None,
+) -> OMEArrow:
+    """Read one image (OME-TIFF, OME-NGFF image or plate field) into an ``ome_arrow.OMEArrow``.
+
+    ``image_path`` picks an image of a store as in ``image_id`` after ``<dataset_id>:``
+    (a plate field ``"A/1/0"``; TIFF series ``0``). See
+    :func:`iceberg_bioimage.integrations.ome_arrow.create_ome_arrow`.
+
+    Raises:
+        MissingDependencyError: the ``ome-arrow`` extra is not installed.
+    """
+    from iceberg_bioimage.integrations import ome_arrow as ome_arrow_helpers
+
+    return ome_arrow_helpers.create_ome_arrow(
+        path, image_path=image_path, image_id=image_id, image_type=image_type
+    )
+
+
+def scan_ome_arrow(
+    path: str | os.PathLike[str],
+    *,
+    image_path: str | int | None = None,
+    column_name: str = "ome_arrow",
+    row_index: int = 0,
+    image_type: str | None = None,
+) -> OMEArrow:
+    """Open an ``.ome.parquet`` (or an image) lazily with ``ome_arrow.OMEArrow.scan``.
+
+    See :func:`iceberg_bioimage.integrations.ome_arrow.scan_ome_arrow`.
+
+    Raises:
+        MissingDependencyError: the ``ome-arrow`` extra is not installed.
+    """
+    from iceberg_bioimage.integrations import ome_arrow as ome_arrow_helpers
+
+    return ome_arrow_helpers.scan_ome_arrow(
+        path,
+        image_path=image_path,
+        column_name=column_name,
+        row_index=row_index,
+        image_type=image_type,
+    )

@@ -1,29 +1,14 @@
-"""Adapter fixtures: a real S3 endpoint (moto's server on 127.0.0.1), once per session."""
+"""Adapter fixtures: S3 filesystems and uploads against the session's moto server."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from s3_server import moto_s3_server, s3_filesystem, s3_storage_options, upload
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """Endpoint URL of a moto S3 server started for this session (stopped after)."""
-    pytest.importorskip("s3fs")
-    pytest.importorskip("moto.server")
-    with moto_s3_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(scope="session")
-def s3_options(s3_endpoint: str) -> dict[str, Any]:
-    """fsspec/s3fs ``storage_options`` that reach :func:`s3_endpoint`."""
-    return s3_storage_options(s3_endpoint)
+from s3_server import s3_filesystem, upload
 
 
 @pytest.fixture

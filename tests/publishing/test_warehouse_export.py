@@ -201,3 +201,28 @@ def test_unknown_major_version_fails_fast(datasets, tmp_path):
         load_warehouse_manifest(tmp_path)
     with pytest.raises(StoreNotFoundError):
         load_warehouse_manifest(tmp_path / "nowhere")
+
+
+def test_flat_layout_refuses_two_tables_in_one_folder(datasets, tmp_path):
+    export_store_to_cytomining_warehouse(datasets["plate04"].path, tmp_path, layout="flat")
+    before = snapshot(tmp_path)
+    clash = pq.read_table(tmp_path / "image_assets").slice(0, 3)
+    with pytest.raises(WarehouseError, match=r"already holds table images\.image_assets"):
+        export_table_to_cytomining_warehouse(
+            clash,
+            tmp_path,
+            table_name="other.image_assets",
+            role="image_assets",
+            join_keys=["dataset_id"],
+        )
+    assert snapshot(tmp_path) == before
+
+
+def test_profile_tables_get_image_ids_from_the_warehouse(datasets, cells, tmp_path):
+    export_store_to_cytomining_warehouse(datasets["plate04"].path, tmp_path)
+    export_profiles_to_cytomining_warehouse(
+        cells.path, tmp_path, table_name="normalized", profile_dataset_id="plate04"
+    )
+    stored = pq.read_table(tmp_path / "profiles/normalized")
+    assert stored["image_id"].null_count == 0
+    assert stored.schema.metadata.get(b"pandas") is None

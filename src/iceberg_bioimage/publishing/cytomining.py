@@ -20,6 +20,8 @@ from iceberg_bioimage.validation.profiles_io import read_profile_table
 
 PROFILE_KEYS = ("dataset_id", "image_id", "plate_id", "well_id", "site_id", "object_id")
 QC_ALIASES = ("qc_pass", "QC_Pass", "qcpass", "Metadata_qc_pass")
+#: Roles whose rows join to images, so they must carry ``image_id`` (warehouse spec).
+IMAGE_JOINABLE_ROLES = ("joined_profiles", "quality_control")
 
 
 def image_requests(
@@ -129,7 +131,8 @@ def profiles_request(
     if not contract.is_valid:
         raise ContractError(label, "; ".join(contract.errors))
     data = _with_canonical_keys(table, canonical_profile_keys(table, contract))
-    if role == "quality_control" and "image_id" not in data.column_names:
+    data = data.replace_schema_metadata(None)  # e.g. pandas metadata, stale after the keys
+    if role in IMAGE_JOINABLE_ROLES and "image_id" not in data.column_names:
         data = _resolve_image_ids(data, image_assets, label, profile_dataset_id, alias_map)
     return TableRequest(
         table_name=qualified_table_name(table_name, role),
@@ -148,15 +151,15 @@ def _resolve_image_ids(
     profile_dataset_id: str | None,
     alias_map: dict[str, Any] | None,
 ) -> pa.Table:
-    """QC tables must carry image_id: look it up in the warehouse's image_assets."""
+    """Profile and QC tables must carry image_id: look it up in the warehouse's images."""
     if image_assets is None:
         raise ContractError(
-            label, "a quality_control table needs image_id; export images to this warehouse first"
+            label, "profile tables need image_id; export images to this warehouse first"
         )
     joined = join_image_assets_with_profiles(
         image_assets, data, profile_dataset_id=profile_dataset_id, alias_map=alias_map
     )
     unmatched = join_report(joined).get("unmatched_rows", 0)
     if unmatched:
-        raise ContractError(label, f"{unmatched} QC rows match no image in the warehouse")
+        raise ContractError(label, f"{unmatched} rows match no image in the warehouse")
     return data.append_column("image_id", joined["image_id"])

@@ -20,6 +20,7 @@ from pyiceberg.exceptions import (
     NamespaceAlreadyExistsError,
     NoSuchTableError,
     TableAlreadyExistsError,
+    ValidationException,
 )
 from pyiceberg.expressions import BooleanExpression, EqualTo, In
 from pyiceberg.table import Table
@@ -150,12 +151,17 @@ def _first_write_is_quiet() -> Iterator[None]:
 
 
 def with_retries(catalog: Catalog, ident: tuple[str, ...], action: Callable[[Table], T]) -> T:
-    """Run ``action`` on a freshly loaded table, retrying when a commit loses a race."""
+    """Run ``action`` on a freshly loaded table, retrying when a commit loses a race.
+
+    pyiceberg retries plain conflicts itself; when a concurrent writer added files
+    that our overwrite filter matches it raises ``ValidationException`` instead:
+    re-running the overwrite on the new table state replaces those files too.
+    """
     for attempt in range(COMMIT_ATTEMPTS):
         table = catalog.load_table(ident)
         try:
             return action(table)
-        except CommitFailedException:
+        except (CommitFailedException, ValidationException):
             if attempt == COMMIT_ATTEMPTS - 1:
                 raise
             time.sleep(0.05 * 2**attempt)

@@ -108,6 +108,21 @@ def _check_request(request: TableRequest) -> None:
             raise WarehouseError(f"table {request.table_name}", "QC tables need a boolean qc_pass")
 
 
+def _check_folders(
+    manifest: WarehouseManifest, requests: Sequence[TableRequest], layout: Layout
+) -> None:
+    """Refuse two tables in one folder (the flat layout keeps only the last name part)."""
+    owners = {t.path: t.table_name for t in manifest.tables}
+    for request in requests:
+        path = table_path(request.table_name, layout)
+        owner = owners.setdefault(path, request.table_name)
+        if owner != request.table_name:
+            raise WarehouseError(
+                f"table {request.table_name}",
+                f"its folder {path}/ already holds table {owner}; choose another table name",
+            )
+
+
 def _plan(
     manifest: WarehouseManifest, request: TableRequest, mode: Mode
 ) -> tuple[list[tuple[str, pa.Table, TableFile]], list[TableFile]]:
@@ -192,6 +207,7 @@ def write_tables(
             str(base),
             f"this warehouse uses the {manifest.layout} layout; pass layout='{manifest.layout}'",
         )
+    _check_folders(manifest, requests, layout)
     plans = []
     for request in requests:
         _check_request(request)

@@ -1,0 +1,530 @@
+"""Check a Cytomining Parquet warehouse against the Cytomining Warehouse Specification 1.0.0.
+
+:func:`validate_warehouse` reads ``warehouse_manifest.json`` and only the footers of
+the Parquet files (row counts and schemas), never their rows; the one exception is
+a warehouse without a manifest, whose ``dataset_id`` columns are read to report
+its datasets. Every problem is one message naming the table or file: ``errors``
+break the specification, ``warnings`` leave the warehouse usable. A conformance
+profile is reported only when every check it needs passed: ``core`` (layout,
+manifest, files, join keys) and ``profiles-qc`` (``core``, a ``joined_profiles``
+table, and a boolean ``qc_pass`` in every ``quality_control`` table).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from iceberg_bioimage.models.warehouse import (
+    MANIFEST_NAME,
+    ROLES,
+    WAREHOUSE_SPEC_VERSION,
+    Layout,
+    TableEntry,
+    TableFile,
+    WarehouseManifest,
+    table_path,
+)
+from iceberg_bioimage.publishing.warehouse import STAGING_PREFIX
+
+#: Roles whose tables join images, so carry ``dataset_id`` and ``image_id``.
+JOINABLE_ROLES = ("image_assets", "chunk_index", "joined_profiles", "quality_control")
+#: Tables of warehouses written before the manifest existed, found by their folders.
+LEGACY_TABLES = {
+    "images.image_assets": "image_assets",
+    "images.chunk_index": "chunk_index",
+    "profiles.joined_profiles": "joined_profiles",
+}
+QC_COLUMNS = ("qc_pass", "QC_Pass")
+_SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:[-+].*)?")
+_TABLE_NAME = re.compile(r"[^./\\\s]+(?:\.[^./\\\s]+)+")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WarehouseValidationResult:
+    """Outcome of :func:`validate_warehouse`.
+
+    ``layout`` is ``"namespaced"`` or ``"flat"`` (None when unknown);
+    ``conformance_profiles`` are the profiles verified here, not those claimed;
+    ``tables`` has one dict per table (``table_name``, ``role``, ``path``,
+    ``rows`` found in the Parquet footers, ``datasets``, ``ok``).
+    """
+
+    root: str
+    is_valid: bool
+    layout: str | None
+    spec_version: str | None
+    conformance_profiles: tuple[str, ...]
+    tables: tuple[dict[str, Any], ...]
+    errors: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-safe values."""
+        return {
+            "root": self.root,
+            "is_valid": self.is_valid,
+            "layout": self.layout,
+            "spec_version": self.spec_version,
+            "conformance_profiles": list(self.conformance_profiles),
+            "tables": [{**t, "datasets": list(t["datasets"])} for t in self.tables],
+            "errors": list(self.errors),
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class _TableCheck:
+    """One table's summary and problems; ``qc_errors`` break only ``profiles-qc``."""
+
+    summary: dict[str, Any]
+    errors: tuple[str, ...]
+    qc_errors: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def validate_warehouse(root: str | os.PathLike[str]) -> WarehouseValidationResult:
+    """Check the warehouse at ``root``: manifest, layout, table folders and Parquet footers.
+
+    Never raises for a broken warehouse; an unknown major ``warehouse_spec_version``
+    stops the check at once (readers fail fast), a newer minor one is a warning.
+    A warehouse without a manifest is invalid, but the tables its ``namespaced``
+    or ``flat`` folders hold are still checked and reported.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        return _result(base, errors=[f"{base}: no warehouse folder here"], warnings=[])
+    warnings = _leftover_warnings(base)
+    if not (base / MANIFEST_NAME).is_file():
+        return _without_manifest(base, warnings)
+    return _with_manifest(base, warnings)
+
+
+def _result(
+    base: Path,
+    *,
+    errors: Sequence[str],
+    warnings: Sequence[str],
+    layout: Layout | None = None,
+    spec_version: str | None = None,
+    checks: Sequence[_TableCheck] = (),
+    profiles: tuple[str, ...] = (),
+) -> WarehouseValidationResult:
+    return WarehouseValidationResult(
+        root=str(base),
+        is_valid=not errors,
+        layout=layout,
+        spec_version=spec_version,
+        conformance_profiles=profiles,
+        tables=tuple(c.summary for c in checks),
+        errors=tuple(errors),
+        warnings=tuple(warnings),
+    )
+
+
+def _leftover_warnings(base: Path) -> list[str]:
+    """Staging folders and temporary manifests left by interrupted (or running) writes."""
+    staging = sorted(base.glob(f"{STAGING_PREFIX}*"))
+    temporary = sorted(base.glob(f".{MANIFEST_NAME}.*.tmp"))
+    return [
+        *(f"{p}: staging folder left by an interrupted or running write" for p in staging),
+        *(f"{p}: temporary manifest left by an interrupted or running write" for p in temporary),
+    ]
+
+
+# -- Warehouses with a manifest ----------------------------------------------------
+
+
+def _with_manifest(base: Path, warnings: list[str]) -> WarehouseValidationResult:
+    path = base / MANIFEST_NAME
+    doc = _load_document(path)
+    if isinstance(doc, str):
+        return _result(base, errors=[doc], warnings=warnings)
+    version = doc.get("warehouse_spec_version")
+    spec_version = version if isinstance(version, str) else None
+    version_errors, version_warnings = _version_problems(path, version)
+    warnings = [*warnings, *version_warnings]
+    if version_errors:
+        return _result(base, errors=version_errors, warnings=warnings, spec_version=spec_version)
+    try:
+        manifest = WarehouseManifest.from_dict({**doc, "tables": []})
+    except (KeyError, TypeError, ValueError) as error:
+        problem = f"{path}: invalid manifest: {error}"
+        return _result(base, errors=[problem], warnings=warnings, spec_version=spec_version)
+    entries, errors = _parse_entries(path, doc.get("tables"))
+    checks = [_check_entry(base, entry, manifest.layout) for entry in entries]
+    errors += [*_manifest_problems(path, entries), *(e for c in checks for e in c.errors)]
+    qc_errors = [e for c in checks for e in c.qc_errors]
+    profiles = _verified_profiles(entries, core_ok=not errors, qc_ok=not qc_errors)
+    warnings += [
+        *(w for c in checks for w in c.warnings),
+        *_unlisted_folders(base, entries),
+        *_claim_warnings(path, doc.get("conformance_profiles"), profiles),
+    ]
+    return _result(
+        base,
+        errors=[*errors, *qc_errors],
+        warnings=warnings,
+        layout=manifest.layout,
+        spec_version=spec_version,
+        checks=checks,
+        profiles=profiles,
+    )
+
+
+def _load_document(path: Path) -> dict[str, Any] | str:
+    """The manifest's JSON object, or the message saying why it cannot be read."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        return f"{path}: unreadable manifest: {error}"
+    return doc if isinstance(doc, dict) else f"{path}: the manifest is not a JSON object"
+
+
+def _version_problems(path: Path, version: Any) -> tuple[list[str], list[str]]:
+    """Errors and warnings of ``warehouse_spec_version`` against the version spoken here."""
+    theirs = _SEMVER.fullmatch(version) if isinstance(version, str) else None
+    if theirs is None:
+        return [f"{path}: warehouse_spec_version {version!r} is not a semantic version"], []
+    our_major, our_minor = (int(part) for part in WAREHOUSE_SPEC_VERSION.split(".")[:2])
+    if int(theirs[1]) != our_major:
+        return [
+            f"{path}: warehouse_spec_version {version} has an unknown major version; "
+            f"this validator reads {WAREHOUSE_SPEC_VERSION}"
+        ], []
+    if int(theirs[2]) > our_minor:
+        return [], [
+            f"{path}: warehouse_spec_version {version} is newer than {WAREHOUSE_SPEC_VERSION}; "
+            "what it added is not checked"
+        ]
+    return [], []
+
+
+def _parse_entries(path: Path, raw_tables: Any) -> tuple[list[TableEntry], list[str]]:
+    """Manifest entries that parse, and one message per entry that does not."""
+    if not isinstance(raw_tables, list):
+        return [], [f"{path}: 'tables' must be a list of table entries"]
+    entries, errors = [], []
+    for index, raw in enumerate(raw_tables):
+        try:
+            entries.append(_parse_entry(raw))
+        except (KeyError, TypeError, ValueError) as error:
+            name = raw.get("table_name") if isinstance(raw, dict) else None
+            errors.append(
+                f"{path}: table entry {index} ({name}) is malformed: "
+                f"{type(error).__name__}: {error}"
+            )
+    return entries, errors
+
+
+def _parse_entry(raw: Any) -> TableEntry:
+    entry = TableEntry.from_dict(raw)
+    if not all(isinstance(v, str) for v in (entry.table_name, entry.role, entry.path)):
+        raise TypeError("table_name, role and path must be strings")
+    if not all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in entry.columns):
+        raise ValueError("every column needs a name")
+    return entry
+
+
+def _manifest_problems(path: Path, entries: Sequence[TableEntry]) -> list[str]:
+    """Duplicate names or folders, and a missing ``image_assets`` table."""
+    counts = Counter(e.table_name for e in entries)
+    problems = [f"{path}: table {n} is listed {k} times" for n, k in counts.items() if k > 1]
+    by_folder: defaultdict[str, set[str]] = defaultdict(set)
+    for entry in entries:
+        by_folder[entry.path].add(entry.table_name)
+    problems += [
+        f"{path}: tables {', '.join(sorted(names))} share the folder {folder}"
+        for folder, names in by_folder.items()
+        if len(names) > 1
+    ]
+    if not any(e.role == "image_assets" for e in entries):
+        problems.append(f"{path}: no table has role image_assets (the core table)")
+    return problems
+
+
+def _verified_profiles(
+    entries: Sequence[TableEntry], *, core_ok: bool, qc_ok: bool
+) -> tuple[str, ...]:
+    if not core_ok:
+        return ()
+    if qc_ok and any(e.role == "joined_profiles" for e in entries):
+        return ("core", "profiles-qc")
+    return ("core",)
+
+
+def _unlisted_folders(base: Path, entries: Sequence[TableEntry]) -> list[str]:
+    """Folders holding Parquet files that no manifest entry names (staging excluded)."""
+    listed = {e.path for e in entries}
+    folders = {
+        p.parent.relative_to(base).as_posix()
+        for p in base.rglob("*.parquet")
+        if not any(part.startswith(STAGING_PREFIX) for part in p.relative_to(base).parts)
+    }
+    return [
+        f"{base / folder}: holds Parquet files but no manifest entry names it"
+        for folder in sorted(folders - listed)
+    ]
+
+
+def _claim_warnings(path: Path, claims: Any, verified: tuple[str, ...]) -> list[str]:
+    """Conformance profiles the manifest claims that were not verified here."""
+    return [
+        f"{path}: the manifest claims conformance profile {claim!r}, which was not verified"
+        for claim in (claims if isinstance(claims, list) else [])
+        if claim not in verified
+    ]
+
+
+# -- Warehouses without a manifest ---------------------------------------------------
+
+
+def _without_manifest(base: Path, warnings: list[str]) -> WarehouseValidationResult:
+    layout, entries = _legacy_entries(base)
+    if layout is None:
+        return _result(
+            base, errors=[f"{base}: no {MANIFEST_NAME} and no warehouse tables"], warnings=warnings
+        )
+    checks = [_check_entry(base, entry, layout) for entry in entries]
+    missing = (
+        f"{base}: no {MANIFEST_NAME}; found the {layout} layout's tables "
+        f"{', '.join(e.table_name for e in entries)}, which readers accept, but only a "
+        "manifest makes the warehouse conformant (export to it again to write one)"
+    )
+    errors = [missing, *(e for c in checks for e in (*c.errors, *c.qc_errors))]
+    warnings += [*(w for c in checks for w in c.warnings), *_unlisted_folders(base, entries)]
+    return _result(base, errors=errors, warnings=warnings, layout=layout, checks=checks)
+
+
+def _legacy_entries(base: Path) -> tuple[Layout | None, list[TableEntry]]:
+    """Entries describing the known table folders that hold Parquet, namespaced first."""
+    layouts: tuple[Layout, ...] = ("namespaced", "flat")
+    for layout in layouts:
+        entries = [
+            entry
+            for name, role in LEGACY_TABLES.items()
+            if (entry := _legacy_entry(base, name, role, layout)) is not None
+        ]
+        if entries:
+            return layout, entries
+    return None, []
+
+
+def _legacy_entry(base: Path, table_name: str, role: str, layout: Layout) -> TableEntry | None:
+    """What a manifest would say about one table folder (None if it holds no Parquet)."""
+    path = table_path(table_name, layout)
+    footers = {p: _footer(p) for p in sorted((base / path).glob("*.parquet"))}
+    if not footers:
+        return None
+    readable = {p: f for p, f in footers.items() if not isinstance(f, str)}
+    names = next(iter(readable.values())).schema.to_arrow_schema().names if readable else []
+    files = tuple(
+        TableFile(
+            path=p.name,
+            dataset_id=_single_dataset(p, readable[p]) if p in readable else None,
+            rows=readable[p].num_rows if p in readable else 0,
+        )
+        for p in footers
+    )
+    return TableEntry(
+        table_name=table_name,
+        role=role,
+        path=path,
+        join_keys=(),
+        columns=tuple({"name": n} for n in names),
+        grain={},
+        files=files,
+        provenance={},
+    )
+
+
+def _single_dataset(path: Path, footer: pq.FileMetaData) -> str | None:
+    """The file's dataset id when it holds exactly one (reads only that column)."""
+    if "dataset_id" not in footer.schema.to_arrow_schema().names:
+        return None
+    try:
+        values = pq.read_table(path, columns=["dataset_id"])["dataset_id"].unique()
+    except (pa.ArrowException, OSError):
+        return None
+    return values[0].as_py() if len(values) == 1 else None
+
+
+# -- One table ---------------------------------------------------------------------
+
+
+def _check_entry(base: Path, entry: TableEntry, layout: Layout) -> _TableCheck:
+    """Check one table's manifest entry against the layout and its folder's Parquet files."""
+    label = f"table {entry.table_name}"
+    errors = [*_naming_problems(label, entry, layout), *_column_problems(label, entry)]
+    footers: dict[str, pq.FileMetaData] = {}
+    if _locatable(entry, layout):
+        footers, disk_errors = _disk_problems(label, base / entry.path, entry)
+        errors += disk_errors
+    qc_errors, warnings = _qc_problems(label, entry, footers)
+    summary = {
+        "table_name": entry.table_name,
+        "role": entry.role,
+        "path": entry.path,
+        "rows": sum(f.num_rows for f in footers.values()),
+        "datasets": entry.datasets,
+        "ok": not errors and not qc_errors,
+    }
+    return _TableCheck(
+        summary=summary,
+        errors=tuple(errors),
+        qc_errors=tuple(qc_errors),
+        warnings=tuple(warnings),
+    )
+
+
+def _column_names(entry: TableEntry) -> list[str]:
+    return [c["name"] for c in entry.columns]
+
+
+def _locatable(entry: TableEntry, layout: Layout) -> bool:
+    """Whether the entry's folder is where its name says, inside the root, in Parquet."""
+    return (
+        entry.format == "parquet"
+        and _TABLE_NAME.fullmatch(entry.table_name) is not None
+        and entry.path == table_path(entry.table_name, layout)
+    )
+
+
+def _naming_problems(label: str, entry: TableEntry, layout: Layout) -> list[str]:
+    """Name, role, format and folder of an entry."""
+    problems = []
+    if _TABLE_NAME.fullmatch(entry.table_name) is None:
+        problems.append(f"{label}: table names are dotted, <namespace>.<table>")
+    if entry.role not in ROLES:
+        problems.append(f"{label}: unknown role {entry.role!r}; use one of {', '.join(ROLES)}")
+    if entry.format != "parquet":
+        problems.append(f"{label}: format {entry.format!r} is not parquet")
+    expected = table_path(entry.table_name, layout)
+    if entry.path != expected:
+        problems.append(
+            f"{label}: path {entry.path!r} does not match the {layout} layout ({expected!r})"
+        )
+    return problems
+
+
+def _column_problems(label: str, entry: TableEntry) -> list[str]:
+    """Join keys, image keys and ``object_id`` against the columns the manifest lists."""
+    columns = _column_names(entry)
+    if not columns:
+        return [f"{label}: no columns are listed or readable"]
+    problems = []
+    stray_keys = [k for k in entry.join_keys if k not in columns]
+    if stray_keys:
+        problems.append(f"{label}: join_keys {stray_keys} are not among its columns")
+    missing = [k for k in ("dataset_id", "image_id") if k not in columns]
+    if entry.role in JOINABLE_ROLES and missing:
+        problems.append(f"{label}: {entry.role} tables carry dataset_id and image_id; no {missing}")
+    if entry.grain.get("profile_level") == "object" and "object_id" not in columns:
+        problems.append(f"{label}: object-level table (profile_level 'object') has no object_id")
+    return problems
+
+
+def _disk_problems(
+    label: str, folder: Path, entry: TableEntry
+) -> tuple[dict[str, pq.FileMetaData], list[str]]:
+    """Footers of the listed files that can be read, and every problem in the folder."""
+    if not folder.is_dir():
+        return {}, [f"{label}: folder {folder} is missing"] if entry.files else []
+    footers, problems = {}, []
+    for listed in entry.files:
+        footer = _listed_footer(label, folder, entry.path, listed.path)
+        if isinstance(footer, str):
+            problems.append(footer)
+            continue
+        footers[listed.path] = footer
+        if footer.num_rows != listed.rows:
+            problems.append(
+                f"{label}: {entry.path}/{listed.path} has {footer.num_rows} rows; "
+                f"the manifest says {listed.rows}"
+            )
+    problems += _stray_problems(label, folder, entry)
+    problems += _schema_problems(label, entry, footers)
+    return footers, problems
+
+
+def _footer(path: Path) -> pq.FileMetaData | str:
+    """A Parquet file's footer, or why it cannot be read."""
+    try:
+        return pq.read_metadata(path)
+    except (pa.ArrowException, OSError) as error:
+        return str(error)
+
+
+def _listed_footer(label: str, folder: Path, path: str, name: str) -> pq.FileMetaData | str:
+    """The footer of file ``name`` listed for the table at ``path``, or the problem with it."""
+    where = f"{path}/{name}"
+    if Path(name).name != name:
+        return f"{label}: file {name!r} is not a plain file name"
+    if not (folder / name).is_file():
+        return f"{label}: {where} is listed in the manifest but missing"
+    footer = _footer(folder / name)
+    if isinstance(footer, str):
+        return f"{label}: {where} is not a readable Parquet file ({footer})"
+    return footer
+
+
+def _stray_problems(label: str, folder: Path, entry: TableEntry) -> list[str]:
+    """Anything in the folder the manifest does not list (folders hold only Parquet)."""
+    listed = {f.path for f in entry.files}
+    problems = []
+    for child in sorted(folder.iterdir()):
+        if child.name in listed:
+            continue
+        if child.is_file() and child.suffix == ".parquet":
+            problems.append(f"{label}: {entry.path}/{child.name} is not listed in the manifest")
+        else:
+            problems.append(
+                f"{label}: stray {entry.path}/{child.name}; table folders hold only .parquet "
+                "files (pycytominer's load_profiles reads the whole folder)"
+            )
+    return problems
+
+
+def _schema_problems(
+    label: str, entry: TableEntry, footers: dict[str, pq.FileMetaData]
+) -> list[str]:
+    """Columns the manifest lists that a file lacks."""
+    columns = _column_names(entry)
+    problems = []
+    for name, footer in footers.items():
+        present = set(footer.schema.to_arrow_schema().names)
+        missing = [c for c in columns if c not in present]
+        if missing:
+            problems.append(f"{label}: {entry.path}/{name} lacks columns {missing}")
+    return problems
+
+
+def _qc_problems(
+    label: str, entry: TableEntry, footers: dict[str, pq.FileMetaData]
+) -> tuple[list[str], list[str]]:
+    """Errors and warnings of the ``profiles-qc`` rules: a boolean ``qc_pass``."""
+    if entry.role != "quality_control":
+        return [], []
+    columns = _column_names(entry)
+    name = next((c for c in QC_COLUMNS if c in columns), None)
+    if name is None:
+        return [f"{label}: quality_control tables need a boolean qc_pass column"], []
+    warnings = [] if name == "qc_pass" else [f"{label}: {name} accepted; the spec names it qc_pass"]
+    errors = []
+    for file_name, footer in footers.items():
+        schema = footer.schema.to_arrow_schema()
+        if name in schema.names and not pa.types.is_boolean(schema.field(name).type):
+            errors.append(
+                f"{label}: {entry.path}/{file_name} stores {name} as "
+                f"{schema.field(name).type}, not boolean"
+            )
+    return errors, warnings
