@@ -2,6 +2,7 @@
 
 from iceberg_bioimage._version import __version__
 from iceberg_bioimage.api import (
+    create_ome_arrow,
     deregister_store,
     export_catalog_to_cytomining_warehouse,
     export_profiles_to_cytomining_warehouse,
@@ -17,6 +18,7 @@ from iceberg_bioimage.api import (
     publish_chunk_index,
     register_store,
     scan_as_arrow_table,
+    scan_ome_arrow,
     scan_result_as_arrow_table,
     scan_store,
     summarize_store,
@@ -26,6 +28,7 @@ from iceberg_bioimage.exceptions import (
     ContractError,
     DatasetConflictError,
     DatasetNotFoundError,
+    FilterError,
     IcebergBioimageError,
     InvalidNameError,
     MetadataError,
@@ -35,6 +38,7 @@ from iceberg_bioimage.exceptions import (
     TableNotFoundError,
     WarehouseError,
 )
+from iceberg_bioimage.integrations.catalog import embedded_catalog
 from iceberg_bioimage.integrations.duckdb import join_report, query_metadata_table
 from iceberg_bioimage.models import DatasetSummary, ImageAsset, ScanResult
 from iceberg_bioimage.models.results import (
@@ -60,6 +64,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DatasetSummary",
     "DeregistrationResult",
+    "FilterError",
     "IcebergBioimageError",
     "ImageAsset",
     "InvalidNameError",
@@ -75,7 +80,9 @@ __all__ = [
     "WarehouseManifest",
     "WarehouseValidationResult",
     "__version__",
+    "create_ome_arrow",
     "deregister_store",
+    "embedded_catalog",
     "export_catalog_to_cytomining_warehouse",
     "export_profiles_to_cytomining_warehouse",
     "export_store_to_cytomining_warehouse",
@@ -93,6 +100,7 @@ __all__ = [
     "query_metadata_table",
     "register_store",
     "scan_as_arrow_table",
+    "scan_ome_arrow",
     "scan_result_as_arrow_table",
     "scan_store",
     "summarize_store",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -52,6 +52,9 @@ from iceberg_bioimage.validation.contract import (
     validate_microscopy_profile_table,
 )
 from iceberg_bioimage.validation.profiles_io import read_profile_table
+
+if TYPE_CHECKING:
+    from ome_arrow import OMEArrow
 
 TableName = Literal["image_assets", "chunk_index"]
 
@@ -496,11 +499,6 @@ def load_warehouse_manifest(warehouse_root: str | os.PathLike[str]) -> Warehouse
 
 
 # -- OME-Arrow (optional extra: pip install 'iceberg-bioimage[ome-arrow]') -------
-
-from typing import TYPE_CHECKING  # noqa: E402
-
-if TYPE_CHECKING:
-    from ome_arrow import OMEArrow
 
 
 def create_ome_arrow(

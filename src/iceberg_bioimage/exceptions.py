@@ -32,11 +32,12 @@ class ContractError(IcebergBioimageError, ValueError):
 class MissingDependencyError(IcebergBioimageError, ImportError):
     """An optional extra is needed for this feature but is not installed."""
 
-    def __init__(self, feature: str, extra: str) -> None:
-        super().__init__(
-            feature,
-            f"requires the optional extra: pip install 'iceberg-bioimage[{extra}]'",
-        )
+    def __init__(self, feature: str, extra: str | None = None, *, requirement: str = "") -> None:
+        if extra is not None:
+            problem = f"requires the optional extra: pip install 'iceberg-bioimage[{extra}]'"
+        else:
+            problem = f"requires {requirement}: pip install '{requirement}'"
+        super().__init__(feature, problem)
         self.extra = extra
 
 
@@ -66,3 +67,7 @@ class DatasetNotFoundError(IcebergBioimageError, LookupError):
 
 class WarehouseError(IcebergBioimageError, ValueError):
     """A warehouse write or read cannot proceed (mode, layout or manifest problem)."""
+
+
+class FilterError(IcebergBioimageError, ValueError):
+    """A row filter is malformed (operator, value or pattern)."""

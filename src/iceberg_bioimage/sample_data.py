@@ -36,6 +36,8 @@ import pyarrow.parquet as pq
 import tifffile
 import zarr
 
+from iceberg_bioimage.exceptions import MissingDependencyError
+
 __all__ = ["SampleData", "write_sample_data"]
 
 PLATE_NAME = "plate"
@@ -86,7 +88,13 @@ def write_sample_data(directory: str | os.PathLike[str], *, overwrite: bool = Fa
     Raises:
         FileExistsError: A target already exists and ``overwrite`` is false.
             Nothing is written in that case.
+        MissingDependencyError: the installed zarr is older than 3 (needed to
+            write the OME-NGFF 0.5 / Zarr v3 sample; scanning works with zarr 2).
     """
+    if int(zarr.__version__.split(".", 1)[0]) < 3:
+        raise MissingDependencyError(
+            f"sample-data (zarr {zarr.__version__} installed)", requirement="zarr>=3"
+        )
     root = Path(directory)
     sample = SampleData(
         directory=root,

@@ -21,6 +21,11 @@ from iceberg_bioimage.exceptions import (
 )
 from iceberg_bioimage.integrations.ome_arrow import create_ome_arrow, scan_ome_arrow
 
+# bioio-ome-tiff (ome-arrow's TIFF reader) passes a parser argument ome-types ignores
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:As of version 0.4.0, the parser argument is ignored:DeprecationWarning"
+)
+
 INSTALL_HINT = "pip install 'iceberg-bioimage[ome-arrow]'"
 
 

@@ -223,3 +223,25 @@ def test_named_catalog_from_environment(datasets, monkeypatch, tmp_path):
     register_store(datasets["strips"].path, "lab", NS)
     assert count("lab", "image_assets") == 1
     assert (tmp_path / "lab.db").exists()
+
+
+def test_catalog_reads_have_the_scan_types_and_accept_arrow_scalars(catalog, datasets):
+    from iceberg_bioimage import FilterError, scan_as_arrow_table
+
+    register_store(datasets["plate04"].path, catalog, NS)
+    stored = load_catalog_table(catalog, NS, "image_assets")
+    scanned = scan_as_arrow_table(datasets["plate04"].path)
+    assert stored.schema.equals(scanned.schema)
+    first = stored["array_path"][0]
+    assert count(catalog, "image_assets", filters=[("array_path", "=", first)]) == 1
+    with pytest.raises(FilterError, match="prefix"):
+        load_catalog_table(catalog, NS, "image_assets", filters=[("well_id", "like", "%1")])
+
+
+def test_embedded_catalog_even_when_default_is_configured(tmp_path, monkeypatch, datasets):
+    from iceberg_bioimage import embedded_catalog
+
+    monkeypatch.setenv("PYICEBERG_CATALOG__DEFAULT__URI", "sqlite:////nonexistent/x.db")
+    catalog = embedded_catalog(tmp_path / "wh")
+    register_store(datasets["strips"].path, catalog, NS)
+    assert (tmp_path / "wh" / "catalog.db").exists()

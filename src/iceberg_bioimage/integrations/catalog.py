@@ -43,17 +43,26 @@ def embedded_warehouse() -> Path:
     return Path(os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE).expanduser().resolve()
 
 
-def _embedded(name: str) -> ResolvedCatalog:
+def embedded_catalog(
+    warehouse: str | os.PathLike[str] | None = None, *, name: str = "default"
+) -> Catalog:
+    """The embedded SQLite catalog in ``warehouse`` (default: :func:`embedded_warehouse`).
+
+    Use it to get the zero-configuration catalog even when ``~/.pyiceberg.yaml``
+    defines a catalog called ``default``.
+    """
     from pyiceberg.catalog.sql import SqlCatalog
 
+    folder = Path(warehouse).expanduser().resolve() if warehouse else embedded_warehouse()
+    folder.mkdir(parents=True, exist_ok=True)
+    return SqlCatalog(name, uri=f"sqlite:///{folder / EMBEDDED_DB}", warehouse=folder.as_uri())
+
+
+def _embedded(name: str) -> ResolvedCatalog:
     warehouse = embedded_warehouse()
-    warehouse.mkdir(parents=True, exist_ok=True)
-    catalog = SqlCatalog(
-        name,
-        uri=f"sqlite:///{warehouse / EMBEDDED_DB}",
-        warehouse=warehouse.as_uri(),
+    return ResolvedCatalog(
+        catalog=embedded_catalog(warehouse, name=name), name=name, embedded_warehouse=warehouse
     )
-    return ResolvedCatalog(catalog=catalog, name=name, embedded_warehouse=warehouse)
 
 
 def resolve_catalog(catalog: str | Catalog) -> ResolvedCatalog:

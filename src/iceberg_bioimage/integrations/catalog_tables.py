@@ -25,8 +25,10 @@ from pyiceberg.expressions import (
     StartsWith,
 )
 
-from iceberg_bioimage.exceptions import InvalidNameError, TableNotFoundError
+from iceberg_bioimage.exceptions import FilterError, InvalidNameError, TableNotFoundError
 from iceberg_bioimage.models.filters import RowFilter, parse_filters
+from iceberg_bioimage.models.schemas import TABLES
+from iceberg_bioimage.publishing.arrow_schema import arrow_schema
 
 _BINARY = {
     "=": EqualTo,
@@ -53,9 +55,10 @@ def _expression(item: RowFilter) -> BooleanExpression:
     prefix = pattern[:-1]
     if pattern.endswith("%") and not any(ch in prefix for ch in "%_"):
         return StartsWith(item.column, prefix)
-    raise ValueError(
+    raise FilterError(
+        "filters",
         f"filter ({item.column!r}, 'like', {pattern!r}): catalog reads support "
-        "prefix patterns such as 'A/1%' only"
+        "prefix patterns such as 'A/1%' only",
     )
 
 
@@ -114,4 +117,20 @@ def load_table_arrow(
         selected_fields=tuple(columns) if columns else ("*",),
         snapshot_id=snapshot_id,
     )
-    return scan.to_arrow()
+    return canonical_types(scan.to_arrow(), table)
+
+
+def canonical_types(data: pa.Table, table: str) -> pa.Table:
+    """Give a canonical table read from Iceberg the same Arrow types a scan builds.
+
+    pyiceberg reads strings and lists as ``large_string``/``large_list``; casting
+    back lets catalog rows and freshly scanned rows be combined directly.
+    """
+    if table not in TABLES:
+        return data
+    canonical = arrow_schema(table)
+    fields = [
+        canonical.field(name) if name in canonical.names else data.schema.field(name)
+        for name in data.column_names
+    ]
+    return data.cast(pa.schema(fields))
