@@ -1,0 +1,219 @@
+"""Iceberg catalog commands: register, publish-chunks, ingest, deregister, tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from pyiceberg.catalog import Catalog
+from rich.table import Table
+
+from iceberg_bioimage import api
+from iceberg_bioimage.cli.output import (
+    command_options,
+    counted_progress,
+    emit_json,
+    note,
+    print_warnings,
+    stdout,
+    working,
+)
+from iceberg_bioimage.integrations.catalog import resolve_catalog
+
+# -- Iceberg control plane ----------------------------------------------------
+
+catalog_option = click.option(
+    "--catalog",
+    default="default",
+    show_default=True,
+    help="PyIceberg catalog name (~/.pyiceberg.yaml or PYICEBERG_CATALOG__*); "
+    "'default' unconfigured = embedded SQLite catalog in ./iceberg-warehouse.",
+)
+namespace_option = click.option(
+    "--namespace",
+    default="bioimage",
+    show_default=True,
+    help="Iceberg namespace, used exactly as given (e.g. bioimage.cytotable).",
+)
+
+
+def _catalog(name: str) -> Catalog:
+    """Resolve the catalog, announcing the embedded one once on stderr."""
+    resolved = resolve_catalog(name)
+    if resolved.embedded_warehouse is not None:
+        note(
+            f"catalog '{name}' is not configured; using the embedded SQLite catalog "
+            f"in {resolved.embedded_warehouse}"
+        )
+    return resolved.catalog
+
+
+def _writes_table(title: str, writes: Any) -> Table:
+    table = Table(title=title, title_justify="left", box=None, header_style="bold")
+    for name in ("table", "rows written", "snapshot"):
+        table.add_column(name)
+    for write in writes:
+        table.add_row(write.table, f"{write.rows_written:,}", str(write.snapshot_id or "—"))
+    return table
+
+
+def _print_registration(result: Any, as_json: bool) -> None:
+    print_warnings(result.dataset.warnings)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    dataset = result.dataset
+    stdout.print(
+        _writes_table(
+            f"registered {dataset.dataset_id} ({dataset.image_count} images, "
+            f"{dataset.array_count} arrays, {dataset.chunk_count:,} chunks) "
+            f"in {result.namespace}",
+            result.tables,
+        )
+    )
+
+
+@click.command()
+@click.argument("uri")
+@catalog_option
+@namespace_option
+@click.option("--publish-chunks", is_flag=True, help="Also publish the chunk_index table.")
+@click.option("--dataset-id", help="Dataset id (default: the store name minus its suffix).")
+@click.option("--replace", is_flag=True, help="Re-point a dataset id registered for another store.")
+@command_options
+def register(
+    uri: str,
+    catalog: str,
+    namespace: str,
+    publish_chunks: bool,
+    dataset_id: str | None,
+    replace: bool,
+    as_json: bool,
+) -> None:
+    """Scan a store and register it in Iceberg (one commit per table, idempotent)."""
+    resolved = _catalog(catalog)
+    with working(f"Registering {uri}"):
+        result = api.register_store(
+            uri,
+            resolved,
+            namespace,
+            publish_chunks=publish_chunks,
+            dataset_id=dataset_id,
+            replace=replace,
+        )
+    _print_registration(result, as_json)
+
+
+@click.command("publish-chunks")
+@click.argument("uri")
+@catalog_option
+@namespace_option
+@click.option("--dataset-id", help="Dataset id (default: the store name minus its suffix).")
+@command_options
+def publish_chunks(
+    uri: str, catalog: str, namespace: str, dataset_id: str | None, as_json: bool
+) -> None:
+    """Publish a store's chunk_index table alone."""
+    resolved = _catalog(catalog)
+    with working(f"Publishing chunks of {uri}"):
+        result = api.publish_chunk_index(uri, resolved, namespace, dataset_id=dataset_id)
+    _print_registration(result, as_json)
+
+
+@click.command()
+@click.argument("uris", nargs=-1, required=True)
+@catalog_option
+@namespace_option
+@click.option(
+    "--glob", "pattern", help="Treat URIS as folders and ingest the stores matching this."
+)
+@click.option("--workers", type=click.IntRange(1, 64), help="Stores scanned at once.")
+@click.option("--no-chunks", is_flag=True, help="Publish image_assets only.")
+@click.option("--replace", is_flag=True, help="Re-point dataset ids registered for other stores.")
+@command_options
+def ingest(
+    uris: tuple[str, ...],
+    catalog: str,
+    namespace: str,
+    pattern: str | None,
+    workers: int | None,
+    no_chunks: bool,
+    replace: bool,
+    as_json: bool,
+) -> None:
+    """Scan many stores in parallel and publish them with one commit per table."""
+    from iceberg_bioimage.publishing.registration import expand_uris
+
+    resolved = _catalog(catalog)
+    stores = expand_uris(list(uris), pattern)
+    with counted_progress(len(stores), "scanning") as advance:
+        result = api.ingest_stores_to_warehouse(
+            stores,
+            resolved,
+            namespace,
+            publish_chunks=not no_chunks,
+            workers=workers,
+            replace=replace,
+            on_scanned=(lambda scanned: advance(scanned.dataset_id)) if advance else None,
+        )
+    for dataset in result.datasets:
+        print_warnings(dataset.warnings)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    stdout.print(
+        _writes_table(
+            f"ingested {len(result.datasets)} stores into {result.namespace}", result.tables
+        )
+    )
+
+
+@click.command()
+@click.argument("uri_or_dataset_id")
+@catalog_option
+@namespace_option
+@command_options
+def deregister(uri_or_dataset_id: str, catalog: str, namespace: str, as_json: bool) -> None:
+    """Remove a dataset's rows (by dataset id or store URI) from the catalog tables."""
+    result = api.deregister_store(uri_or_dataset_id, _catalog(catalog), namespace)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    stdout.print(
+        _writes_table(f"removed {', '.join(result.dataset_ids)} from {namespace}", result.tables)
+    )
+
+
+@click.command()
+@catalog_option
+@namespace_option
+@command_options
+def tables(catalog: str, namespace: str, as_json: bool) -> None:
+    """List the tables of a namespace with their row counts and current snapshot."""
+    resolved = _catalog(catalog)
+    rows = []
+    for name in api.list_catalog_tables(resolved, namespace):
+        table = resolved.load_table((*namespace.split("."), name))
+        snapshot = table.current_snapshot()
+        summary = snapshot.summary if snapshot else None
+        count = int(summary["total-records"]) if summary and "total-records" in summary else 0
+        rows.append(
+            {
+                "table": f"{namespace}.{name}",
+                "rows": count,
+                "snapshot_id": snapshot.snapshot_id if snapshot else None,
+                "snapshots": len(table.snapshots()),
+                "location": table.location(),
+            }
+        )
+    if as_json:
+        emit_json(rows)
+        return
+    table_view = Table(title=f"tables in {namespace}", title_justify="left", box=None)
+    for name in ("table", "rows", "snapshots", "current snapshot"):
+        table_view.add_column(name)
+    for row in rows:
+        table_view.add_row(
+            row["table"], f"{row['rows']:,}", str(row["snapshots"]), str(row["snapshot_id"])
+        )
+    stdout.print(table_view)

@@ -1,0 +1,352 @@
+"""Profiles and the Cytomining warehouse: contract, joins, exports, validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import pyarrow as pa
+from rich.table import Table
+
+from iceberg_bioimage import api
+from iceberg_bioimage.cli.catalog_commands import _catalog, catalog_option, namespace_option
+from iceberg_bioimage.cli.output import (
+    command_options,
+    emit_json,
+    facts_table,
+    fail,
+    print_warnings,
+    stdout,
+    working,
+)
+
+# -- Cytomining: contract, joins, warehouse -------------------------------------
+
+profile_dataset_option = click.option(
+    "--profile-dataset-id",
+    help="Dataset id for profile rows that have no dataset_id column.",
+)
+aliases_option = click.option(
+    "--aliases",
+    "aliases_path",
+    type=click.Path(dir_okay=False),
+    help="TOML file with extra column aliases under [microscopy.aliases].",
+)
+
+
+def _alias_map(path: str | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    from iceberg_bioimage.validation.contract import load_profile_column_aliases
+
+    return dict(load_profile_column_aliases(path))
+
+
+@click.command("validate-contract")
+@click.argument("profiles")
+@profile_dataset_option
+@aliases_option
+@command_options
+def validate_contract(
+    profiles: str, profile_dataset_id: str | None, aliases_path: str | None, as_json: bool
+) -> None:
+    """Check a profile table against the microscopy join contract."""
+    from iceberg_bioimage.validation.contract import validate_microscopy_profile_table
+
+    result = validate_microscopy_profile_table(
+        profiles, profile_dataset_id=profile_dataset_id, alias_map=_alias_map(aliases_path)
+    )
+    print_warnings(result.warnings)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        aliases = ", ".join(f"{k} ← {v}" for k, v in result.resolved_aliases.items())
+        stdout.print(
+            facts_table(
+                f"{profiles}: {'valid' if result.is_valid else 'INVALID'}",
+                [
+                    ("rows", f"{result.row_count:,}"),
+                    ("join keys", ", ".join(result.join_keys) or "—"),
+                    ("aliases", aliases or "—"),
+                    ("missing", ", ".join(result.missing_columns) or "—"),
+                ],
+            )
+        )
+    if not result.is_valid:
+        fail(f"{profiles}: {'; '.join(result.errors)}", 2, False)
+
+
+def _write_table(table: pa.Table, output: str) -> None:
+    lowered = output.lower()
+    if lowered.endswith((".csv", ".tsv")):
+        import pyarrow.csv as pacsv
+
+        delimiter = "\t" if lowered.endswith(".tsv") else ","
+        plain = table.select(
+            [n for n in table.column_names if not pa.types.is_nested(table.schema.field(n).type)]
+        )
+        pacsv.write_csv(plain, output, write_options=pacsv.WriteOptions(delimiter=delimiter))
+    elif lowered.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, output, compression="zstd")
+    else:
+        raise click.BadParameter("use a .parquet, .csv or .tsv file name", param_hint="--output")
+
+
+@click.command("join-profiles")
+@click.argument("uri")
+@click.argument("profiles")
+@click.option(
+    "--output", type=click.Path(dir_okay=False), help="Write the joined table (.parquet/.csv/.tsv)."
+)
+@profile_dataset_option
+@click.option("--include-chunks", is_flag=True, help="One row per chunk of each matched image.")
+@aliases_option
+@command_options
+def join_profiles(
+    uri: str,
+    profiles: str,
+    output: str | None,
+    profile_dataset_id: str | None,
+    include_chunks: bool,
+    aliases_path: str | None,
+    as_json: bool,
+) -> None:
+    """Join a profile table to the images of a store (DuckDB)."""
+    from iceberg_bioimage.integrations.duckdb import join_report
+
+    with working(f"Joining {profiles} to {uri}"):
+        joined = api.join_profiles_with_store(
+            uri,
+            profiles,
+            profile_dataset_id=profile_dataset_id,
+            include_chunks=include_chunks,
+            alias_map=_alias_map(aliases_path),
+        )
+        if output:
+            _write_table(joined, output)
+    report = {**join_report(joined), "rows": joined.num_rows, "output": output}
+    if report.get("unmatched_rows"):
+        click.echo(f"warning: {report['unmatched_rows']:,} profile rows match no image", err=True)
+    if as_json:
+        emit_json(report)
+        return
+    stdout.print(
+        facts_table(
+            f"joined {profiles} to {uri}",
+            [
+                ("join keys", ", ".join(report.get("join_keys", []))),
+                ("profile rows", f"{report.get('profile_rows', 0):,}"),
+                ("matched", f"{report.get('matched_rows', 0):,}"),
+                ("unmatched", f"{report.get('unmatched_rows', 0):,}"),
+                ("output", output or "— (use --output to save)"),
+            ],
+        )
+    )
+
+
+def _print_export(result: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    table = Table(
+        title=f"warehouse {result.warehouse_root} ({result.layout}, {result.mode})",
+        title_justify="left",
+        box=None,
+        header_style="bold",
+    )
+    for name in ("table", "role", "rows written", "datasets"):
+        table.add_column(name)
+    for write in result.tables:
+        table.add_row(
+            write.table_name, write.role, f"{write.rows_written:,}", ", ".join(write.datasets)
+        )
+    stdout.print(table)
+    if result.join:
+        stdout.print(
+            f"joined on {', '.join(result.join['join_keys'])}: "
+            f"{result.join['matched_rows']:,} matched, {result.join['unmatched_rows']:,} unmatched"
+        )
+
+
+warehouse_root_option = click.option(
+    "--warehouse-root", required=True, type=click.Path(file_okay=False), help="Warehouse folder."
+)
+mode_option = click.option(
+    "--mode",
+    type=click.Choice(["overwrite", "append"]),
+    default="overwrite",
+    show_default=True,
+    help="overwrite replaces a dataset's rows; append refuses datasets already present.",
+)
+layout_option = click.option(
+    "--layout",
+    type=click.Choice(["namespaced", "flat"]),
+    default="namespaced",
+    show_default=True,
+    help="namespaced: images/…, profiles/… (Warehouse Spec 1.0); flat: the seed layout.",
+)
+
+
+@click.command("export-cytomining")
+@click.argument("uri")
+@warehouse_root_option
+@click.option("--profiles", help="Profile table to join and write as profiles.joined_profiles.")
+@profile_dataset_option
+@mode_option
+@layout_option
+@click.option("--no-chunks", is_flag=True, help="Do not write images.chunk_index.")
+@click.option("--dataset-id", help="Dataset id (default: the store name minus its suffix).")
+@aliases_option
+@command_options
+def export_cytomining(
+    uri: str,
+    warehouse_root: str,
+    profiles: str | None,
+    profile_dataset_id: str | None,
+    mode: str,
+    layout: str,
+    no_chunks: bool,
+    dataset_id: str | None,
+    aliases_path: str | None,
+    as_json: bool,
+) -> None:
+    """Scan a store and write a Cytomining Parquet warehouse (no catalog needed)."""
+    with working(f"Exporting {uri}"):
+        result = api.export_store_to_cytomining_warehouse(
+            uri,
+            warehouse_root,
+            profiles=profiles,
+            profile_dataset_id=profile_dataset_id,
+            include_chunks=not no_chunks,
+            mode=mode,  # type: ignore[arg-type]
+            layout=layout,  # type: ignore[arg-type]
+            dataset_id=dataset_id,
+            alias_map=_alias_map(aliases_path),
+        )
+    _print_export(result, as_json)
+
+
+@click.command("export-cytomining-catalog")
+@catalog_option
+@namespace_option
+@warehouse_root_option
+@click.option(
+    "--dataset-id", "dataset_ids", multiple=True, help="Only these datasets (repeatable)."
+)
+@click.option("--profiles", help="Profile table to join and write as profiles.joined_profiles.")
+@profile_dataset_option
+@mode_option
+@layout_option
+@click.option("--no-chunks", is_flag=True, help="Do not write images.chunk_index.")
+@aliases_option
+@command_options
+def export_cytomining_catalog(
+    catalog: str,
+    namespace: str,
+    warehouse_root: str,
+    dataset_ids: tuple[str, ...],
+    profiles: str | None,
+    profile_dataset_id: str | None,
+    mode: str,
+    layout: str,
+    no_chunks: bool,
+    aliases_path: str | None,
+    as_json: bool,
+) -> None:
+    """Write catalog tables (and joined profiles) to a Cytomining Parquet warehouse."""
+    resolved = _catalog(catalog)
+    with working(f"Exporting {namespace}"):
+        result = api.export_catalog_to_cytomining_warehouse(
+            resolved,
+            namespace,
+            warehouse_root,
+            dataset_ids=list(dataset_ids) or None,
+            profiles=profiles,
+            profile_dataset_id=profile_dataset_id,
+            include_chunks=not no_chunks,
+            mode=mode,  # type: ignore[arg-type]
+            layout=layout,  # type: ignore[arg-type]
+            alias_map=_alias_map(aliases_path),
+        )
+    _print_export(result, as_json)
+
+
+@click.command("export-cytomining-profiles")
+@click.argument("profiles")
+@warehouse_root_option
+@click.option("--table-name", required=True, help="e.g. pycytominer_profiles (→ profiles.…).")
+@click.option(
+    "--role",
+    type=click.Choice(
+        ["joined_profiles", "quality_control", "embeddings", "annotations", "reports"]
+    ),
+    default="joined_profiles",
+    show_default=True,
+    help="Manifest role; quality_control tables need a boolean qc_pass.",
+)
+@profile_dataset_option
+@click.option(
+    "--mode",
+    type=click.Choice(["overwrite", "append"]),
+    default="append",
+    show_default=True,
+    help="append refuses datasets already in the table; overwrite replaces them.",
+)
+@aliases_option
+@command_options
+def export_cytomining_profiles(
+    profiles: str,
+    warehouse_root: str,
+    table_name: str,
+    role: str,
+    profile_dataset_id: str | None,
+    mode: str,
+    aliases_path: str | None,
+    as_json: bool,
+) -> None:
+    """Add a profile table (pycytominer, coSMicQC output...) to a warehouse."""
+    result = api.export_profiles_to_cytomining_warehouse(
+        profiles,
+        warehouse_root,
+        table_name=table_name,
+        role=role,
+        profile_dataset_id=profile_dataset_id,
+        alias_map=_alias_map(aliases_path),
+        mode=mode,  # type: ignore[arg-type]
+    )
+    _print_export(result, as_json)
+
+
+@click.command("validate-warehouse")
+@click.argument("warehouse_root", type=click.Path())
+@command_options
+def validate_warehouse(warehouse_root: str, as_json: bool) -> None:
+    """Check a warehouse against the Cytomining Warehouse Specification."""
+    from iceberg_bioimage.validation.warehouse import validate_warehouse as check
+
+    result = check(warehouse_root)
+    print_warnings(result.warnings)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        table = Table(
+            title=f"{warehouse_root}: {'valid' if result.is_valid else 'INVALID'} "
+            f"({', '.join(result.conformance_profiles) or 'no profile'})",
+            title_justify="left",
+            box=None,
+            header_style="bold",
+        )
+        for name in ("table", "role", "rows", "ok"):
+            table.add_column(name)
+        for entry in result.tables:
+            table.add_row(
+                str(entry.get("table_name")),
+                str(entry.get("role")),
+                f"{entry.get('rows', 0):,}",
+                "yes" if entry.get("ok") else "NO",
+            )
+        stdout.print(table)
+    if not result.is_valid:
+        fail(f"{warehouse_root}: {'; '.join(result.errors)}", 2, False)
