@@ -65,7 +65,7 @@ def command_options(func: F) -> F:
         except IcebergBioimageError as error:
             fail(str(error), 2, debug)
         except (FileExistsError, PermissionError) as error:
-            fail(f"{error.filename}: {error.strerror or error}", 2, debug)
+            fail(f"{error.filename}: {error.strerror}" if error.filename else str(error), 2, debug)
         except Exception as error:
             fail(
                 f"unexpected {type(error).__name__}: {error} (rerun with --debug for a traceback)",

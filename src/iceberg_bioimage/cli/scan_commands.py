@@ -167,7 +167,10 @@ def sample_data(directory: str, overwrite: bool, as_json: bool) -> None:
     """Write a small OME-Zarr plate, OME-NGFF 0.5 image, OME-TIFF and profiles."""
     from iceberg_bioimage.sample_data import write_sample_data
 
-    written = write_sample_data(directory, overwrite=overwrite)
+    try:
+        written = write_sample_data(directory, overwrite=overwrite)
+    except FileExistsError as error:
+        raise FileExistsError(str(error).replace("overwrite=True", "--overwrite")) from error
     if as_json:
         emit_json(written.to_dict())
         return
