@@ -29,6 +29,7 @@ from iceberg_bioimage._version import __version__
 from iceberg_bioimage.exceptions import SchemaConflictError
 from iceberg_bioimage.models.results import TableWrite
 from iceberg_bioimage.models.schemas import TABLES, TableSchema
+from iceberg_bioimage.publishing.iceberg_files import remove_files, write_data_files
 from iceberg_bioimage.publishing.iceberg_schema import (
     iceberg_schema,
     iceberg_type,
@@ -177,15 +178,24 @@ def replace_datasets(
 ) -> TableWrite:
     """Replace the rows of ``dataset_ids`` with ``data`` in one commit.
 
-    ``data`` is cast to the table's schema once, before any attempt, so only one
-    copy is alive while pyiceberg writes (callers should not keep ``data``).
+    The datasets' old rows are deleted and their new data files (one per dataset,
+    written by us) added in a single transaction: one commit, recorded as a delete
+    and an append snapshot. ``data`` is cast to the table's schema once, before any
+    attempt, so only one copy is alive (callers should not keep ``data``).
     """
     ident = identifier(namespace, table_name)
     data = conform(data, ensure_table(catalog, namespace, table_name))
 
     def overwrite(table: Table) -> TableWrite:
-        with _first_write_is_quiet():
-            table.overwrite(conform(data, table), overwrite_filter=dataset_filter(dataset_ids))
+        paths = write_data_files(table, conform(data, table), dataset_ids)
+        try:
+            with _first_write_is_quiet(), table.transaction() as transaction:
+                transaction.delete(delete_filter=dataset_filter(dataset_ids))
+                if paths:
+                    transaction.add_files(paths, check_duplicate_files=False)
+        except BaseException:
+            remove_files(table, paths)
+            raise
         snapshot = table.current_snapshot()
         return TableWrite(
             table=_dotted(ident),
