@@ -1,11 +1,15 @@
-"""Public verbs. Thin: each delegates to adapters, models and publishing."""
+"""Public verbs. Thin: each delegates to adapters, models and publishing.
+
+``create_ome_arrow`` and ``scan_ome_arrow`` (optional extra ``ome-arrow``) are
+re-exported from :mod:`iceberg_bioimage.integrations.ome_arrow`.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,6 +22,10 @@ from iceberg_bioimage.exceptions import StoreNotFoundError
 from iceberg_bioimage.integrations import duckdb as duckdb_helpers
 from iceberg_bioimage.integrations.catalog import namespace_parts, resolve_catalog
 from iceberg_bioimage.integrations.catalog_tables import list_tables, load_table_arrow
+from iceberg_bioimage.integrations.ome_arrow import (  # noqa: F401 - public re-exports
+    create_ome_arrow,
+    scan_ome_arrow,
+)
 from iceberg_bioimage.models import DatasetSummary, ScanOptions, ScanResult
 from iceberg_bioimage.models.results import (
     CytominingExportResult,
@@ -52,9 +60,6 @@ from iceberg_bioimage.validation.contract import (
     validate_microscopy_profile_table,
 )
 from iceberg_bioimage.validation.profiles_io import read_profile_table
-
-if TYPE_CHECKING:
-    from ome_arrow import OMEArrow
 
 TableName = Literal["image_assets", "chunk_index"]
 
@@ -496,55 +501,3 @@ def _existing_layout(root: str | os.PathLike[str]) -> Layout:
 def load_warehouse_manifest(warehouse_root: str | os.PathLike[str]) -> WarehouseManifest:
     """Read a warehouse's manifest (fails fast on an unknown major spec version)."""
     return load_manifest(warehouse_root)
-
-
-# -- OME-Arrow (optional extra: pip install 'iceberg-bioimage[ome-arrow]') -------
-
-
-def create_ome_arrow(
-    path: str | os.PathLike[str],
-    *,
-    image_path: str | int | None = None,
-    image_id: str | None = None,
-    image_type: str | None = None,
-) -> OMEArrow:
-    """Read one image (OME-TIFF, OME-NGFF image or plate field) into an ``ome_arrow.OMEArrow``.
-
-    ``image_path`` picks an image of a store as in ``image_id`` after ``<dataset_id>:``
-    (a plate field ``"A/1/0"``; TIFF series ``0``). See
-    :func:`iceberg_bioimage.integrations.ome_arrow.create_ome_arrow`.
-
-    Raises:
-        MissingDependencyError: the ``ome-arrow`` extra is not installed.
-    """
-    from iceberg_bioimage.integrations import ome_arrow as ome_arrow_helpers
-
-    return ome_arrow_helpers.create_ome_arrow(
-        path, image_path=image_path, image_id=image_id, image_type=image_type
-    )
-
-
-def scan_ome_arrow(
-    path: str | os.PathLike[str],
-    *,
-    image_path: str | int | None = None,
-    column_name: str = "ome_arrow",
-    row_index: int = 0,
-    image_type: str | None = None,
-) -> OMEArrow:
-    """Open an ``.ome.parquet`` (or an image) lazily with ``ome_arrow.OMEArrow.scan``.
-
-    See :func:`iceberg_bioimage.integrations.ome_arrow.scan_ome_arrow`.
-
-    Raises:
-        MissingDependencyError: the ``ome-arrow`` extra is not installed.
-    """
-    from iceberg_bioimage.integrations import ome_arrow as ome_arrow_helpers
-
-    return ome_arrow_helpers.scan_ome_arrow(
-        path,
-        image_path=image_path,
-        column_name=column_name,
-        row_index=row_index,
-        image_type=image_type,
-    )

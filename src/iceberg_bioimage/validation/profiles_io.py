@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from iceberg_bioimage.exceptions import ContractError, StoreNotFoundError
@@ -84,4 +83,6 @@ def _read_parquet_folder(folder: Path, label: str) -> pa.Table:
         raise ContractError(
             label, f"cannot read profiles: the folder holds no .parquet files; {_SUPPORTED}"
         )
+    import pyarrow.dataset as ds  # imports pandas when installed: only when needed
+
     return ds.dataset(files, format="parquet").to_table()
