@@ -26,15 +26,12 @@ The exit code is 0 unless ``--check`` is given, in which case a missed target
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,18 +39,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _measure import MeasureError, Measurement, Run, run_once
+from _measure import MeasureError, Run, run_once
+from _report import measure_in_folders, parse_args, prepare_plate, report, run_cases, verdict
 from plate import (
     COLUMNS,
     DEFAULT_CACHE_DIR,
     FIELD_COUNT,
     N_ARRAYS,
     N_CHUNKS,
-    N_IMAGES,
     PLATE_NAME,
     ROWS,
-    disk_usage_bytes,
-    ensure_benchmark_plate,
 )
 
 #: Performance targets (``None``: reported, no target).
@@ -233,54 +228,27 @@ def ensure_benchmark_profiles(cache_dir: Path | None = None, force: bool = False
 # -- Running and reporting -----------------------------------------------------
 
 
-def run_case(
-    case: Case, variables: dict[str, Any], repeat: int, warmup: int
-) -> tuple[Measurement, list[float]]:
-    """Run ``case`` ``warmup + repeat`` times, each in a fresh process.
+def _run(case: Case, variables: dict[str, Any], out: Path | None) -> Run:
+    """Run ``case`` once in a fresh process, writing into ``out``; a timeout is a failure."""
+    run_vars = {**variables, "out": str(out) if out else None}
+    try:
+        return run_once(case.work, SETUP, run_vars, RUN_TIMEOUT_S, check=case.check)
+    except subprocess.TimeoutExpired as exc:
+        raise MeasureError(f"run timed out after {exc.timeout:g} s") from exc
+
+
+def _evaluate(case: Case, variables: dict[str, Any], repeat: int, warmup: int) -> dict[str, Any]:
+    """Measure ``case`` and judge it against its targets.
 
     Cases with ``needs_out`` get a fresh, empty output folder per run (removed
-    afterwards).  Returns the counted runs and, for those cases, the output size
-    on disk (MiB) after each run.
+    afterwards) and report its median size on disk and the speed-up over the
+    reference; the others report profile rows per second.
     """
-    if repeat < 1:
-        raise ValueError("repeat must be >= 1")
-    runs: list[Run] = []
-    sizes_mib: list[float] = []
-    for i in range(warmup + repeat):
-        out = Path(tempfile.mkdtemp(prefix="iceberg-bioimage-export-")) if case.needs_out else None
-        try:
-            run_vars = {**variables, "out": str(out) if out else None}
-            try:
-                run = run_once(case.work, SETUP, run_vars, RUN_TIMEOUT_S, check=case.check)
-            except subprocess.TimeoutExpired as exc:
-                raise MeasureError(f"run timed out after {exc.timeout:g} s") from exc
-            if i >= warmup:
-                runs.append(run)
-                if out is not None:
-                    sizes_mib.append(disk_usage_bytes(out)[0] / 2**20)
-        finally:
-            if out is not None:
-                shutil.rmtree(out, ignore_errors=True)
-    return Measurement(name=case.name, runs=runs), sizes_mib
-
-
-def _status(ok: bool) -> str:
-    """Return ``PASS`` or ``FAIL``."""
-    return "PASS" if ok else "FAIL"
-
-
-def evaluate(case: Case, m: Measurement, sizes_mib: list[float]) -> dict[str, Any]:
-    """Return the figures of ``m`` with target verdicts for ``case``."""
-    time_ok = m.median_s <= case.target_s
-    rss_ok = case.target_rss_mib is None or m.peak_rss_mib <= case.target_rss_mib
-    result: dict[str, Any] = {
-        **m.summary(),
-        "target_s": case.target_s,
-        "target_rss_mib": case.target_rss_mib,
-        "time_status": _status(time_ok),
-        "rss_status": _status(rss_ok) if case.target_rss_mib is not None else "n/a",
-        "status": _status(time_ok and rss_ok),
-    }
+    prefix = "iceberg-bioimage-export-" if case.needs_out else None
+    m, sizes_mib = measure_in_folders(
+        case.name, lambda out: _run(case, variables, out), repeat, warmup, prefix
+    )
+    result = verdict(m, case.target_s, case.target_rss_mib)
     if sizes_mib:
         result["median_output_mib"] = statistics.median(sizes_mib)
     if case.needs_out:
@@ -290,51 +258,13 @@ def evaluate(case: Case, m: Measurement, sizes_mib: list[float]) -> dict[str, An
     return result
 
 
-def print_table(
-    results: list[dict[str, Any]],
-    plate_info: dict[str, Any],
-    profiles_info: dict[str, Any],
-    repeat: int,
-) -> None:
-    """Print the results as a compact text table."""
-    print(
-        f"plate: {plate_info['path']} ({plate_info['images']:,} images, "
-        f"{plate_info['arrays']:,} arrays, {plate_info['chunks']:,} chunks; "
-        f"ensure {plate_info['ensure_s']:.2f} s)"
-    )
-    print(
-        f"profiles: {profiles_info['path']} ({profiles_info['rows']:,} rows, "
-        f"{profiles_info['disk_mib']:.1f} MiB; ensure {profiles_info['ensure_s']:.2f} s)"
-    )
-    header = (
-        f"{'case':<20} {'median s':>9} {'min s':>7} {'max s':>7} {'import s':>9} "
-        f"{'peak RSS MiB':>13}  {'time target':<14} {'RSS target'}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        if "error" in r:
-            print(f"{r['name']:<20} ERROR: {r['error'].splitlines()[-1]}")
-            continue
-        time_target = f"<= {r['target_s']:g} s {r['time_status']}"
-        if r["target_rss_mib"] is None:
-            rss_target = "(no target)"
-        else:
-            rss_target = f"<= {r['target_rss_mib']:g} MiB {r['rss_status']}"
-        print(
-            f"{r['name']:<20} {r['median_s']:>9.3f} {r['min_s']:>7.3f} "
-            f"{r['max_s']:>7.3f} {r['median_setup_s']:>9.3f} "
-            f"{r['peak_rss_mib']:>13.1f}  {time_target:<14} {rss_target}"
-        )
-    print(
-        f"(time = median over {repeat} fresh processes, "
-        "imports excluded; peak RSS = worst run, imports included)"
-    )
+def _summary_notes(results: list[dict[str, Any]]) -> Iterator[str]:
+    """Compare the export with the reference figures and give the join's throughput."""
     for r in results:
         if "error" in r:
             continue
         if "speedup_vs_reference" in r:
-            print(
+            yield (
                 f"reference: iceberg-bioimage 0.1.0 published {REFERENCE_S:g} s, "
                 f"{REFERENCE_RSS_MB:g} MB for this export -> {r['name']}: "
                 f"{r['speedup_vs_reference']:.1f}x faster, "
@@ -342,7 +272,7 @@ def print_table(
                 f"warehouse on disk {r.get('median_output_mib', 0.0):.1f} MiB"
             )
         elif "rows_per_s" in r:
-            print(
+            yield (
                 f"{r['name']}: {r['rows_per_s']:,.0f} profile rows/s "
                 "(iceberg-bioimage 0.1.0 cannot join CellProfiler profiles to an HCS plate)"
             )
@@ -350,29 +280,8 @@ def print_table(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the export and join benchmarks; return the process exit code."""
-    parser = argparse.ArgumentParser(
-        description="Benchmark exporting a 384-well plate and joining profiles to it."
-    )
-    parser.add_argument("--repeat", type=int, default=5, help="counted runs per case")
-    parser.add_argument("--warmup", type=int, default=1, help="discarded runs per case (OS caches)")
-    parser.add_argument("--cache-dir", type=Path, default=None)
-    parser.add_argument("--json", action="store_true", help="print figures as JSON")
-    parser.add_argument("--check", action="store_true", help="exit non-zero if a target is missed")
-    args = parser.parse_args(argv)
-
-    start = time.perf_counter()
-    plate_path = ensure_benchmark_plate(args.cache_dir)
-    ensure_s = time.perf_counter() - start
-    size, files = disk_usage_bytes(plate_path)
-    plate_info = {
-        "path": str(plate_path),
-        "ensure_s": ensure_s,
-        "images": N_IMAGES,
-        "arrays": N_ARRAYS,
-        "chunks": N_CHUNKS,
-        "disk_mib": size / 2**20,
-        "files": files,
-    }
+    args = parse_args("Benchmark exporting a 384-well plate and joining profiles to it.", argv)
+    plate_path, plate_info = prepare_plate(args.cache_dir)
     start = time.perf_counter()
     profiles_path = ensure_benchmark_profiles(args.cache_dir)
     profiles_info = {
@@ -391,34 +300,24 @@ def main(argv: list[str] | None = None) -> int:
         "n_profile_rows": PROFILE_ROWS,
     }
 
-    results: list[dict[str, Any]] = []
-    for case in CASES:
-        print(f"running {case.name} ...", file=sys.stderr, flush=True)
-        try:
-            m, sizes_mib = run_case(case, variables, args.repeat, args.warmup)
-        except MeasureError as exc:
-            print(f"{case.name} failed: {exc}", file=sys.stderr)
-            results.append({"name": case.name, "error": str(exc), "status": "ERROR"})
-            continue
-        results.append(evaluate(case, m, sizes_mib))
-
-    if args.json:
-        payload = {
-            "plate": plate_info,
-            "profiles": profiles_info,
-            "reference": {
-                "export_seconds": REFERENCE_S,
-                "export_peak_rss_mb": REFERENCE_RSS_MB,
-                "join": "not supported by iceberg-bioimage 0.1.0",
-            },
-            "results": results,
-        }
-        print(json.dumps(payload, indent=2))
-    else:
-        print_table(results, plate_info, profiles_info, args.repeat)
-
-    failed = any(r["status"] != "PASS" for r in results)
-    return 1 if args.check and failed else 0
+    results = run_cases(CASES, lambda case: _evaluate(case, variables, args.repeat, args.warmup))
+    reference = {
+        "export_seconds": REFERENCE_S,
+        "export_peak_rss_mb": REFERENCE_RSS_MB,
+        "join": "not supported by iceberg-bioimage 0.1.0",
+    }
+    profiles_line = (
+        f"profiles: {profiles_info['path']} ({profiles_info['rows']:,} rows, "
+        f"{profiles_info['disk_mib']:.1f} MiB; ensure {profiles_info['ensure_s']:.2f} s)"
+    )
+    return report(
+        args,
+        plate_info,
+        results,
+        _summary_notes,
+        extra={"profiles": profiles_info, "reference": reference},
+        heading=[profiles_line],
+    )
 
 
 if __name__ == "__main__":

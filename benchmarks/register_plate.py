@@ -25,26 +25,17 @@ The exit code is 0 unless ``--check`` is given, in which case a missed target
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
-import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _measure import MeasureError, Measurement, Run, run_once
-from plate import (
-    N_ARRAYS,
-    N_CHUNKS,
-    N_IMAGES,
-    disk_usage_bytes,
-    ensure_benchmark_plate,
-)
+from _measure import Run, run_once
+from _report import measure_in_folders, parse_args, prepare_plate, report, run_cases, verdict
+from plate import N_ARRAYS, N_CHUNKS
 
 #: Performance targets.
 TARGET_RSS_MIB = 800.0
@@ -109,84 +100,36 @@ def _child_env(warehouse: Path) -> dict[str, str | None]:
     return env
 
 
-def run_case(
-    case: Case, variables: dict[str, Any], repeat: int, warmup: int
-) -> tuple[Measurement, list[float]]:
-    """Run ``case`` ``warmup + repeat`` times, each with a fresh warehouse.
-
-    Returns the counted runs and the warehouse size on disk (MiB) after each.
-    """
-    if repeat < 1:
-        raise ValueError("repeat must be >= 1")
-    runs: list[Run] = []
-    sizes_mib: list[float] = []
-    for i in range(warmup + repeat):
-        warehouse = Path(tempfile.mkdtemp(prefix="iceberg-bioimage-bench-"))
-        try:
-            env = _child_env(warehouse)
-            if case.preregister:
-                run_once(WORK_REGISTER, SETUP, variables, env=env)
-            run = run_once(WORK_REGISTER, SETUP, variables, check=case.check, env=env)
-            if i >= warmup:
-                runs.append(run)
-                sizes_mib.append(disk_usage_bytes(warehouse)[0] / 2**20)
-        finally:
-            shutil.rmtree(warehouse, ignore_errors=True)
-    return Measurement(name=case.name, runs=runs), sizes_mib
+def _register(case: Case, variables: dict[str, Any], warehouse: Path | None) -> Run:
+    """Register the plate into ``warehouse`` (with ``preregister``: twice, the second timed)."""
+    assert warehouse is not None  # measure_in_folders is given a folder prefix
+    env = _child_env(warehouse)
+    if case.preregister:
+        run_once(WORK_REGISTER, SETUP, variables, env=env)
+    return run_once(WORK_REGISTER, SETUP, variables, check=case.check, env=env)
 
 
-def _status(ok: bool) -> str:
-    """Return ``PASS`` or ``FAIL``."""
-    return "PASS" if ok else "FAIL"
-
-
-def evaluate(case: Case, m: Measurement, sizes_mib: list[float]) -> dict[str, Any]:
-    """Return the figures of ``m`` with target verdicts for ``case``."""
-    time_ok = m.median_s <= case.target_s
-    rss_ok = m.peak_rss_mib <= TARGET_RSS_MIB
+def _evaluate(case: Case, variables: dict[str, Any], repeat: int, warmup: int) -> dict[str, Any]:
+    """Measure ``case``, each run with a fresh warehouse, and judge it against its targets."""
+    m, sizes_mib = measure_in_folders(
+        case.name,
+        lambda warehouse: _register(case, variables, warehouse),
+        repeat,
+        warmup,
+        "iceberg-bioimage-bench-",
+    )
     return {
-        **m.summary(),
-        "target_s": case.target_s,
-        "target_rss_mib": TARGET_RSS_MIB,
-        "time_status": _status(time_ok),
-        "rss_status": _status(rss_ok),
-        "status": _status(time_ok and rss_ok),
+        **verdict(m, case.target_s, TARGET_RSS_MIB),
         "median_warehouse_mib": statistics.median(sizes_mib),
         "chunk_rows_per_s": N_CHUNKS / m.median_s,
     }
 
 
-def print_table(results: list[dict[str, Any]], plate_info: dict[str, Any], repeat: int) -> None:
-    """Print the results as a compact text table."""
-    print(
-        f"plate: {plate_info['path']} ({plate_info['images']:,} images, "
-        f"{plate_info['arrays']:,} arrays, {plate_info['chunks']:,} chunks; "
-        f"ensure {plate_info['ensure_s']:.2f} s)"
-    )
-    header = (
-        f"{'case':<20} {'median s':>9} {'min s':>7} {'max s':>7} {'import s':>9} "
-        f"{'peak RSS MiB':>13}  {'time target':<14} {'RSS target'}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        if "error" in r:
-            print(f"{r['name']:<20} ERROR: {r['error'].splitlines()[-1]}")
-            continue
-        time_target = f"<= {r['target_s']:g} s {r['time_status']}"
-        rss_target = f"<= {r['target_rss_mib']:g} MiB {r['rss_status']}"
-        print(
-            f"{r['name']:<20} {r['median_s']:>9.3f} {r['min_s']:>7.3f} "
-            f"{r['max_s']:>7.3f} {r['median_setup_s']:>9.3f} "
-            f"{r['peak_rss_mib']:>13.1f}  {time_target:<14} {rss_target}"
-        )
-    print(
-        f"(time = median over {repeat} fresh processes, each with a fresh embedded "
-        "warehouse; imports excluded; peak RSS = worst run, imports included)"
-    )
+def _throughput_notes(results: list[dict[str, Any]]) -> Iterator[str]:
+    """Give each successful case's chunk rows per second and warehouse size."""
     for r in results:
         if "error" not in r:
-            print(
+            yield (
                 f"{r['name']}: {r['chunk_rows_per_s']:,.0f} chunk rows/s; "
                 f"warehouse on disk afterwards {r['median_warehouse_mib']:.1f} MiB"
             )
@@ -194,29 +137,10 @@ def print_table(results: list[dict[str, Any]], plate_info: dict[str, Any], repea
 
 def main(argv: list[str] | None = None) -> int:
     """Run the plate-registration benchmark; return the process exit code."""
-    parser = argparse.ArgumentParser(
-        description="Benchmark registering a 384-well plate in the embedded Iceberg catalog."
+    args = parse_args(
+        "Benchmark registering a 384-well plate in the embedded Iceberg catalog.", argv
     )
-    parser.add_argument("--repeat", type=int, default=5, help="counted runs per case")
-    parser.add_argument("--warmup", type=int, default=1, help="discarded runs per case (OS caches)")
-    parser.add_argument("--cache-dir", type=Path, default=None)
-    parser.add_argument("--json", action="store_true", help="print figures as JSON")
-    parser.add_argument("--check", action="store_true", help="exit non-zero if a target is missed")
-    args = parser.parse_args(argv)
-
-    start = time.perf_counter()
-    plate_path = ensure_benchmark_plate(args.cache_dir)
-    ensure_s = time.perf_counter() - start
-    size, files = disk_usage_bytes(plate_path)
-    plate_info = {
-        "path": str(plate_path),
-        "ensure_s": ensure_s,
-        "images": N_IMAGES,
-        "arrays": N_ARRAYS,
-        "chunks": N_CHUNKS,
-        "disk_mib": size / 2**20,
-        "files": files,
-    }
+    plate_path, plate_info = prepare_plate(args.cache_dir)
     variables = {
         "plate_path": str(plate_path),
         "namespace": NAMESPACE,
@@ -225,29 +149,15 @@ def main(argv: list[str] | None = None) -> int:
         "n_chunks": N_CHUNKS,
     }
 
-    results: list[dict[str, Any]] = []
-    for case in CASES:
-        print(f"running {case.name} ...", file=sys.stderr, flush=True)
-        try:
-            m, sizes_mib = run_case(case, variables, args.repeat, args.warmup)
-        except MeasureError as exc:
-            print(f"{case.name} failed: {exc}", file=sys.stderr)
-            results.append({"name": case.name, "error": str(exc), "status": "ERROR"})
-            continue
-        results.append(evaluate(case, m, sizes_mib))
-
-    if args.json:
-        payload = {
-            "plate": plate_info,
-            "namespace": NAMESPACE,
-            "results": results,
-        }
-        print(json.dumps(payload, indent=2))
-    else:
-        print_table(results, plate_info, args.repeat)
-
-    failed = any(r["status"] != "PASS" for r in results)
-    return 1 if args.check and failed else 0
+    results = run_cases(CASES, lambda case: _evaluate(case, variables, args.repeat, args.warmup))
+    return report(
+        args,
+        plate_info,
+        results,
+        _throughput_notes,
+        extra={"namespace": NAMESPACE},
+        per_process="each with a fresh embedded warehouse; ",
+    )
 
 
 if __name__ == "__main__":

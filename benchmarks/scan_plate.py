@@ -18,22 +18,14 @@ The exit code is 0 unless ``--check`` is given, in which case a missed target
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from _measure import MeasureError, Measurement, measure
-from plate import (
-    N_ARRAYS,
-    N_CHUNKS,
-    N_IMAGES,
-    disk_usage_bytes,
-    ensure_benchmark_plate,
-)
+from _measure import measure
+from _report import parse_args, prepare_plate, report, run_cases, verdict
+from plate import N_ARRAYS, N_CHUNKS
 
 #: Performance targets.
 TARGET_RSS_MIB = 500.0
@@ -76,58 +68,23 @@ CASES: tuple[Case, ...] = (
 )
 
 
-def _status(ok: bool) -> str:
-    """Return ``PASS`` or ``FAIL``."""
-    return "PASS" if ok else "FAIL"
-
-
-def evaluate(case: Case, m: Measurement) -> dict[str, Any]:
-    """Return the figures of ``m`` with target verdicts for ``case``."""
-    time_ok = m.median_s <= case.target_s
-    rss_ok = m.peak_rss_mib <= TARGET_RSS_MIB
+def _evaluate(case: Case, variables: dict[str, Any], repeat: int, warmup: int) -> dict[str, Any]:
+    """Measure ``case`` and judge it against its targets and the reference."""
+    m = measure(
+        case.name, case.work, setup=SETUP, variables=variables, repeat=repeat, warmup=warmup
+    )
     return {
-        **m.summary(),
-        "target_s": case.target_s,
-        "target_rss_mib": TARGET_RSS_MIB,
-        "time_status": _status(time_ok),
-        "rss_status": _status(rss_ok),
-        "status": _status(time_ok and rss_ok),
+        **verdict(m, case.target_s, TARGET_RSS_MIB),
         "speedup_vs_reference": REFERENCE_S / m.median_s,
     }
 
 
-def print_table(results: list[dict[str, Any]], plate_info: dict[str, Any], repeat: int) -> None:
-    """Print the results as a compact text table."""
-    print(
-        f"plate: {plate_info['path']} ({plate_info['images']:,} images, "
-        f"{plate_info['arrays']:,} arrays, {plate_info['chunks']:,} chunks; "
-        f"ensure {plate_info['ensure_s']:.2f} s)"
-    )
-    header = (
-        f"{'case':<20} {'median s':>9} {'min s':>7} {'max s':>7} {'import s':>9} "
-        f"{'peak RSS MiB':>13}  {'time target':<14} {'RSS target'}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        if "error" in r:
-            print(f"{r['name']:<20} ERROR: {r['error'].splitlines()[-1]}")
-            continue
-        time_target = f"<= {r['target_s']:g} s {r['time_status']}"
-        rss_target = f"<= {r['target_rss_mib']:g} MiB {r['rss_status']}"
-        print(
-            f"{r['name']:<20} {r['median_s']:>9.3f} {r['min_s']:>7.3f} "
-            f"{r['max_s']:>7.3f} {r['median_setup_s']:>9.3f} "
-            f"{r['peak_rss_mib']:>13.1f}  {time_target:<14} {rss_target}"
-        )
-    print(
-        f"(time = median over {repeat} fresh processes, "
-        "imports excluded; peak RSS = worst run, imports included)"
-    )
+def _reference_notes(results: list[dict[str, Any]]) -> Iterator[str]:
+    """Compare the last successful case (the full workload) with the reference figures."""
     ok = [r for r in results if "error" not in r]
     if ok:
         full = ok[-1]
-        print(
+        yield (
             f"reference: iceberg-bioimage 0.1.0 published {REFERENCE_S:g} s, "
             f"{REFERENCE_RSS_MB:g} MB -> {full['name']}: "
             f"{full['speedup_vs_reference']:.1f}x faster, "
@@ -137,63 +94,17 @@ def print_table(results: list[dict[str, Any]], plate_info: dict[str, Any], repea
 
 def main(argv: list[str] | None = None) -> int:
     """Run the plate-scanning benchmark; return the process exit code."""
-    parser = argparse.ArgumentParser(description="Benchmark scanning a 384-well plate.")
-    parser.add_argument("--repeat", type=int, default=5, help="counted runs per case")
-    parser.add_argument("--warmup", type=int, default=1, help="discarded runs per case (OS caches)")
-    parser.add_argument("--cache-dir", type=Path, default=None)
-    parser.add_argument("--json", action="store_true", help="print figures as JSON")
-    parser.add_argument("--check", action="store_true", help="exit non-zero if a target is missed")
-    args = parser.parse_args(argv)
-
-    start = time.perf_counter()
-    plate_path = ensure_benchmark_plate(args.cache_dir)
-    ensure_s = time.perf_counter() - start
-    size, files = disk_usage_bytes(plate_path)
-    plate_info = {
-        "path": str(plate_path),
-        "ensure_s": ensure_s,
-        "images": N_IMAGES,
-        "arrays": N_ARRAYS,
-        "chunks": N_CHUNKS,
-        "disk_mib": size / 2**20,
-        "files": files,
-    }
+    args = parse_args("Benchmark scanning a 384-well plate.", argv)
+    plate_path, plate_info = prepare_plate(args.cache_dir)
     variables = {
         "plate_path": str(plate_path),
         "n_arrays": N_ARRAYS,
         "n_chunks": N_CHUNKS,
     }
 
-    results: list[dict[str, Any]] = []
-    for case in CASES:
-        print(f"running {case.name} ...", file=sys.stderr, flush=True)
-        try:
-            m = measure(
-                case.name,
-                case.work,
-                setup=SETUP,
-                variables=variables,
-                repeat=args.repeat,
-                warmup=args.warmup,
-            )
-        except MeasureError as exc:
-            print(f"{case.name} failed: {exc}", file=sys.stderr)
-            results.append({"name": case.name, "error": str(exc), "status": "ERROR"})
-            continue
-        results.append(evaluate(case, m))
-
-    if args.json:
-        payload = {
-            "plate": plate_info,
-            "reference": {"seconds": REFERENCE_S, "peak_rss_mb": REFERENCE_RSS_MB},
-            "results": results,
-        }
-        print(json.dumps(payload, indent=2))
-    else:
-        print_table(results, plate_info, args.repeat)
-
-    failed = any(r["status"] != "PASS" for r in results)
-    return 1 if args.check and failed else 0
+    results = run_cases(CASES, lambda case: _evaluate(case, variables, args.repeat, args.warmup))
+    reference = {"seconds": REFERENCE_S, "peak_rss_mb": REFERENCE_RSS_MB}
+    return report(args, plate_info, results, _reference_notes, extra={"reference": reference})
 
 
 if __name__ == "__main__":
