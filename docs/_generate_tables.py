@@ -56,7 +56,7 @@ types and nullability are therefore identical everywhere.
 - **Lists** (`shape`, `chunks`, `shards`, `dimension_names`, `channel_names`,
   `chunk_coords`) have non-null elements; the list itself may be null.
 - **Field ids** (`ID`) are the Iceberg field ids of the top-level columns (also written as
-  `PARQUET:field_id` in Parquet files); they never change between releases.
+  `PARQUET:field_id` in Parquet files); a column keeps its id.
 - **Iceberg layout**: both tables are Iceberg format v2, partitioned by
   `identity(dataset_id)` and sorted by `image_id, array_path`.
 - **Examples** are real values from scanning the files written by
@@ -86,17 +86,32 @@ chunks of a sharded array, and the file name for TIFF tiles and strips.
 
 `byte_offset` / `byte_length` are filled when they are known without reading pixels:
 
-| Source | `byte_offset`, `byte_length` | `present` |
-|---|---|---|
-| TIFF tiles and strips | always (from the IFDs) | `true` |
-| Zarr, default scan | null | null (not checked) |
-| Zarr, `stat_chunks=True` (`--stat-chunks`), unsharded array | offset `0`, length = size of the stored chunk object | `true`, or `false` when the chunk is not stored |
-| Zarr, `stat_chunks=True`, sharded array | null | `false` when the whole shard is missing, else null |
-| Sharded Zarr v3, `read_shard_index=True` (`--read-shard-index`) | the inner chunk's range inside its shard | `true`, or `false` when the shard index marks it empty |
+{byte_facts}
 
 The examples below come from a default scan of the plate, a scan of the sharded image
 with `read_shard_index=True`, and a default scan of the OME-TIFF.
 """
+
+#: (source, byte_offset and byte_length, present) — rendered as a Markdown table.
+BYTE_FACTS = (
+    ("TIFF tiles and strips", "always (from the IFDs)", "`true`"),
+    ("Zarr, default scan", "null", "null (not checked)"),
+    (
+        "Zarr, `stat_chunks=True` (`--stat-chunks`), unsharded array",
+        "offset `0`, length = size of the stored chunk object",
+        "`true`, or `false` when the chunk is not stored",
+    ),
+    (
+        "Zarr, `stat_chunks=True`, sharded array",
+        "null",
+        "`false` when the whole shard is missing, else null",
+    ),
+    (
+        "Sharded Zarr v3, `read_shard_index=True` (`--read-shard-index`)",
+        "the inner chunk's range inside its shard",
+        "`true`, or `false` when the shard index marks it empty",
+    ),
+)
 
 FOOTER = """\
 ## Reading these tables
@@ -107,6 +122,13 @@ FOOTER = """\
 - Parquet warehouse: `images/image_assets/*.parquet`, `images/chunk_index/*.parquet` (one
   file per dataset) — see [cytomining.md](cytomining.md).
 """
+
+
+def markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table, one line per row."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def arrow_name(column: Column) -> str:
@@ -154,7 +176,7 @@ def column_table(schema: TableSchema, examples: dict[str, dict[str, str]]) -> st
     sources = list(examples)
     head = ["ID", "Column", "Arrow type", "Iceberg type", "Required", "Meaning"]
     head += [f"Example: {source}" for source in sources]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for column in schema.columns:
         cells = [
             str(column.field_id),
@@ -165,8 +187,8 @@ def column_table(schema: TableSchema, examples: dict[str, dict[str, str]]) -> st
             cell(column.doc),
         ]
         cells += [examples[source][column.name] for source in sources]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append(cells)
+    return markdown_table(head, rows)
 
 
 def scan_examples(root: Path) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
@@ -215,7 +237,12 @@ def render_page() -> str:
             HEADER,
             IMAGE_ASSETS_INTRO,
             column_table(IMAGE_ASSETS, assets),
-            CHUNK_INDEX_INTRO,
+            CHUNK_INDEX_INTRO.format(
+                byte_facts=markdown_table(
+                    ["Source", "`byte_offset`, `byte_length`", "`present`"],
+                    [list(row) for row in BYTE_FACTS],
+                ).rstrip("\n")
+            ),
             column_table(CHUNK_INDEX, chunks),
             FOOTER,
         ]

@@ -114,3 +114,28 @@ def test_s3_warehouse(s3_endpoint, tmp_path, datasets):
         .location()
         .startswith("s3://lake/")
     )
+
+
+def test_first_connections_to_a_new_postgres_catalog_race_safely(pg_uri, tmp_path, monkeypatch):
+    """Writers that connect at once to a database with no catalog tables yet all succeed."""
+    import sqlalchemy
+
+    from iceberg_bioimage.integrations.catalog import resolve_catalog
+
+    database = f"fresh_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(pg_uri, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {database}"))
+    uri = pg_uri.rsplit("/", 1)[0] + f"/{database}"
+    monkeypatch.setenv("PYICEBERG_CATALOG__RACE__TYPE", "sql")
+    monkeypatch.setenv("PYICEBERG_CATALOG__RACE__URI", uri)
+    monkeypatch.setenv("PYICEBERG_CATALOG__RACE__WAREHOUSE", tmp_path.as_uri())
+    start = threading.Barrier(6)
+
+    def connect(_):
+        start.wait()
+        return resolve_catalog("race").catalog.list_namespaces()
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(connect, range(6))) == [[]] * 6
+    admin.dispose()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from iceberg_bioimage.exceptions import (
 
 WAREHOUSE_ENV = "ICEBERG_BIOIMAGE_WAREHOUSE"
 DEFAULT_WAREHOUSE = "iceberg-warehouse"
+CONNECT_ATTEMPTS = 5
 EMBEDDED_DB = "catalog.db"
 
 _NAMESPACE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
@@ -55,7 +58,33 @@ def embedded_catalog(
 
     folder = Path(warehouse).expanduser().resolve() if warehouse else embedded_warehouse()
     folder.mkdir(parents=True, exist_ok=True)
-    return SqlCatalog(name, uri=f"sqlite:///{folder / EMBEDDED_DB}", warehouse=folder.as_uri())
+    return _first_connection(
+        lambda: SqlCatalog(name, uri=f"sqlite:///{folder / EMBEDDED_DB}", warehouse=folder.as_uri())
+    )
+
+
+def _creation_race(error: Exception) -> bool:
+    """A SQL catalog's tables were being created by another process at the same time."""
+    text = str(error).lower()
+    return type(error).__module__.startswith("sqlalchemy") and (
+        "already exists" in text or "duplicate key" in text
+    )
+
+
+def _first_connection(connect: Callable[[], Catalog]) -> Catalog:
+    """Connect, retrying while a concurrent first connection creates the catalog tables.
+
+    A SqlCatalog creates its tables on first connect; two writers doing so at once
+    make one of them fail with "already exists" / "duplicate key".
+    """
+    for attempt in range(CONNECT_ATTEMPTS):
+        try:
+            return connect()
+        except Exception as error:
+            if not _creation_race(error) or attempt == CONNECT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _embedded(name: str) -> ResolvedCatalog:
@@ -82,7 +111,8 @@ def resolve_catalog(catalog: str | Catalog) -> ResolvedCatalog:
             "configuration uses an embedded SQLite catalog",
         )
     try:
-        return ResolvedCatalog(catalog=load_catalog(name, **configured), name=name)
+        catalog = _first_connection(lambda: load_catalog(name, **configured))
+        return ResolvedCatalog(catalog=catalog, name=name)
     except ImportError as error:
         extra = "postgres" if "psycopg" in str(error) else "s3" if "s3fs" in str(error) else None
         if extra:
