@@ -162,3 +162,76 @@ def test_unknown_catalog_is_a_one_line_error(datasets, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
     assert "PYICEBERG_CATALOG__LAB_SHARED__URI" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def cells(datasets, tmp_path_factory):
+    return writers.write_profiles(tmp_path_factory.mktemp("cells"), datasets["plate04"]).path
+
+
+def test_validate_contract_reports_keys_and_exit_codes(cells, tmp_path):
+    done = run("validate-contract", str(cells), "--profile-dataset-id", "plate04", "--json")
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["is_valid"] is True
+    assert payload["join_keys"] == ["dataset_id", "plate_id", "well_id", "site_id"]
+    missing = run("validate-contract", str(cells))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1].startswith(f"error: {cells}")
+    assert "profile-dataset-id" in missing.stderr or "profile_dataset_id" in missing.stderr
+
+
+def test_validate_contract_with_toml_aliases(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    profiles = tmp_path / "odd.parquet"
+    pq.write_table(pa.table({"Image_Metadata_Well": ["A01"], "Batch": ["plate04"]}), profiles)
+    aliases = tmp_path / "aliases.toml"
+    aliases.write_text(
+        '[microscopy.aliases]\nwell_id = "Image_Metadata_Well"\ndataset_id = ["Batch"]\n'
+    )
+    done = run("validate-contract", str(profiles), "--aliases", str(aliases), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["resolved_aliases"] == {
+        "dataset_id": "Batch",
+        "well_id": "Image_Metadata_Well",
+    }
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_join_profiles_writes_the_output(datasets, cells, tmp_path, suffix):
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    output = tmp_path / f"joined{suffix}"
+    done = run(
+        "join-profiles",
+        str(datasets["plate04"].path),
+        str(cells),
+        "--profile-dataset-id",
+        "plate04",
+        "--output",
+        str(output),
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    source_rows = pq.read_table(cells).num_rows
+    assert report["matched_rows"] == report["rows"] == source_rows
+    assert report["unmatched_rows"] == 0
+    written = pq.read_table(output) if suffix == ".parquet" else pacsv.read_csv(output)
+    assert written.num_rows == source_rows
+    assert {"Metadata_Well", "image_id", "uri", "array_path"} <= set(written.column_names)
+
+
+def test_join_profiles_rejects_unknown_output_types(datasets, cells, tmp_path):
+    done = run(
+        "join-profiles",
+        str(datasets["plate04"].path),
+        str(cells),
+        "--output",
+        str(tmp_path / "x.xlsx"),
+    )
+    assert done.returncode == 2
+    assert "--output" in done.stderr

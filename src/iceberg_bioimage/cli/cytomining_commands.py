@@ -76,29 +76,41 @@ def validate_contract(
         fail(f"{profiles}: {'; '.join(result.errors)}", 2, False)
 
 
-def _write_table(table: pa.Table, output: str) -> None:
-    lowered = output.lower()
-    if lowered.endswith((".csv", ".tsv")):
-        import pyarrow.csv as pacsv
+OUTPUT_SUFFIXES = (".parquet", ".csv", ".tsv")
 
-        delimiter = "\t" if lowered.endswith(".tsv") else ","
-        plain = table.select(
-            [n for n in table.column_names if not pa.types.is_nested(table.schema.field(n).type)]
-        )
-        pacsv.write_csv(plain, output, write_options=pacsv.WriteOptions(delimiter=delimiter))
-    elif lowered.endswith(".parquet"):
+
+def _output_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Check ``--output`` before any work: a .parquet, .csv or .tsv file name."""
+    if value is not None and not value.lower().endswith(OUTPUT_SUFFIXES):
+        raise click.BadParameter("use a .parquet, .csv or .tsv file name")
+    return value
+
+
+def _write_table(table: pa.Table, output: str) -> None:
+    """Write Parquet, or CSV/TSV (nested columns such as shape lists left out)."""
+    lowered = output.lower()
+    if lowered.endswith(".parquet"):
         import pyarrow.parquet as pq
 
         pq.write_table(table, output, compression="zstd")
-    else:
-        raise click.BadParameter("use a .parquet, .csv or .tsv file name", param_hint="--output")
+        return
+    import pyarrow.csv as pacsv
+
+    delimiter = "\t" if lowered.endswith(".tsv") else ","
+    plain = table.select(
+        [n for n in table.column_names if not pa.types.is_nested(table.schema.field(n).type)]
+    )
+    pacsv.write_csv(plain, output, write_options=pacsv.WriteOptions(delimiter=delimiter))
 
 
 @click.command("join-profiles")
 @click.argument("uri")
 @click.argument("profiles")
 @click.option(
-    "--output", type=click.Path(dir_okay=False), help="Write the joined table (.parquet/.csv/.tsv)."
+    "--output",
+    type=click.Path(dir_okay=False),
+    callback=_output_path,
+    help="Write the joined table (.parquet/.csv/.tsv).",
 )
 @profile_dataset_option
 @click.option("--include-chunks", is_flag=True, help="One row per chunk of each matched image.")
