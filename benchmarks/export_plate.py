@@ -26,7 +26,6 @@ The exit code is 0 unless ``--check`` is given, in which case a missed target
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import statistics
@@ -34,7 +33,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +47,8 @@ from plate import (
     N_CHUNKS,
     PLATE_NAME,
     ROWS,
+    cache_is_current,
+    cache_lock,
 )
 
 #: Performance targets (``None``: reported, no target).
@@ -180,24 +180,9 @@ def _profiles_marker_payload() -> dict[str, Any]:
 
 def _profiles_complete(cache_dir: Path) -> bool:
     """Return whether a finished, current profile table is present in ``cache_dir``."""
-    marker = cache_dir / PROFILES_MARKER
-    if not marker.is_file() or not (cache_dir / PROFILES_NAME).is_file():
-        return False
-    try:
-        return json.loads(marker.read_text(encoding="utf-8")) == _profiles_marker_payload()
-    except (OSError, ValueError):
-        return False
-
-
-@contextmanager
-def _locked(cache_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the profiles cache (serialises concurrent builds)."""
-    with open(cache_dir / PROFILES_LOCK, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return cache_is_current(
+        cache_dir / PROFILES_NAME, cache_dir / PROFILES_MARKER, _profiles_marker_payload()
+    )
 
 
 def ensure_benchmark_profiles(cache_dir: Path | None = None, force: bool = False) -> Path:
@@ -207,7 +192,7 @@ def ensure_benchmark_profiles(cache_dir: Path | None = None, force: bool = False
     if not force and _profiles_complete(cache_dir):
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(cache_dir):
+    with cache_lock(cache_dir / PROFILES_LOCK):
         if not force and _profiles_complete(cache_dir):  # built while we waited
             return target
         marker = cache_dir / PROFILES_MARKER

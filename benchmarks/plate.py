@@ -255,26 +255,30 @@ def _marker_payload() -> dict[str, Any]:
     }
 
 
-def _is_complete(cache_dir: Path) -> bool:
-    """Return whether a finished, current plate is present in ``cache_dir``."""
-    marker = cache_dir / MARKER_NAME
-    if not marker.is_file() or not (cache_dir / PLATE_DIRNAME).is_dir():
+def cache_is_current(artefact: Path, marker: Path, payload: dict) -> bool:
+    """Whether ``artefact`` exists and ``marker`` records exactly ``payload``."""
+    if not marker.is_file() or not artefact.exists():
         return False
     try:
-        return json.loads(marker.read_text(encoding="utf-8")) == _marker_payload()
+        return json.loads(marker.read_text(encoding="utf-8")) == payload
     except (OSError, ValueError):
         return False
 
 
 @contextmanager
-def _locked(cache_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``cache_dir`` (serialises concurrent builds)."""
-    with open(cache_dir / LOCK_NAME, "w") as handle:
+def cache_lock(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (serialises concurrent cache builds)."""
+    with open(lock_file, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _is_complete(cache_dir: Path) -> bool:
+    """Return whether a finished, current plate is present in ``cache_dir``."""
+    return cache_is_current(cache_dir / PLATE_DIRNAME, cache_dir / MARKER_NAME, _marker_payload())
 
 
 def ensure_benchmark_plate(cache_dir: Path | None = None, force: bool = False) -> Path:
@@ -293,7 +297,7 @@ def ensure_benchmark_plate(cache_dir: Path | None = None, force: bool = False) -
         return target
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(cache_dir):
+    with cache_lock(cache_dir / LOCK_NAME):
         if not force and _is_complete(cache_dir):  # built while we waited
             return target
         marker = cache_dir / MARKER_NAME
