@@ -26,8 +26,6 @@ The exit code is 0 unless ``--check`` is given, in which case a missed target
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
 import subprocess
 import sys
@@ -47,8 +45,7 @@ from plate import (
     N_CHUNKS,
     PLATE_NAME,
     ROWS,
-    cache_is_current,
-    cache_lock,
+    ensure_cached,
 )
 
 #: Performance targets (``None``: reported, no target).
@@ -178,36 +175,17 @@ def _profiles_marker_payload() -> dict[str, Any]:
     }
 
 
-def _profiles_complete(cache_dir: Path) -> bool:
-    """Return whether a finished, current profile table is present in ``cache_dir``."""
-    return cache_is_current(
-        cache_dir / PROFILES_NAME, cache_dir / PROFILES_MARKER, _profiles_marker_payload()
-    )
-
-
 def ensure_benchmark_profiles(cache_dir: Path | None = None, force: bool = False) -> Path:
     """Return the path of the synthetic profile table, generating it on first use."""
     cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
-    target = cache_dir / PROFILES_NAME
-    if not force and _profiles_complete(cache_dir):
-        return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with cache_lock(cache_dir / PROFILES_LOCK):
-        if not force and _profiles_complete(cache_dir):  # built while we waited
-            return target
-        marker = cache_dir / PROFILES_MARKER
-        marker.unlink(missing_ok=True)
-        tmp = cache_dir / f"{PROFILES_NAME}.tmp-{os.getpid()}"
-        try:
-            write_profiles(tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        marker_tmp = marker.with_name(f"{PROFILES_MARKER}.tmp-{os.getpid()}")
-        marker_tmp.write_text(json.dumps(_profiles_marker_payload()), encoding="utf-8")
-        os.replace(marker_tmp, marker)
-    return target
+    return ensure_cached(
+        cache_dir / PROFILES_NAME,
+        marker=cache_dir / PROFILES_MARKER,
+        lock=cache_dir / PROFILES_LOCK,
+        payload=_profiles_marker_payload(),
+        build=write_profiles,
+        force=force,
+    )
 
 
 # -- Running and reporting -----------------------------------------------------

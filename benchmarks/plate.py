@@ -26,7 +26,7 @@ import shutil
 import string
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -276,11 +276,6 @@ def cache_lock(lock_file: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _is_complete(cache_dir: Path) -> bool:
-    """Return whether a finished, current plate is present in ``cache_dir``."""
-    return cache_is_current(cache_dir / PLATE_DIRNAME, cache_dir / MARKER_NAME, _marker_payload())
-
-
 def ensure_benchmark_plate(cache_dir: Path | None = None, force: bool = False) -> Path:
     """Return the path of the benchmark plate, generating it on first use.
 
@@ -292,28 +287,60 @@ def ensure_benchmark_plate(cache_dir: Path | None = None, force: bool = False) -
         Rebuild even if a complete plate is cached.
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
-    target = cache_dir / PLATE_DIRNAME
-    if not force and _is_complete(cache_dir):
-        return target
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with cache_lock(cache_dir / LOCK_NAME):
-        if not force and _is_complete(cache_dir):  # built while we waited
+    def build(tmp: Path) -> None:
+        write_plate(tmp)
+        verify_plate(tmp)
+
+    return ensure_cached(
+        cache_dir / PLATE_DIRNAME,
+        marker=cache_dir / MARKER_NAME,
+        lock=cache_dir / LOCK_NAME,
+        payload=_marker_payload(),
+        build=build,
+        force=force,
+    )
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def ensure_cached(
+    target: Path,
+    *,
+    marker: Path,
+    lock: Path,
+    payload: dict,
+    build: Callable[[Path], None],
+    force: bool = False,
+) -> Path:
+    """Return ``target``, built once by ``build(tmp)`` and swapped in; marker written last.
+
+    Concurrent callers serialise on ``lock``; a marker recording ``payload`` means
+    the cached artefact is complete and current.
+    """
+    if not force and cache_is_current(target, marker, payload):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with cache_lock(lock):
+        if not force and cache_is_current(target, marker, payload):  # built while we waited
             return target
-        marker = cache_dir / MARKER_NAME
         marker.unlink(missing_ok=True)
-        tmp = cache_dir / f"{PLATE_DIRNAME}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        _remove(tmp)
         try:
-            write_plate(tmp)
-            verify_plate(tmp)
-            shutil.rmtree(target, ignore_errors=True)
-            os.rename(tmp, target)
+            build(tmp)
+            _remove(target)
+            os.replace(tmp, target)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _remove(tmp)
             raise
-        marker_tmp = marker.with_name(f"{MARKER_NAME}.tmp-{os.getpid()}")
-        marker_tmp.write_text(json.dumps(_marker_payload()), encoding="utf-8")
+        marker_tmp = marker.with_name(f"{marker.name}.tmp-{os.getpid()}")
+        marker_tmp.write_text(json.dumps(payload), encoding="utf-8")
         os.replace(marker_tmp, marker)
     return target
 
