@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.expressions import BooleanExpression
 
@@ -27,6 +25,7 @@ from iceberg_bioimage.integrations.ome_arrow import (  # noqa: F401 - public re-
     scan_ome_arrow,
 )
 from iceberg_bioimage.models import DatasetSummary, ScanOptions, ScanResult
+from iceberg_bioimage.models.names import check_table_name
 from iceberg_bioimage.models.results import (
     CytominingExportResult,
     DeregistrationResult,
@@ -50,11 +49,17 @@ from iceberg_bioimage.publishing.registration import (
     CANONICAL_TABLES,
     datasets_to_remove,
     expand_uris,
+    interrupted_registrations,
     prepare_batch,
     publish_batch,
     scan_many,
 )
-from iceberg_bioimage.publishing.warehouse import TableRequest, load_manifest, write_tables
+from iceberg_bioimage.publishing.warehouse import (
+    TableRequest,
+    load_manifest,
+    read_table,
+    write_tables,
+)
 from iceberg_bioimage.validation.contract import (
     canonical_profile_keys,
     validate_microscopy_profile_table,
@@ -233,6 +238,16 @@ def list_catalog_tables(catalog: str | Catalog, namespace: str) -> list[str]:
     return list_tables(resolve_catalog(catalog).catalog, namespace_parts(namespace))
 
 
+def find_interrupted_registrations(catalog: str | Catalog, namespace: str) -> dict[str, str]:
+    """Datasets whose last registration was killed between its two commits.
+
+    Returns dataset id → registration id. ``chunk_index`` is committed before
+    ``image_assets``, so such a dataset shows its previous images (or none) with
+    new chunks; register the store again to complete it.
+    """
+    return interrupted_registrations(resolve_catalog(catalog), namespace)
+
+
 def load_catalog_table(
     catalog: str | Catalog,
     namespace: str,
@@ -346,8 +361,12 @@ def _export(
     mode: Mode,
     layout: Layout,
     join: dict[str, Any] | None = None,
+    warnings: Sequence[str] = (),
 ) -> CytominingExportResult:
     manifest_path, writes = write_tables(warehouse_root, requests, mode=mode, layout=layout)
+    unmatched = (join or {}).get("unmatched_rows", 0)
+    if unmatched:
+        warnings = [*warnings, f"{unmatched:,} profile rows match no image"]
     return CytominingExportResult(
         warehouse_root=os.fspath(warehouse_root),
         layout=layout,
@@ -355,6 +374,7 @@ def _export(
         manifest_path=str(manifest_path),
         tables=tuple(writes),
         join=join,
+        warnings=tuple(warnings),
     )
 
 
@@ -390,7 +410,9 @@ def export_store_to_cytomining_warehouse(
             sources=[result.uri],
         )
         requests.append(request)
-    return _export(warehouse_root, requests, mode=mode, layout=layout, join=report)
+    return _export(
+        warehouse_root, requests, mode=mode, layout=layout, join=report, warnings=result.warnings
+    )
 
 
 def export_catalog_to_cytomining_warehouse(
@@ -437,7 +459,7 @@ def _warehouse_image_assets(root: str | os.PathLike[str]) -> pa.Table | None:
     entry = next((t for t in manifest.tables if t.role == "image_assets"), None)
     if entry is None:
         return None
-    return pq.read_table(Path(root) / entry.path)
+    return read_table(root, entry)
 
 
 def export_profiles_to_cytomining_warehouse(
@@ -457,6 +479,7 @@ def export_profiles_to_cytomining_warehouse(
     ``image_id`` get it from the warehouse's images (by well/site keys);
     ``role="quality_control"`` tables need a boolean ``qc_pass`` (``QC_Pass`` accepted).
     """
+    check_table_name(qualified_table_name(table_name, role))
     manifest_layout = _existing_layout(warehouse_root)
     request = profiles_request(
         profiles,
@@ -480,6 +503,7 @@ def export_table_to_cytomining_warehouse(
     grain: Mapping[str, str | None] | None = None,
 ) -> CytominingExportResult:
     """Write any Arrow table to the warehouse with a manifest entry."""
+    check_table_name(qualified_table_name(table_name, role))
     request = TableRequest(
         table_name=qualified_table_name(table_name, role),
         role=role,

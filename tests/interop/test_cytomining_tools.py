@@ -11,6 +11,7 @@ outputs are appended back with ``iceberg-bioimage export-cytomining-profiles`` b
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -220,7 +221,8 @@ def test_export_joins_every_sample_profile(sample_warehouse: dict[str, Any]) -> 
     assert report["join"]["unmatched_rows"] == 0
     folder = sample_warehouse["warehouse"] / "profiles" / "joined_profiles"
     # load_profiles opens folders whose direct children are Parquet files only.
-    assert sorted(p.name for p in folder.iterdir()) == [f"{SAMPLE_DATASET}.parquet"]
+    names = [p.name for p in folder.iterdir()]
+    assert len(names) == 1 and re.fullmatch(rf"{SAMPLE_DATASET}\.[0-9a-f]{{12}}\.parquet", names[0])
 
 
 def test_pycytominer_loads_joined_profiles(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -22,6 +23,7 @@ from iceberg_bioimage import (
     load_warehouse_manifest,
     register_store,
 )
+from iceberg_bioimage.publishing.warehouse import LOCK_NAME
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,8 @@ def test_namespaced_layout_and_manifest(datasets, cells, tmp_path):
     ]
     assert result.join["unmatched_rows"] == 0
     for folder in ("images/image_assets", "images/chunk_index", "profiles/joined_profiles"):
-        assert [p.name for p in (root / folder).iterdir()] == ["plate04.parquet"]
+        names = [p.name for p in (root / folder).iterdir()]
+        assert len(names) == 1 and re.fullmatch(r"plate04\.[0-9a-f]{12}\.parquet", names[0])
     manifest = json.loads((root / "warehouse_manifest.json").read_text())
     assert manifest["warehouse_spec_version"] == "1.0.0"
     assert manifest["conformance_profiles"] == ["core", "profiles-qc"]
@@ -71,7 +74,8 @@ def test_namespaced_layout_and_manifest(datasets, cells, tmp_path):
     assert {c["name"] for c in joined["columns"]} >= set(cells.expected["columns"])
     assert joined["provenance"]["sources"] == [str(datasets["plate04"].path)]
     assert load_warehouse_manifest(root).table("images.image_assets").datasets == ("plate04",)
-    written = pq.read_table(root / "images/image_assets/plate04.parquet")
+    (written_file,) = (root / "images/image_assets").iterdir()
+    written = pq.read_table(written_file)
     assert written.schema.metadata[b"iceberg-bioimage.producer"] == b"iceberg-bioimage"
 
 
@@ -113,7 +117,7 @@ def test_failed_export_leaves_the_warehouse_byte_identical(datasets, cells, tmp_
     with pytest.raises(ContractError, match="Metadata_Well"):
         export_store_to_cytomining_warehouse(datasets["plate04"].path, root, profiles=bad)
     assert snapshot(root) == before
-    assert not [p for p in root.iterdir() if p.name.startswith(".")]
+    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == [LOCK_NAME]
 
 
 def test_flat_layout(datasets, cells, tmp_path):
@@ -121,7 +125,7 @@ def test_flat_layout(datasets, cells, tmp_path):
     export_store_to_cytomining_warehouse(
         datasets["plate04"].path, root, profiles=cells.path, layout="flat"
     )
-    assert sorted(p.name for p in root.iterdir()) == [
+    assert sorted(p.name for p in root.iterdir() if p.name != LOCK_NAME) == [
         "chunk_index",
         "image_assets",
         "joined_profiles",

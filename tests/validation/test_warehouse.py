@@ -22,6 +22,14 @@ from iceberg_bioimage.models.warehouse import MANIFEST_NAME, TableEntry, TableFi
 from iceberg_bioimage.publishing.warehouse import STAGING_PREFIX
 from iceberg_bioimage.validation.warehouse import validate_warehouse
 
+
+def live(root: Path, folder: str) -> str:
+    """The one live file of a table folder (``<dataset>.<token>.parquet``), root-relative."""
+    manifest = json.loads((root / MANIFEST_NAME).read_text())
+    (entry,) = [t for t in manifest["tables"] if t["path"] == folder]
+    return f"{folder}/{entry['files'][0]['path']}"
+
+
 KEYS = ["dataset_id", "image_id", "plate_id", "well_id", "site_id", "object_id"]
 
 
@@ -203,22 +211,23 @@ def test_unknown_major_version_fails_fast(damaged: Path) -> None:
 
 
 def test_missing_file(damaged: Path) -> None:
-    (damaged / "profiles" / "joined_profiles" / "plate04.parquet").unlink()
+    name = live(damaged, "profiles/joined_profiles")
+    (damaged / name).unlink()
     only_error(
         damaged,
-        "table profiles.joined_profiles: profiles/joined_profiles/plate04.parquet is listed "
-        "in the manifest but missing",
+        f"table profiles.joined_profiles: {name} is listed in the manifest but missing",
     )
     assert validate_warehouse(damaged).conformance_profiles == ()
 
 
 def test_row_count_mismatch(damaged: Path) -> None:
-    path = damaged / "images" / "image_assets" / "plate04.parquet"
+    name = live(damaged, "images/image_assets")
+    path = damaged / name
     table = pq.read_table(path)
     pq.write_table(table.slice(0, table.num_rows - 1), path)
     only_error(
         damaged,
-        f"table images.image_assets: images/image_assets/plate04.parquet has "
+        f"table images.image_assets: {name} has "
         f"{table.num_rows - 1} rows; the manifest says {table.num_rows}",
     )
 
@@ -230,15 +239,14 @@ def test_stray_non_parquet_file(damaged: Path) -> None:
 
 def test_unlisted_parquet_file(damaged: Path) -> None:
     folder = damaged / "profiles" / "joined_profiles"
-    shutil.copy(folder / "plate04.parquet", folder / "plate99.parquet")
+    shutil.copy(damaged / live(damaged, "profiles/joined_profiles"), folder / "plate99.parquet")
     only_error(damaged, "profiles/joined_profiles/plate99.parquet is not listed in the manifest")
 
 
 def test_unreadable_parquet_file(damaged: Path) -> None:
-    (damaged / "images" / "chunk_index" / "plate04.parquet").write_bytes(b"not parquet at all")
-    only_error(
-        damaged, "table images.chunk_index: images/chunk_index/plate04.parquet is not a readable"
-    )
+    name = live(damaged, "images/chunk_index")
+    (damaged / name).write_bytes(b"not parquet at all")
+    only_error(damaged, f"table images.chunk_index: {name} is not a readable")
 
 
 def test_qc_table_without_qc_pass_breaks_only_profiles_qc(damaged: Path) -> None:
@@ -290,8 +298,7 @@ def test_missing_chunk_index_is_fine(damaged: Path) -> None:
             lambda doc: entry_of(doc, "images.image_assets")["columns"].append(
                 {"name": "ghost", "type": "string"}
             ),
-            "table images.image_assets: images/image_assets/plate04.parquet lacks columns "
-            "['ghost']",
+            ".parquet lacks columns ['ghost']",
         ),
         (
             lambda doc: entry_of(doc, "profiles.joined_profiles").update(
@@ -317,7 +324,8 @@ def test_missing_chunk_index_is_fine(damaged: Path) -> None:
             lambda doc: entry_of(doc, "profiles.cosmicqc_profiles")["files"][0].update(
                 path="../joined_profiles/plate04.parquet"
             ),
-            "table profiles.cosmicqc_profiles: file '../joined_profiles/plate04.parquet' is not",
+            "(profiles.cosmicqc_profiles) is malformed: ValueError: file "
+            "'../joined_profiles/plate04.parquet' must be a plain .parquet file name",
         ),
     ],
     ids=["role", "format", "join-keys", "columns", "image-keys", "duplicate", "path", "file"],
@@ -362,11 +370,12 @@ def test_manifest_less_flat_warehouse_reports_its_tables(datasets, profiles, tmp
 def test_manifest_less_folder_with_a_broken_table(datasets, tmp_path: Path) -> None:
     root = tmp_path / "old"
     export_store_to_cytomining_warehouse(datasets["plate04"].path, root)
+    name = live(root, "images/chunk_index")
     (root / MANIFEST_NAME).unlink()
-    (root / "images" / "chunk_index" / "plate04.parquet").write_bytes(b"garbage")
+    (root / name).write_bytes(b"garbage")
     result = validate_warehouse(root)
     assert result.layout == "namespaced"
-    assert any("images/chunk_index/plate04.parquet is not a readable" in e for e in result.errors)
+    assert any(f"{name} is not a readable" in e for e in result.errors)
     assert {t["table_name"]: t["ok"] for t in result.tables} == {
         "images.image_assets": True,
         "images.chunk_index": False,

@@ -17,8 +17,9 @@ from iceberg_bioimage.adapters.zarr_store import (
     scan_zarr,
     zarr_format_of,
 )
-from iceberg_bioimage.exceptions import MetadataError
+from iceberg_bioimage.exceptions import InvalidNameError, MetadataError
 from iceberg_bioimage.models import ScanOptions, ScanResult, default_dataset_id
+from iceberg_bioimage.models.names import check_dataset_id
 
 
 def scan(
@@ -30,7 +31,7 @@ def scan(
 ) -> ScanResult:
     """Detect the format of ``uri`` and scan it."""
     store = open_store(uri, storage_options)
-    dataset_id = dataset_id or default_dataset_id(store.uri)
+    dataset_id = _dataset_id(dataset_id, store.uri)
     options = options or ScanOptions()
     if store.is_dir():
         root_docs = read_root_documents(store)
@@ -49,6 +50,21 @@ def scan(
     if is_tiff(head):
         return scan_tiff(store, dataset_id)
     raise MetadataError(store.uri, "not an image: neither a Zarr store nor a TIFF file")
+
+
+def _dataset_id(given: str | None, uri: str) -> str:
+    """The dataset id: given, or the store name minus its suffix; checked by one rule."""
+    if given is not None:
+        return check_dataset_id(given)
+    derived = default_dataset_id(uri)
+    try:
+        return check_dataset_id(derived)
+    except InvalidNameError as error:
+        raise InvalidNameError(
+            error.subject,
+            f"{error.problem}; it comes from the store name {uri}: pass a dataset id "
+            "(--dataset-id, dataset_id=)",
+        ) from None
 
 
 __all__ = ["scan"]

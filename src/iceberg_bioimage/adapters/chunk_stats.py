@@ -21,6 +21,7 @@ from iceberg_bioimage.adapters.zarr_metadata import (
     shard_index_slice,
 )
 from iceberg_bioimage.models import ImageAsset, ScanOptions, chunk_grid_shape
+from iceberg_bioimage.models.limits import check_chunk_rows
 
 _LISTING_WORKERS = 8
 
@@ -42,21 +43,22 @@ def object_sizes_from_listing(asset: ImageAsset, listing: dict[str, int]) -> tup
         encoding.separator,
         len(grid),
     )
-    coords: list[list[str]] = []
+    coords: list[list[int]] = []
     sizes: list[int] = []
     for key, size in listing.items():
         if not key.startswith(prefix):
             continue
         parts = key[len(prefix) :].split(separator)
-        if len(parts) == ndim and all(part.isdigit() for part in parts):
-            coords.append(parts)
+        if len(parts) != ndim or not all(part.isascii() and part.isdigit() for part in parts):
+            continue
+        point = [int(part) for part in parts]
+        if all(c < g for c, g in zip(point, grid, strict=True)):
+            coords.append(point)
             sizes.append(size)
     out = np.full(math.prod(grid), -1, dtype=np.int64)
     if coords:
-        points = np.asarray(coords, dtype=np.int64)
-        inside = (points < np.asarray(grid)).all(axis=1)
-        flat = np.ravel_multi_index(tuple(points[inside].T), grid)
-        out[flat] = np.asarray(sizes, dtype=np.int64)[inside]
+        flat = np.ravel_multi_index(tuple(np.asarray(coords, dtype=np.int64).T), grid)
+        out[flat] = np.asarray(sizes, dtype=np.int64)
     return tuple(out.tolist())
 
 
@@ -79,7 +81,7 @@ def _shard_ranges(
     assert spec is not None and asset.shards is not None
     shard_grid = object_grid(asset)
     inner_grid = asset.chunk_grid
-    cps = np.asarray(spec.chunks_per_shard)
+    cps = np.asarray(spec.chunks_per_shard, dtype=np.int64)
     shard_coords = np.indices(shard_grid).reshape(len(shard_grid), -1).T
     if asset.object_sizes is not None:
         shard_coords = shard_coords[np.asarray(asset.object_sizes) >= 0]
@@ -88,7 +90,11 @@ def _shard_ranges(
     indexes = store.read_ranges([(key, start, end) for key in keys])
     offsets = np.full(asset.chunk_count, -1, dtype=np.int64)
     lengths = np.full(asset.chunk_count, -1, dtype=np.int64)
-    local = np.indices(spec.chunks_per_shard).reshape(len(cps), -1).T
+    # Inner chunks of a shard that can lie inside the array (a shard may be far
+    # larger than the array), and where each sits in the shard's row-major index.
+    reach = tuple(min(c, g) for c, g in zip(spec.chunks_per_shard, inner_grid, strict=True))
+    local = np.indices(reach, dtype=np.int64).reshape(len(reach), -1).T
+    position = np.ravel_multi_index(tuple(local.T), spec.chunks_per_shard)
     for coords, index in zip(shard_coords, indexes, strict=True):
         if index is None or len(index) < spec.nbytes:
             continue
@@ -96,8 +102,8 @@ def _shard_ranges(
         inner = coords * cps + local
         inside = (inner < np.asarray(inner_grid)).all(axis=1)
         flat = np.ravel_multi_index(tuple(inner[inside].T), inner_grid)
-        offsets[flat] = shard_offsets[inside]
-        lengths[flat] = shard_lengths[inside]
+        offsets[flat] = shard_offsets[position[inside]]
+        lengths[flat] = shard_lengths[position[inside]]
     return tuple(offsets.tolist()), tuple(lengths.tolist())
 
 
@@ -108,6 +114,7 @@ def add_chunk_facts(
     options: ScanOptions,
 ) -> tuple[list[ImageAsset], list[str]]:
     """Return assets with the chunk facts ``options`` ask for, plus warnings."""
+    check_chunk_rows(sum(a.chunk_count for a in assets), store.uri, store.limits)
     out = _stat(store, assets) if options.stat_chunks else list(assets)
     notes: list[str] = []
     if options.read_shard_index:
@@ -118,6 +125,13 @@ def add_chunk_facts(
                 notes.append(
                     f"{store.location(asset.array_path)}: shard index codecs not supported; "
                     "inner byte ranges left empty"
+                )
+                continue
+            if array.shard_index.nbytes > store.limits.max_metadata_bytes:
+                notes.append(
+                    f"{store.location(asset.array_path)}: a shard index of "
+                    f"{array.shard_index.nbytes:,} bytes is over the metadata limit "
+                    "(ICEBERG_BIOIMAGE_MAX_METADATA_BYTES); inner byte ranges left empty"
                 )
                 continue
             offsets, lengths = _shard_ranges(store, asset, array)

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from iceberg_bioimage.models.paths import relative_key
+
 
 @dataclass(frozen=True, kw_only=True)
 class Axis:
@@ -75,11 +77,20 @@ def _scale_of(transforms: Any, where: str) -> tuple[float, ...] | None:
         raise ValueError(f"{where}: 'coordinateTransformations' must be a list")
     for transform in transforms:
         if isinstance(transform, dict) and transform.get("type") == "scale":
-            scale = transform.get("scale")
-            if not isinstance(scale, list) or not all(isinstance(v, int | float) for v in scale):
-                raise ValueError(f"{where}: 'scale' must be a list of numbers")
-            return tuple(float(v) for v in scale)
+            return _numbers(transform.get("scale"), f"{where}: 'scale'")
     return None
+
+
+def _numbers(raw: Any, field: str) -> tuple[float, ...]:
+    """A list of JSON numbers as floats; ``ValueError`` (naming ``field``) otherwise."""
+    if not isinstance(raw, list) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in raw
+    ):
+        raise ValueError(f"{field} must be a list of numbers")
+    try:
+        return tuple(float(v) for v in raw)
+    except OverflowError:
+        raise ValueError(f"{field} holds a number too large for a float") from None
 
 
 def _parse_axes(raw: Any, ndim_hint: int | None) -> tuple[Axis, ...]:
@@ -89,13 +100,17 @@ def _parse_axes(raw: Any, ndim_hint: int | None) -> tuple[Axis, ...]:
     if not isinstance(raw, list):
         raise ValueError("'axes' must be a list")
     axes = []
-    for item in raw:
+    for index, item in enumerate(raw):
         if isinstance(item, str):
             axes.append(Axis(name=item))
         elif isinstance(item, dict) and isinstance(item.get("name"), str):
-            axes.append(Axis(name=item["name"], type=item.get("type"), unit=item.get("unit")))
+            kind, unit = item.get("type"), item.get("unit")
+            for key, value in (("type", kind), ("unit", unit)):
+                if value is not None and not isinstance(value, str):
+                    raise ValueError(f"'axes[{index}].{key}' must be a string, got {value!r:.80}")
+            axes.append(Axis(name=item["name"], type=kind, unit=unit))
         else:
-            raise ValueError(f"invalid axis {item!r}")
+            raise ValueError(f"invalid axis {item!r:.80}")
     return tuple(axes)
 
 
@@ -112,7 +127,7 @@ def parse_multiscale(ngff: Mapping[str, Any]) -> Multiscale:
     for index, dataset in enumerate(datasets):
         if not isinstance(dataset, dict) or not isinstance(dataset.get("path"), str):
             raise ValueError(f"'datasets[{index}]' needs a string 'path'")
-        paths.append(dataset["path"].strip("/"))
+        paths.append(_child_path(dataset["path"], f"datasets[{index}].path"))
         scales.append(_scale_of(dataset.get("coordinateTransformations"), f"datasets[{index}]"))
     axes = _parse_axes(first.get("axes"), None)
     for index, scale in enumerate(scales):
@@ -178,6 +193,8 @@ def parse_plate(ngff: Mapping[str, Any]) -> Plate:
         if not isinstance(path, str) or path.count("/") != 1:
             raise ValueError(f"'plate.wells[{index}].path' must look like 'A/1', got {path!r}")
         row, column = path.split("/")
+        if _child_path(path, f"plate.wells[{index}].path") != path:
+            raise ValueError(f"'plate.wells[{index}].path' must look like 'A/1', got {path!r}")
         row_index, column_index = well.get("rowIndex"), well.get("columnIndex")
         if isinstance(row_index, int) and 0 <= row_index < len(rows):
             row = rows[row_index]
@@ -186,6 +203,17 @@ def parse_plate(ngff: Mapping[str, Any]) -> Plate:
         parsed.append(PlateWell(path=path, row=row, column=column))
     name = plate.get("name")
     return Plate(name=str(name) if name else None, wells=tuple(parsed))
+
+
+def _child_path(path: str, field: str) -> str:
+    """A path below the group that names it; ``..`` and empty paths are refused."""
+    try:
+        key = relative_key(path)
+    except ValueError as error:
+        raise ValueError(f"'{field}': {error}") from None
+    if not key:
+        raise ValueError(f"'{field}' must name a child, got {path!r}")
+    return key
 
 
 def _names(raw: Any, key: str) -> tuple[str, ...]:
@@ -207,7 +235,7 @@ def parse_well_images(ngff: Mapping[str, Any]) -> tuple[str, ...]:
         path = image.get("path") if isinstance(image, dict) else None
         if not isinstance(path, str) or not path:
             raise ValueError(f"'well.images[{index}].path' must be a non-empty string")
-        paths.append(path.strip("/"))
+        paths.append(_child_path(path, f"well.images[{index}].path"))
     return tuple(paths)
 
 

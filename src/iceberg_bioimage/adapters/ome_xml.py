@@ -73,12 +73,15 @@ def _image(element: ElementTree.Element) -> OmeImage:
     )
 
 
-def _well_id(well: ElementTree.Element, plate: ElementTree.Element) -> str:
+def _well_id(well: ElementTree.Element) -> str:
+    """The canonical well id (``A01``) of 0-based ``Row``/``Column`` indexes.
+
+    ``RowNamingConvention`` only says how the instrument labels rows; well ids are
+    always ``<row letters><column>``. ``ValueError`` when the indexes are not numbers.
+    """
     row, column = well.get("Row", "0"), well.get("Column", "0")
-    if row.isdigit() and column.isdigit():
-        if plate.get("RowNamingConvention", "letter") == "letter":
-            return well_name(int(row), int(column))
-        return f"{int(row) + 1}{int(column) + 1:02d}"
+    if row.isascii() and row.isdigit() and column.isascii() and column.isdigit():
+        return well_name(int(row), int(column))
     return normalize_well_id(f"{row}{column}")
 
 
@@ -94,7 +97,7 @@ def parse_ome_xml(text: str) -> OmeDocument:
         plate_id = plate.get("Name") or plate.get("ID") or ""
         for well in _children(plate, "Well"):
             try:
-                well_id = _well_id(well, plate)
+                well_id = _well_id(well)
             except ValueError:
                 continue
             for site, sample in enumerate(_children(well, "WellSample")):

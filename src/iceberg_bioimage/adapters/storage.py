@@ -9,6 +9,7 @@ through :data:`_STORE_TYPES`, never an if/else chain at the call sites.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 from iceberg_bioimage.exceptions import MetadataError, StoreNotFoundError
+from iceberg_bioimage.models.limits import Limits
+from iceberg_bioimage.models.paths import is_inside, open_inside, os_reason, read_inside
 
 _LOCAL_READ_WORKERS = 8
 _SEQUENTIAL_BELOW = 64
@@ -29,6 +32,7 @@ class Store(Protocol):
 
     uri: str
     name: str
+    limits: Limits
 
     def is_dir(self) -> bool:
         """Whether the store root is a folder (prefix) rather than a single file."""
@@ -64,87 +68,112 @@ def _join(root: str, key: str) -> str:
 
 
 class LocalStore:
-    """A store on the local filesystem."""
+    """A store on the local filesystem, read only inside its (resolved) root.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        root = Path(path).expanduser()
-        if not root.exists():
-            raise StoreNotFoundError(str(path), "no such file or folder")
-        self.root = str(root.resolve())
+    Every file is opened without blocking (a FIFO cannot hang a scan), must be a
+    regular file, and must resolve inside the root: a symlink that points out of
+    the store is refused, one that stays inside works
+    (:func:`~iceberg_bioimage.models.paths.open_inside`). Metadata documents are
+    read up to :attr:`Limits.max_metadata_bytes`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], limits: Limits | None = None) -> None:
+        given = Path(path).expanduser()
+        try:
+            root = given.resolve(strict=True)
+            mode = root.stat().st_mode
+        except FileNotFoundError:
+            raise StoreNotFoundError(str(path), "no such file or folder") from None
+        except (OSError, RuntimeError) as error:
+            raise StoreNotFoundError(str(path), f"cannot be opened: {os_reason(error)}") from error
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+            raise StoreNotFoundError(
+                str(path), "not a regular file or folder (FIFO, device or socket); refused"
+            )
+        self.root = str(root)
         self.uri = self.root
-        self.name = root.resolve().name
+        self.name = root.name
+        self.limits = limits or Limits.from_env()
 
     def is_dir(self) -> bool:
         """Whether the root is a folder."""
         return os.path.isdir(self.root)
 
     def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        """Read files, in a few threads when there are many."""
+        """Read metadata files, in a few threads when there are many."""
         paths = [_join(self.root, key) for key in keys]
         if len(paths) < _SEQUENTIAL_BELOW:
-            return _read_local_batch(paths)
+            return self._read_batch(paths)
         size = -(-len(paths) // _LOCAL_READ_WORKERS)
         batches = [paths[i : i + size] for i in range(0, len(paths), size)]
         with ThreadPoolExecutor(_LOCAL_READ_WORKERS) as pool:
-            return [data for batch in pool.map(_read_local_batch, batches) for data in batch]
+            return [data for batch in pool.map(self._read_batch, batches) for data in batch]
+
+    def _read_batch(self, paths: Sequence[str]) -> list[bytes | None]:
+        cap = self.limits.max_metadata_bytes
+        return [read_inside(self.root, path, cap) for path in paths]
 
     def list_children(self, key: str) -> list[str]:
         """Sub-folder names below ``key``, sorted."""
+        folder = _join(self.root, key)
         try:
-            with os.scandir(_join(self.root, key)) as entries:
+            with os.scandir(folder) as entries:
                 return sorted(e.name for e in entries if e.is_dir())
         except (FileNotFoundError, NotADirectoryError):
             return []
+        except OSError as error:
+            raise MetadataError(folder, f"cannot be listed: {os_reason(error)}") from error
 
     def list_objects(self, key: str) -> dict[str, int]:
-        """Every file below ``key`` with its size."""
+        """Every regular file below ``key`` (resolving inside the root) with its size."""
         base = _join(self.root, key)
         offset = len(self.root) + 1
         found: dict[str, int] = {}
         for folder, _dirs, files in os.walk(base):
             for name in files:
                 path = os.path.join(folder, name)
-                found[path[offset:].replace(os.sep, "/")] = os.path.getsize(path)
+                if os.path.islink(path) and not is_inside(self.root, os.path.realpath(path)):
+                    continue
+                try:
+                    info = os.stat(path)
+                except OSError:
+                    continue
+                if stat.S_ISREG(info.st_mode):
+                    found[path[offset:].replace(os.sep, "/")] = info.st_size
         return found
 
     def read_ranges(self, requests: Sequence[tuple[str, int, int | None]]) -> list[bytes | None]:
         """Read byte ranges, in a few threads."""
         jobs = [(_join(self.root, key), start, end) for key, start, end in requests]
+        if len(jobs) == 1:
+            return [self._read_range(jobs[0])]
         with ThreadPoolExecutor(_LOCAL_READ_WORKERS) as pool:
-            return list(pool.map(_read_local_range, jobs))
+            return list(pool.map(self._read_range, jobs))
 
-    def open(self, key: str = "") -> BinaryIO:
-        """Open a file for reading."""
-        return open(_join(self.root, key), "rb")
-
-    def location(self, key: str) -> str:
-        """Absolute path of ``key``."""
-        return _join(self.root, key)
-
-
-def _read_local_batch(paths: Sequence[str]) -> list[bytes | None]:
-    out: list[bytes | None] = []
-    for path in paths:
-        try:
-            with open(path, "rb") as handle:
-                out.append(handle.read())
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            out.append(None)
-    return out
-
-
-def _read_local_range(job: tuple[str, int, int | None]) -> bytes | None:
-    path, start, end = job
-    try:
-        with open(path, "rb") as handle:
+    def _read_range(self, job: tuple[str, int, int | None]) -> bytes | None:
+        path, start, end = job
+        fd = open_inside(self.root, path)
+        if fd is None:
+            return None
+        with os.fdopen(fd, "rb") as handle:
             if start < 0:
                 size = handle.seek(0, os.SEEK_END)
                 handle.seek(max(size + start, 0))
                 return handle.read()
             handle.seek(start)
             return handle.read() if end is None else handle.read(end - start)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
+
+    def open(self, key: str = "") -> BinaryIO:
+        """Open a regular file inside the root for reading."""
+        path = _join(self.root, key)
+        fd = open_inside(self.root, path)
+        if fd is None:
+            raise StoreNotFoundError(path, "no such file")
+        return os.fdopen(fd, "rb")
+
+    def location(self, key: str) -> str:
+        """Absolute path of ``key``."""
+        return _join(self.root, key)
 
 
 class FsspecStore:
@@ -160,6 +189,7 @@ class FsspecStore:
                 uri, f"no filesystem for this URI scheme is installed ({error})"
             ) from error
         self.fs = fs
+        self.limits = Limits.from_env()
         self.root = root.rstrip("/")
         self.uri = uri.rstrip("/")
         self.name = self.root.rsplit("/", 1)[-1]
@@ -194,6 +224,12 @@ class FsspecStore:
                 out.append(None)
             elif isinstance(data, BaseException):
                 raise MetadataError(self.location(path), f"cannot read: {data}") from data
+            elif len(data) > self.limits.max_metadata_bytes:
+                raise MetadataError(
+                    self.location(path),
+                    f"over the {self.limits.max_metadata_bytes:,}-byte metadata limit "
+                    "(ICEBERG_BIOIMAGE_MAX_METADATA_BYTES)",
+                )
             else:
                 out.append(bytes(data))
         return out

@@ -7,7 +7,6 @@ memoising array metadata by its raw bytes (a plate repeats the same few).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,6 +19,8 @@ from iceberg_bioimage.adapters.zarr_metadata import (
     parse_v3_array,
 )
 from iceberg_bioimage.exceptions import MetadataError
+from iceberg_bioimage.models.limits import load_json
+from iceberg_bioimage.models.paths import join_key, relative_key
 
 ROOT_FILES = ("zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata")
 
@@ -35,22 +36,32 @@ class Node:
 
 
 def join_path(parent: str, child: str) -> str:
-    """Join store-relative paths without a leading slash."""
-    child = child.strip("/")
-    return f"{parent}/{child}" if parent else child
-
-
-def _decode_json(data: bytes, where: str) -> Any:
-    try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise MetadataError(where, f"invalid JSON (truncated or corrupt?): {error}") from error
+    """Join store-relative paths without a leading slash (``..`` is refused)."""
+    return join_key(parent, child)
 
 
 def _object(doc: Any, where: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise MetadataError(where, f"expected a JSON object, got {type(doc).__name__}")
     return doc
+
+
+def _check_surrogates(doc: Any, where: str) -> None:
+    """Refuse strings holding a lone UTF-16 surrogate (JSON ``"\\ud800"``): not text."""
+    if isinstance(doc, str):
+        try:
+            doc.encode("utf-8")
+        except UnicodeEncodeError:
+            raise MetadataError(
+                where, f"invalid JSON: string {doc!r:.60} holds an unpaired UTF-16 surrogate"
+            ) from None
+    elif isinstance(doc, dict):
+        for key, value in doc.items():
+            _check_surrogates(key, where)
+            _check_surrogates(value, where)
+    elif isinstance(doc, list):
+        for value in doc:
+            _check_surrogates(value, where)
 
 
 class NodeReader:
@@ -68,25 +79,42 @@ class NodeReader:
     def _consolidated(self, root_docs: Mapping[str, bytes]) -> dict[str, Any] | None:
         if self.zarr_format == 2 and root_docs.get(".zmetadata"):
             doc = _object(
-                _decode_json(root_docs[".zmetadata"], self.where(".zmetadata")),
-                self.where(".zmetadata"),
+                self._decode(root_docs[".zmetadata"], ".zmetadata"), self.where(".zmetadata")
             )
             metadata = doc.get("metadata")
             if not isinstance(metadata, dict):
                 raise MetadataError(self.where(".zmetadata"), "'metadata' must be an object")
-            return metadata
+            return self._contained(metadata, ".zmetadata")
         if self.zarr_format == 3 and root_docs.get("zarr.json"):
             doc = _object(
-                _decode_json(root_docs["zarr.json"], self.where("zarr.json")),
-                self.where("zarr.json"),
+                self._decode(root_docs["zarr.json"], "zarr.json"), self.where("zarr.json")
             )
             consolidated = doc.get("consolidated_metadata")
             if isinstance(consolidated, dict) and isinstance(consolidated.get("metadata"), dict):
-                return {
-                    join_path(path, "zarr.json"): value
-                    for path, value in consolidated["metadata"].items()
-                } | {"zarr.json": doc}
+                nodes = self._contained(consolidated["metadata"], "zarr.json")
+                return {join_path(path, "zarr.json"): value for path, value in nodes.items()} | {
+                    "zarr.json": doc
+                }
         return None
+
+    def _contained(self, metadata: Mapping[str, Any], name: str) -> dict[str, Any]:
+        """Consolidated entries keyed by normalised paths; keys leaving the store refused."""
+        out: dict[str, Any] = {}
+        for key, value in metadata.items():
+            try:
+                out[relative_key(key)] = value
+            except ValueError as error:
+                raise MetadataError(
+                    self.where(name), f"consolidated metadata key {key!r}: {error}"
+                ) from error
+        return out
+
+    def _decode(self, data: bytes, key: str) -> Any:
+        """Parse one metadata document within the store's limits."""
+        doc = load_json(data, self.where(key), self.store.limits)
+        if b"\\ud" in data or b"\\uD" in data:
+            _check_surrogates(doc, self.where(key))
+        return doc
 
     def where(self, key: str) -> str:
         """Location of a metadata document, for messages."""
@@ -98,7 +126,7 @@ class NodeReader:
             return [self.consolidated.get(key) for key in keys]
         raw = self.store.read_many(keys)
         return [
-            None if data is None else _decode_json(data, self.where(key))
+            None if data is None else self._decode(data, key)
             for key, data in zip(keys, raw, strict=True)
         ]
 
@@ -176,7 +204,7 @@ class NodeReader:
         return out
 
     def _json(self, raw: Any, key: str) -> Any:
-        return _decode_json(raw, self.where(key)) if isinstance(raw, bytes) else raw
+        return self._decode(raw, key) if isinstance(raw, bytes) else raw
 
     def _v2_array(self, raw: Any, key: str, attributes: Mapping[str, Any]) -> ArrayMetadata:
         cacheable = isinstance(raw, bytes) and not attributes

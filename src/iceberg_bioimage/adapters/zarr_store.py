@@ -164,7 +164,7 @@ class _Scan:
                 raise MetadataError(
                     self._attrs_location(node.path), f"invalid well metadata: {error}"
                 ) from error
-            well_id = self._well_id(well)
+            well_id = self._well_id(well, group.path)
             for field in fields:
                 field_paths.append(join_path(node.path, field))
                 placements.append(_Placement(plate_id=plate_id, well_id=well_id, site_id=field))
@@ -185,15 +185,18 @@ class _Scan:
                 continue
             self.images.append(_ImageGroup(node=node, ngff=block, placement=placement))
 
-    def _well_id(self, well: ngff.PlateWell) -> str:
-        try:
-            return normalize_well_id(f"{well.row}{well.column}")
-        except ValueError:
-            self.warnings.append(
-                f"well '{well.path}' does not follow the <row letters><column> naming; "
-                "kept as written"
-            )
-            return f"{well.row}{well.column}"
+    def _well_id(self, well: ngff.PlateWell, plate_path: str) -> str | None:
+        """The normalised well id, from the plate's row and column names or else the path."""
+        for name in (f"{well.row}{well.column}", well.path):
+            try:
+                return normalize_well_id(name)
+            except ValueError:
+                continue
+        self.warnings.append(
+            f"{self._attrs_location(plate_path)}: well '{well.path}' does not follow the "
+            "<row letters><column> naming; its well_id is left empty"
+        )
+        return None
 
     # -- assets ------------------------------------------------------------
     def _image_assets(self) -> list[ImageAsset]:

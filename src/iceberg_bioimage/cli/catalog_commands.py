@@ -206,9 +206,20 @@ def tables(catalog: str, namespace: str, as_json: bool) -> None:
                 "location": table.location(),
             }
         )
+    interrupted = api.find_interrupted_registrations(resolved, namespace)
+    for row in rows:
+        canonical = row["table"].rsplit(".", 1)[-1] in ("image_assets", "chunk_index")
+        row["interrupted_datasets"] = sorted(interrupted) if canonical else []
     if as_json:
         emit_json(rows)
         return
+    print_warnings(
+        [
+            f"dataset '{dataset}': registration {registration} was interrupted after "
+            "chunk_index and before image_assets; register the store again to complete it"
+            for dataset, registration in interrupted.items()
+        ]
+    )
     table_view = Table(title=f"tables in {namespace}", title_justify="left", box=None)
     for name in ("table", "rows", "snapshots", "current snapshot"):
         table_view.add_column(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -19,6 +20,7 @@ from iceberg_bioimage.cli.output import (
     stdout,
     working,
 )
+from iceberg_bioimage.exceptions import StoreNotFoundError, WarehouseError
 
 # -- Cytomining: contract, joins, warehouse -------------------------------------
 
@@ -79,11 +81,12 @@ def validate_contract(
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".tsv")
 
 
-def _output_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    """Check ``--output`` before any work: a .parquet, .csv or .tsv file name."""
-    if value is not None and not value.lower().endswith(OUTPUT_SUFFIXES):
-        raise click.BadParameter("use a .parquet, .csv or .tsv file name")
-    return value
+def _check_output(value: str) -> None:
+    """Check ``--output`` before any work: a .parquet, .csv or .tsv file in a folder that exists."""
+    if not value.lower().endswith(OUTPUT_SUFFIXES):
+        raise WarehouseError(value, "--output must be a .parquet, .csv or .tsv file name")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(value))):
+        raise StoreNotFoundError(value, "the --output folder does not exist")
 
 
 def _write_table(table: pa.Table, output: str) -> None:
@@ -109,7 +112,6 @@ def _write_table(table: pa.Table, output: str) -> None:
 @click.option(
     "--output",
     type=click.Path(dir_okay=False),
-    callback=_output_path,
     help="Write the joined table (.parquet/.csv/.tsv).",
 )
 @profile_dataset_option
@@ -128,6 +130,8 @@ def join_profiles(
     """Join a profile table to the images of a store (DuckDB)."""
     from iceberg_bioimage.integrations.duckdb import join_report
 
+    if output:
+        _check_output(output)
     with working(f"Joining {profiles} to {uri}"):
         joined = api.join_profiles_with_store(
             uri,
@@ -159,6 +163,7 @@ def join_profiles(
 
 
 def _print_export(result: Any, as_json: bool) -> None:
+    print_warnings(result.warnings)
     if as_json:
         emit_json(result.to_dict())
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import sys
@@ -23,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from iceberg_bioimage.exceptions import IcebergBioimageError
+from iceberg_bioimage.models.paths import os_reason
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,11 +37,69 @@ _QUIET_KEY = "iceberg_bioimage.quiet"
 
 
 def fail(message: str, code: int, debug: bool) -> None:
-    """Print ``error: <message>`` on stderr (traceback with ``--debug``) and exit."""
+    """Print ``error: <message>`` on one line of stderr (traceback with ``--debug``) and exit."""
     if debug:
         stderr.print_exception()
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {one_line(message)}", err=True)
     sys.exit(code)
+
+
+def one_line(message: str, limit: int = 2000) -> str:
+    """``message`` on one line: control characters (from file contents) escaped, length capped."""
+    text = "".join(
+        c if c.isprintable() else " " if c in "\r\n\t" else repr(c)[1:-1] for c in message
+    )
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+#: OS errors that are about the user's files or machine, not a bug: exit 2.
+USER_OS_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+        errno.ELOOP,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.ENAMETOOLONG,
+        errno.EMFILE,
+    }
+)
+
+
+USER_OS_ERRORS = (
+    FileExistsError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+
+
+def error_line(error: BaseException) -> tuple[str, int]:
+    """The one-line message and exit code for an error (the CLI's single mapping).
+
+    Our own errors and the OS errors a user can fix (permission, missing folder,
+    no space, symlink loop...) exit 2 with ``<path>: <problem>``; anything else
+    is a bug: exit 1 with a hint to re-run with ``--debug``.
+    """
+    if isinstance(error, IcebergBioimageError):
+        return str(error), 2
+    if isinstance(error, USER_OS_ERRORS) or (
+        isinstance(error, OSError) and error.errno in USER_OS_ERRNOS
+    ):
+        reason = os_reason(error)
+        return (f"{error.filename}: {reason}" if error.filename else reason), 2
+    if isinstance(error, MemoryError):
+        return "out of memory (see the limits in docs/safety.md)", 2
+    return (
+        f"unexpected {type(error).__name__}: {error} (re-run with --debug for a traceback)",
+        1,
+    )
 
 
 def is_quiet() -> bool:
@@ -62,16 +122,9 @@ def command_options(func: F) -> F:
         root.meta[_QUIET_KEY] = quiet or bool(root.meta.get(_QUIET_KEY))
         try:
             return func(*args, **kwargs)
-        except IcebergBioimageError as error:
-            fail(str(error), 2, debug)
-        except (FileExistsError, PermissionError) as error:
-            fail(f"{error.filename}: {error.strerror}" if error.filename else str(error), 2, debug)
         except Exception as error:
-            fail(
-                f"unexpected {type(error).__name__}: {error} (rerun with --debug for a traceback)",
-                1,
-                debug,
-            )
+            message, code = error_line(error)
+            fail(message, code, debug)
 
     return wrapper  # type: ignore[return-value]
 

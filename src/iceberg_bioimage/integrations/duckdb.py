@@ -124,7 +124,7 @@ def _image_side(images: pa.Table, multiscale_level: int | None) -> pa.Table:
     return images
 
 
-def _check_unique(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> None:
+def _check_unique(con: duckdb.DuckDBPyConnection, keys: Sequence[str], source: str) -> None:
     columns = ", ".join(quote_identifier(k) for k in keys)
     duplicate = con.execute(
         f"SELECT {columns}, count(*) AS n FROM images GROUP BY {columns} HAVING n > 1 "
@@ -133,7 +133,7 @@ def _check_unique(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> None:
     if duplicate:
         where = ", ".join(f"{k}={v}" for k, v in zip(keys, duplicate[:-1], strict=True))
         raise ContractError(
-            "<join>",
+            source,
             f"key set ({', '.join(keys)}) matches {duplicate[-1]} images for {where}; "
             "one profile row would match several images: profiles need site_id "
             "(or image_id) to pick one",
@@ -228,7 +228,7 @@ def join_image_assets_with_profiles(
     con.register("profile_keys", profile_keys)
     con.register("images", images)
     if multiscale_level is not None:
-        _check_unique(con, keys)
+        _check_unique(con, keys, label)
     if chunk_index is not None:
         con.register("chunks", chunk_index)
     image_columns = [c for c in IMAGE_COLUMNS if c in images.column_names]

@@ -140,6 +140,7 @@ class CytominingExportResult:
     manifest_path: str
     tables: tuple[WarehouseTableWrite, ...]
     join: dict[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return JSON-safe values."""
@@ -150,4 +151,5 @@ class CytominingExportResult:
             "manifest_path": self.manifest_path,
             "tables": [t.to_dict() for t in self.tables],
             "join": self.join,
+            "warnings": list(self.warnings),
         }

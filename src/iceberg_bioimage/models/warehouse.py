@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from iceberg_bioimage.models.names import check_table_name
+from iceberg_bioimage.models.paths import relative_key
+
 WAREHOUSE_SPEC_VERSION = "1.0.0"
 MANIFEST_NAME = "warehouse_manifest.json"
 REQUIRED_ROLES = ("image_assets", "chunk_index", "joined_profiles", "quality_control")
@@ -87,21 +90,53 @@ class TableEntry:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> TableEntry:
-        """Read an entry written by :meth:`to_dict` (``KeyError``/``TypeError`` if malformed)."""
+        """Read an entry written by :meth:`to_dict`.
+
+        Raises ``KeyError``/``TypeError``/``ValueError`` if malformed, including a
+        table ``path`` that could leave the warehouse root and a file ``path`` that
+        is not a plain ``.parquet`` file name in the table folder.
+        """
+        if not isinstance(doc, dict):
+            raise TypeError(f"a table entry must be an object, got {type(doc).__name__}")
         return cls(
-            table_name=doc["table_name"],
+            table_name=check_table_name(doc["table_name"]),
             role=doc["role"],
             format=doc.get("format", "parquet"),
-            path=doc["path"],
+            path=table_folder(doc["path"]),
             join_keys=tuple(doc.get("join_keys") or ()),
             columns=tuple(doc.get("columns") or ()),
             grain=dict(doc.get("grain") or {}),
             files=tuple(
-                TableFile(path=f["path"], dataset_id=f.get("dataset_id"), rows=int(f["rows"]))
+                TableFile(
+                    path=file_name(f["path"]), dataset_id=f.get("dataset_id"), rows=int(f["rows"])
+                )
                 for f in doc.get("files") or ()
             ),
             provenance=dict(doc.get("provenance") or {}),
         )
+
+
+def table_folder(path: Any) -> str:
+    """A manifest table ``path``: relative and inside the root; ``ValueError`` otherwise."""
+    try:
+        ok = isinstance(path, str) and not path.startswith("/") and relative_key(path) == path
+    except ValueError:
+        ok = False
+    if not ok or not path:
+        raise ValueError(f"table path {path!r} must be a relative folder inside the root")
+    return path
+
+
+def file_name(path: Any) -> str:
+    """A manifest file ``path``: a plain ``.parquet`` name in its table folder."""
+    if (
+        not isinstance(path, str)
+        or not path.endswith(".parquet")
+        or any(c in path for c in "/\\\x00")
+        or path.startswith(".")
+    ):
+        raise ValueError(f"file {path!r} must be a plain .parquet file name in its table folder")
+    return path
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,6 +185,8 @@ class WarehouseManifest:
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> WarehouseManifest:
         """Read a manifest document (``KeyError``/``TypeError``/``ValueError`` if malformed)."""
+        if not isinstance(doc, dict):
+            raise TypeError(f"the manifest must be a JSON object, got {type(doc).__name__}")
         layout = doc.get("layout", "namespaced")
         if layout not in ("namespaced", "flat"):
             raise ValueError(f"unknown layout {layout!r}")

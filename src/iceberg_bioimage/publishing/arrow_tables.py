@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iceberg_bioimage.models import ImageAsset, ScanResult, chunk_grid_shape
+from iceberg_bioimage.models.limits import check_chunk_rows
 from iceberg_bioimage.publishing.arrow_schema import arrow_schema
 
 
@@ -127,6 +128,9 @@ def _nullable_int(values: np.ndarray) -> pa.Array:
 def chunk_index_table(results: ScanResult | Iterable[ScanResult]) -> pa.Table:
     """One row per inner chunk, in the canonical ``chunk_index`` schema."""
     assets = [asset for asset, _ in _assets(results)]
+    uris = sorted({a.uri for a in assets})
+    subject = uris[0] if len(uris) == 1 else f"{len(uris)} stores ({', '.join(uris[:3])}...)"
+    check_chunk_rows(sum(a.chunk_count for a in assets), subject)
     schema = arrow_schema("chunk_index")
     cache = _GridCache()
     counts = np.fromiter((a.chunk_count for a in assets), dtype=np.int64, count=len(assets))

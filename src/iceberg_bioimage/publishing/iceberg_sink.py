@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TypeVar
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import (
     CommitFailedException,
-    NamespaceAlreadyExistsError,
     NoSuchTableError,
-    TableAlreadyExistsError,
     ValidationException,
 )
 from pyiceberg.expressions import BooleanExpression, EqualTo, In
@@ -58,8 +56,17 @@ def _dotted(ident: Sequence[str]) -> str:
 
 
 def _ensure_namespace(catalog: Catalog, namespace: tuple[str, ...]) -> None:
-    with suppress(NamespaceAlreadyExistsError):  # a concurrent writer created it
+    """Create the namespace unless it exists; a concurrent creator counts as success.
+
+    A SQL catalog that loses the race raises ``NamespaceAlreadyExistsError``, or,
+    from the database itself, ``IntegrityError``/``UniqueViolation``: whatever it
+    raises, the namespace existing afterwards is success.
+    """
+    try:
         catalog.create_namespace_if_not_exists(namespace)
+    except Exception:
+        if not catalog.namespace_exists(namespace):
+            raise
 
 
 def check_compatible(table: Table, canonical: TableSchema, name: str) -> list[str]:
@@ -114,7 +121,9 @@ def ensure_table(catalog: Catalog, namespace: tuple[str, ...], table_name: str) 
                 sort_order=sort_order(canonical),
                 properties=TABLE_PROPERTIES,
             )
-        except TableAlreadyExistsError:
+        except Exception:  # a concurrent writer created it, in whatever words
+            if not catalog.table_exists(ident):
+                raise
             table = catalog.load_table(ident)
     if check_compatible(table, canonical, _dotted(ident)):
         with table.update_schema() as update:
@@ -175,13 +184,15 @@ def replace_datasets(
     table_name: str,
     data: pa.Table,
     dataset_ids: Sequence[str],
+    summary: Mapping[str, str] | None = None,
 ) -> TableWrite:
     """Replace the rows of ``dataset_ids`` with ``data`` in one commit.
 
     The datasets' old rows are deleted and their new data files (one per dataset,
     written by us) added in a single transaction: one commit, recorded as a delete
-    and an append snapshot. ``data`` is cast to the table's schema once, before any
-    attempt, so only one copy is alive (callers should not keep ``data``).
+    and an append snapshot, both carrying ``summary`` in their snapshot summaries.
+    ``data`` is cast to the table's schema once, before any attempt, so only one
+    copy is alive (callers should not keep ``data``).
     """
     ident = identifier(namespace, table_name)
     data = conform(data, ensure_table(catalog, namespace, table_name))
@@ -189,10 +200,15 @@ def replace_datasets(
     def overwrite(table: Table) -> TableWrite:
         paths = write_data_files(table, conform(data, table), dataset_ids)
         try:
+            properties = dict(summary or {})
             with _first_write_is_quiet(), table.transaction() as transaction:
-                transaction.delete(delete_filter=dataset_filter(dataset_ids))
+                transaction.delete(
+                    delete_filter=dataset_filter(dataset_ids), snapshot_properties=properties
+                )
                 if paths:
-                    transaction.add_files(paths, check_duplicate_files=False)
+                    transaction.add_files(
+                        paths, snapshot_properties=properties, check_duplicate_files=False
+                    )
         except BaseException:
             remove_files(table, paths)
             raise
@@ -207,7 +223,11 @@ def replace_datasets(
 
 
 def delete_datasets(
-    catalog: Catalog, namespace: tuple[str, ...], table_name: str, dataset_ids: Sequence[str]
+    catalog: Catalog,
+    namespace: tuple[str, ...],
+    table_name: str,
+    dataset_ids: Sequence[str],
+    summary: Mapping[str, str] | None = None,
 ) -> TableWrite | None:
     """Delete the rows of ``dataset_ids`` in one commit (``None`` if no such table)."""
     ident = identifier(namespace, table_name)
@@ -216,7 +236,9 @@ def delete_datasets(
 
     def delete(table: Table) -> TableWrite:
         with _first_write_is_quiet():
-            table.delete(delete_filter=dataset_filter(dataset_ids))
+            table.delete(
+                delete_filter=dataset_filter(dataset_ids), snapshot_properties=dict(summary or {})
+            )
         snapshot = table.current_snapshot()
         return TableWrite(
             table=_dotted(ident),

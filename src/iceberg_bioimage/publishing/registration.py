@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -30,6 +32,11 @@ from iceberg_bioimage.publishing.iceberg_sink import (
 )
 
 CANONICAL_TABLES = ("image_assets", "chunk_index")
+#: Commit order: ``image_assets`` last, so a dataset visible there always has its chunks.
+COMMIT_ORDER = ("chunk_index", "image_assets")
+REGISTRATION_ID = "iceberg-bioimage.registration-id"
+REGISTRATION_TABLES = "iceberg-bioimage.registration-tables"
+REGISTRATION_DATASETS = "iceberg-bioimage.registration-datasets"
 
 
 def dataset_record(result: ScanResult) -> DatasetRecord:
@@ -94,27 +101,84 @@ def _check_identity(
 def publish_batch(
     resolved: ResolvedCatalog, namespace: str, batch: Batch, *, replace: bool = False
 ) -> tuple[TableWrite, ...]:
-    """Write the batch's canonical tables: one commit per table.
+    """Write the batch's canonical tables: one commit per table, ``image_assets`` last.
 
-    Tables are handed to the sink one at a time and dropped from the batch, so a
-    large ``chunk_index`` exists once while it is written.
+    ``image_assets`` is the commit point: ``chunk_index`` is committed first, so a
+    process killed between the two commits leaves new chunks under the old (or no)
+    ``image_assets`` rows, never images without their chunks. Both commits record
+    one registration id (:data:`REGISTRATION_ID`) in their snapshot summaries;
+    :func:`interrupted_registrations` finds a pair whose second commit is missing,
+    and re-running the registration repairs it. Tables are handed to the sink one
+    at a time and dropped from the batch, so a large ``chunk_index`` exists once
+    while it is written.
     """
     parts = namespace_parts(namespace)
     for table in CANONICAL_TABLES:  # refuse conflicting schemas before touching anything
         check_existing(resolved.catalog, parts, table)
     moved = _check_identity(resolved, parts, batch, replace)
-    names = list(batch.tables)
+    names = [table for table in COMMIT_ORDER if table in batch.tables]
     for table in names:  # create or evolve every table before any data is written
         ensure_table(resolved.catalog, parts, table)
     ids = batch.dataset_ids
-    writes = [
-        replace_datasets(resolved.catalog, parts, table, batch.tables.pop(table), ids)
-        for table in names
-    ]
-    if moved and "chunk_index" not in names:  # chunks of the old store are stale now
-        stale = delete_datasets(resolved.catalog, parts, "chunk_index", sorted(moved))
-        writes.extend([stale] if stale else [])
-    return tuple(writes)
+    stale = sorted(moved) if moved and "chunk_index" not in names else []
+    summary = {
+        REGISTRATION_ID: uuid.uuid4().hex,
+        REGISTRATION_TABLES: ",".join(["chunk_index"] * bool(stale) + names),
+        REGISTRATION_DATASETS: json.dumps(sorted(set(ids))),
+    }
+    writes = []
+    if stale:  # chunks of the old store are stale now
+        deleted = delete_datasets(resolved.catalog, parts, "chunk_index", stale, summary)
+        writes.extend([deleted] if deleted else [])
+    for table in names:
+        writes.append(
+            replace_datasets(resolved.catalog, parts, table, batch.tables.pop(table), ids, summary)
+        )
+    return tuple(sorted(writes, key=lambda w: CANONICAL_TABLES.index(w.table.rsplit(".")[-1])))
+
+
+def _registrations(table: Any) -> dict[str, tuple[int, str, str]]:
+    """Dataset id → ``(sequence number, registration id, tables)`` of its latest registration."""
+    latest: dict[str, tuple[int, str, str]] = {}
+    for snapshot in table.snapshots():
+        summary = snapshot.summary
+        registration = summary.get(REGISTRATION_ID) if summary else None
+        if not registration:
+            continue
+        try:
+            datasets = json.loads(summary.get(REGISTRATION_DATASETS) or "[]")
+        except ValueError:
+            continue
+        tables = summary.get(REGISTRATION_TABLES) or ""
+        for dataset in datasets:
+            if snapshot.sequence_number >= latest.get(dataset, (-1, "", ""))[0]:
+                latest[dataset] = (snapshot.sequence_number, registration, tables)
+    return latest
+
+
+def interrupted_registrations(resolved: ResolvedCatalog, namespace: str) -> dict[str, str]:
+    """Datasets whose latest registration committed ``chunk_index`` but not ``image_assets``.
+
+    Returns dataset id → registration id. Readers that start from ``image_assets``
+    still see the dataset's previous state (or none); re-registering repairs it.
+    """
+    parts = namespace_parts(namespace)
+    catalog = resolved.catalog
+    if not catalog.table_exists((*parts, "chunk_index")):
+        return {}
+    chunks = _registrations(catalog.load_table((*parts, "chunk_index")))
+    assets: set[str] = set()
+    if catalog.table_exists((*parts, "image_assets")):
+        assets = {
+            summary.get(REGISTRATION_ID)
+            for snapshot in catalog.load_table((*parts, "image_assets")).snapshots()
+            if (summary := snapshot.summary) is not None and summary.get(REGISTRATION_ID)
+        }
+    return {
+        dataset: registration
+        for dataset, (_, registration, tables) in sorted(chunks.items())
+        if "image_assets" in tables.split(",") and registration not in assets
+    }
 
 
 def scan_many(

@@ -1,31 +1,46 @@
 """Write tables into a Cytomining Parquet warehouse, atomically.
 
-Each table folder holds one Parquet file per dataset (``<dataset_id>.parquet``), so
-``mode="overwrite"`` replaces a dataset's file and ``mode="append"`` adds new
-datasets only. Every file is first written to a staging folder beside the target;
-only when all are written are they renamed into place, and the manifest is
-replaced last (``os.replace``). A failure removes the staging folder and leaves
-the warehouse as it was.
+Each table folder holds one Parquet file per dataset. Every write gives its files
+new names (``<dataset_id>.<write token>.parquet``), so no live file is ever
+replaced: the new files are written to a staging folder, renamed into their table
+folders, and the manifest, replaced atomically (``os.replace``) last, is the one
+pointer to the live files. Only then are the files it no longer lists removed. A
+reader following the manifest sees the previous or the new warehouse, never a mix.
+
+Writers hold an exclusive lock on ``<root>/.iceberg-bioimage.lock`` (``flock``), so
+two writers never interleave; the lock dies with its process, so whatever a
+killed writer left (its staging folder, a temporary manifest, renamed files no
+manifest lists) is ours to remove, and the next writer removes it first.
+Every path is resolved inside the root (:func:`~iceberg_bioimage.models.paths.resolve_inside`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from iceberg_bioimage._version import __version__
-from iceberg_bioimage.exceptions import StoreNotFoundError, WarehouseError
+from iceberg_bioimage.exceptions import (
+    IcebergBioimageError,
+    MetadataError,
+    StoreNotFoundError,
+    WarehouseError,
+)
+from iceberg_bioimage.models.limits import Limits, load_json
+from iceberg_bioimage.models.names import check_dataset_id, check_table_name
+from iceberg_bioimage.models.paths import read_inside, resolve_inside
 from iceberg_bioimage.models.results import WarehouseTableWrite
 from iceberg_bioimage.models.warehouse import (
     MANIFEST_NAME,
@@ -40,6 +55,9 @@ from iceberg_bioimage.models.warehouse import (
 )
 
 STAGING_PREFIX = ".iceberg-bioimage-staging-"
+LOCK_NAME = ".iceberg-bioimage.lock"
+#: File names our writes give (``<dataset>.<token>.parquet``, ``part-<token>.parquet``).
+WRITTEN_FILE = re.compile(r"(?:.+\.|part-)[0-9a-f]{12}\.parquet")
 PRODUCER = {"name": "iceberg-bioimage", "version": __version__}
 
 
@@ -57,11 +75,19 @@ class TableRequest:
 
 def load_manifest(root: str | os.PathLike[str]) -> WarehouseManifest:
     """Read ``warehouse_manifest.json``; fail fast on a missing file or unknown major."""
-    path = Path(root) / MANIFEST_NAME
-    if not path.exists():
+    base = Path(root).resolve()
+    path = base / MANIFEST_NAME
+    limits = Limits.from_env()
+    try:
+        raw = read_inside(str(base), str(path), limits.max_metadata_bytes)
+    except MetadataError as error:
+        raise WarehouseError(str(path), f"invalid manifest: {error.problem}") from error
+    if raw is None:
         raise StoreNotFoundError(str(path), "no warehouse manifest here")
     try:
-        manifest = WarehouseManifest.from_dict(json.loads(path.read_text()))
+        manifest = WarehouseManifest.from_dict(load_json(raw, str(path), limits))
+    except MetadataError as error:
+        raise WarehouseError(str(path), f"invalid manifest: {error.problem}") from error
     except (ValueError, KeyError, TypeError) as error:
         raise WarehouseError(str(path), f"invalid manifest: {error}") from error
     major = manifest.warehouse_spec_version.split(".", 1)[0]
@@ -74,8 +100,24 @@ def load_manifest(root: str | os.PathLike[str]) -> WarehouseManifest:
     return manifest
 
 
-def _file_name(dataset_id: str | None) -> str:
-    return f"{quote(dataset_id, safe='')}.parquet" if dataset_id is not None else ""
+def table_files(root: str | os.PathLike[str], entry: TableEntry) -> list[Path]:
+    """The live files of a manifest entry, each resolved inside ``root``."""
+    return [
+        resolve_inside(root, f"{entry.path}/{f.path}", what=f"file of table {entry.table_name}")
+        for f in entry.files
+    ]
+
+
+def read_table(root: str | os.PathLike[str], entry: TableEntry) -> pa.Table:
+    """The rows of a manifest entry, read from the files the manifest lists (and only those)."""
+    files = table_files(root, entry)
+    if not files:
+        return pa.table({})
+    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+
+
+def _file_name(dataset_id: str, token: str) -> str:
+    return f"{check_dataset_id(dataset_id)}.{token}.parquet"
 
 
 def _split_by_dataset(data: pa.Table) -> list[tuple[str | None, pa.Table]]:
@@ -95,8 +137,7 @@ def _check_request(request: TableRequest) -> None:
         raise WarehouseError(
             f"table {request.table_name}", f"unknown role {request.role!r}; use one of {ROLES}"
         )
-    if "." not in request.table_name:
-        raise WarehouseError(f"table {request.table_name}", "table names are dotted: ns.table")
+    check_table_name(request.table_name)
     missing = [k for k in request.join_keys if k not in request.data.column_names]
     if missing:
         raise WarehouseError(f"table {request.table_name}", f"join keys not in columns: {missing}")
@@ -124,7 +165,7 @@ def _check_folders(
 
 
 def _plan(
-    manifest: WarehouseManifest, request: TableRequest, mode: Mode
+    manifest: WarehouseManifest, request: TableRequest, mode: Mode, token: str
 ) -> tuple[list[tuple[str, pa.Table, TableFile]], list[TableFile]]:
     """New files to write, and the existing files the table keeps."""
     existing = manifest.table(request.table_name)
@@ -133,7 +174,7 @@ def _plan(
     if parts == [(None, request.data)]:
         if mode == "overwrite":
             kept = []
-        name = f"part-{uuid.uuid4().hex[:12]}.parquet"
+        name = f"part-{token}.parquet"
         return [
             (name, request.data, TableFile(path=name, dataset_id=None, rows=request.data.num_rows))
         ], kept
@@ -146,7 +187,7 @@ def _plan(
                 f"already holds dataset '{dataset_id}'; use mode='overwrite' (--mode overwrite) "
                 "to replace it",
             )
-        name = _file_name(dataset_id)
+        name = _file_name(dataset_id, token)
         writes.append((name, rows, TableFile(path=name, dataset_id=dataset_id, rows=rows.num_rows)))
     replaced = {d for d, _ in parts}
     return writes, [f for f in kept if f.dataset_id not in replaced]
@@ -177,11 +218,64 @@ def _entry(request: TableRequest, path: str, files: Sequence[TableFile], when: s
 
 
 def _write_manifest(root: Path, manifest: WarehouseManifest) -> Path:
+    """Replace the manifest atomically: a flushed temporary file, then ``os.replace``."""
     target = root / MANIFEST_NAME
     temporary = root / f".{MANIFEST_NAME}.{uuid.uuid4().hex}.tmp"
-    temporary.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(manifest.to_dict(), indent=2) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(temporary, target)
     return target
+
+
+@contextmanager
+def _writer_lock(root: Path) -> Iterator[None]:
+    """Hold the warehouse's exclusive writer lock (released when the process dies)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, writers must not overlap
+        yield
+        return
+    with open(root / LOCK_NAME, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _remove_leftovers(root: Path, manifest: WarehouseManifest) -> None:
+    """Remove what killed writers left: staging folders, temporary manifests, unlisted files.
+
+    Called under the writer lock, so no live writer owns any of it. Only names our
+    writes give are touched, and only inside the root.
+    """
+    for child in root.iterdir():
+        if child.name.startswith(STAGING_PREFIX) and child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        elif child.name.startswith(f".{MANIFEST_NAME}.") and child.name.endswith(".tmp"):
+            child.unlink(missing_ok=True)
+    for entry in manifest.tables:
+        try:
+            folder = resolve_inside(root, entry.path, what=f"folder of table {entry.table_name}")
+        except IcebergBioimageError:
+            continue
+        if not folder.is_dir():
+            continue
+        listed = {f.path for f in entry.files}
+        for child in folder.iterdir():
+            if (
+                child.name not in listed
+                and WRITTEN_FILE.fullmatch(child.name)
+                and child.is_file()
+                and not child.is_symlink()
+            ):
+                child.unlink(missing_ok=True)
+
+
+def _table_folder(root: Path, table_name: str, layout: Layout) -> Path:
+    return resolve_inside(root, table_path(table_name, layout), what=f"folder of {table_name}")
 
 
 def write_tables(
@@ -196,33 +290,51 @@ def write_tables(
         raise WarehouseError(str(root), f"mode must be 'overwrite' or 'append', got {mode!r}")
     if layout not in ("namespaced", "flat"):
         raise WarehouseError(str(root), f"layout must be 'namespaced' or 'flat', got {layout!r}")
-    base = Path(root)
-    manifest = (
-        load_manifest(base)
-        if (base / MANIFEST_NAME).exists()
-        else WarehouseManifest(layout=layout, producer=PRODUCER)
-    )
-    if manifest.layout != layout:
-        raise WarehouseError(
-            str(base),
-            f"this warehouse uses the {manifest.layout} layout; pass layout='{manifest.layout}'",
-        )
-    _check_folders(manifest, requests, layout)
-    plans = []
     for request in requests:
         _check_request(request)
-        plans.append((request, *_plan(manifest, request, mode)))
-    base.mkdir(parents=True, exist_ok=True)
-    staging = base / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise WarehouseError(str(root), "exists and is not a folder") from None
+    base = Path(root).resolve()
+    with _writer_lock(base):
+        manifest = (
+            load_manifest(base)
+            if (base / MANIFEST_NAME).exists()
+            else WarehouseManifest(layout=layout, producer=PRODUCER)
+        )
+        if manifest.layout != layout:
+            raise WarehouseError(
+                str(base),
+                f"this warehouse uses the {manifest.layout} layout; "
+                f"pass layout='{manifest.layout}'",
+            )
+        _check_folders(manifest, requests, layout)
+        _remove_leftovers(base, manifest)
+        return _write_locked(base, manifest, requests, mode=mode, layout=layout)
+
+
+def _write_locked(
+    base: Path,
+    manifest: WarehouseManifest,
+    requests: Sequence[TableRequest],
+    *,
+    mode: Mode,
+    layout: Layout,
+) -> tuple[Path, list[WarehouseTableWrite]]:
+    token = uuid.uuid4().hex[:12]
+    plans = [(request, *_plan(manifest, request, mode, token)) for request in requests]
+    folders = {r.table_name: _table_folder(base, r.table_name, layout) for r in requests}
+    previous = manifest
+    staging = base / f"{STAGING_PREFIX}{token}"
     staging.mkdir()
     try:
         staged: list[tuple[Path, Path]] = []
         for request, writes, _kept in plans:
-            folder = base / table_path(request.table_name, layout)
             for name, rows, _file in writes:
                 source = staging / f"{len(staged)}.parquet"
                 pq.write_table(_stamp(rows), source, compression="zstd")
-                staged.append((source, folder / name))
+                staged.append((source, folders[request.table_name] / name))
         for source, target in staged:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
@@ -230,9 +342,9 @@ def write_tables(
         results = []
         for request, writes, kept in plans:
             path = table_path(request.table_name, layout)
-            entry = _entry(request, path, [*kept, *(f for _, _, f in writes)], when)
-            _remove_dropped(base / path, manifest.table(request.table_name), entry)
-            manifest = manifest.with_table(entry)
+            manifest = manifest.with_table(
+                _entry(request, path, [*kept, *(f for _, _, f in writes)], when)
+            )
             results.append(
                 WarehouseTableWrite(
                     table_name=request.table_name,
@@ -242,23 +354,34 @@ def write_tables(
                     datasets=tuple(sorted({f.dataset_id for _, _, f in writes if f.dataset_id})),
                 )
             )
-        manifest_path = _write_manifest(base, _updated(manifest, when))
+        manifest_path = _write_manifest(base, replace(manifest, updated_at=when, producer=PRODUCER))
+    except BaseException:
+        for _source, target in staged:
+            if target.name not in _listed_names(previous, folders, target):
+                target.unlink(missing_ok=True)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    for request in requests:
+        _remove_dropped(folders[request.table_name], previous.table(request.table_name), manifest)
     return manifest_path, results
 
 
-def _updated(manifest: WarehouseManifest, when: str) -> WarehouseManifest:
-    from dataclasses import replace
+def _listed_names(manifest: WarehouseManifest, folders: dict[str, Path], target: Path) -> set[str]:
+    """File names the manifest lists for the table whose folder holds ``target``."""
+    for name, folder in folders.items():
+        entry = manifest.table(name)
+        if folder == target.parent and entry is not None:
+            return {f.path for f in entry.files}
+    return set()
 
-    return replace(manifest, updated_at=when, producer=PRODUCER)
 
-
-def _remove_dropped(folder: Path, before: TableEntry | None, after: TableEntry) -> None:
-    """Delete files the previous entry listed that the new one no longer does."""
+def _remove_dropped(folder: Path, before: TableEntry | None, after: WarehouseManifest) -> None:
+    """Delete files the previous entry listed that the new manifest no longer does."""
     if before is None:
         return
-    keep = {f.path for f in after.files}
+    entry = after.table(before.table_name)
+    keep = {f.path for f in entry.files} if entry is not None else set()
     for old in before.files:
         if old.path not in keep:
             (folder / old.path).unlink(missing_ok=True)

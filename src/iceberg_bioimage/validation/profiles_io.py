@@ -53,6 +53,8 @@ def _read_path(path: Path, label: str) -> pa.Table:
     if not path.exists():
         raise StoreNotFoundError(label, "no such file or folder")
     name = path.name.lower()
+    if not path.is_dir() and not path.is_file():
+        raise ContractError(label, "not a regular file or folder (FIFO, device or socket); refused")
     try:
         if path.is_dir():
             return _read_parquet_folder(path, label)
@@ -60,14 +62,29 @@ def _read_path(path: Path, label: str) -> pa.Table:
             return pq.read_table(path)
         if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
             delimiter = "\t" if name.endswith((".tsv", ".tsv.gz")) else ","
-            return pacsv.read_csv(
-                path,
-                parse_options=pacsv.ParseOptions(delimiter=delimiter),
-                convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+            return _text_columns(
+                pacsv.read_csv(
+                    path,
+                    parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                    convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+                ),
+                label,
             )
     except (pa.ArrowException, OSError) as error:
         raise ContractError(label, f"cannot read profiles: {error}") from error
     raise ContractError(label, f"cannot read profiles: unsupported file type; {_SUPPORTED}")
+
+
+def _text_columns(table: pa.Table, label: str) -> pa.Table:
+    """Refuse CSV columns that are not UTF-8 (pyarrow reads them as binary)."""
+    binary = [f.name for f in table.schema if pa.types.is_binary(f.type)]
+    if binary:
+        raise ContractError(
+            label,
+            f"column(s) {', '.join(map(repr, binary))} are not UTF-8 text; "
+            "re-save the file as UTF-8",
+        )
+    return table
 
 
 def _read_parquet_folder(folder: Path, label: str) -> pa.Table:

@@ -12,7 +12,6 @@ table, and a boolean ``qc_pass`` in every ``quality_control`` table).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter, defaultdict
@@ -24,6 +23,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from iceberg_bioimage.exceptions import MetadataError
+from iceberg_bioimage.models.limits import Limits, load_json
+from iceberg_bioimage.models.paths import read_inside, resolve_inside
 from iceberg_bioimage.models.warehouse import (
     MANIFEST_NAME,
     ROLES,
@@ -34,7 +36,7 @@ from iceberg_bioimage.models.warehouse import (
     WarehouseManifest,
     table_path,
 )
-from iceberg_bioimage.publishing.warehouse import STAGING_PREFIX
+from iceberg_bioimage.publishing.warehouse import STAGING_PREFIX, WRITTEN_FILE
 
 #: Roles whose tables join images, so carry ``dataset_id`` and ``image_id``.
 JOINABLE_ROLES = ("image_assets", "chunk_index", "joined_profiles", "quality_control")
@@ -167,6 +169,7 @@ def _with_manifest(base: Path, warnings: list[str]) -> WarehouseValidationResult
     profiles = _verified_profiles(entries, core_ok=not errors, qc_ok=not qc_errors)
     warnings += [
         *(w for c in checks for w in c.warnings),
+        *_interrupted_write_warnings(base, entries),
         *_unlisted_folders(base, entries),
         *_claim_warnings(path, doc.get("conformance_profiles"), profiles),
     ]
@@ -183,10 +186,12 @@ def _with_manifest(base: Path, warnings: list[str]) -> WarehouseValidationResult
 
 def _load_document(path: Path) -> dict[str, Any] | str:
     """The manifest's JSON object, or the message saying why it cannot be read."""
+    limits = Limits.from_env()
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        return f"{path}: unreadable manifest: {error}"
+        raw = read_inside(str(path.parent.resolve()), str(path), limits.max_metadata_bytes)
+        doc = load_json(raw or b"", str(path), limits)
+    except MetadataError as error:
+        return f"{path}: unreadable manifest: {error.problem}"
     return doc if isinstance(doc, dict) else f"{path}: the manifest is not a JSON object"
 
 
@@ -274,6 +279,22 @@ def _unlisted_folders(base: Path, entries: Sequence[TableEntry]) -> list[str]:
         f"{base / folder}: holds Parquet files but no manifest entry names it"
         for folder in sorted(folders - listed)
     ]
+
+
+def _interrupted_write_warnings(base: Path, entries: Sequence[TableEntry]) -> list[str]:
+    """Files an interrupted write renamed into place before its manifest was replaced."""
+    found = []
+    for entry in entries:
+        folder = base / entry.path
+        listed = {f.path for f in entry.files}
+        if folder.is_dir() and not folder.is_symlink():
+            found += [
+                f"{folder / child.name}: not listed in the manifest, left by an interrupted "
+                "write (readers that follow the manifest ignore it; the next write removes it)"
+                for child in sorted(folder.iterdir())
+                if child.name not in listed and WRITTEN_FILE.fullmatch(child.name)
+            ]
+    return found
 
 
 def _claim_warnings(path: Path, claims: Any, verified: tuple[str, ...]) -> list[str]:
@@ -367,8 +388,13 @@ def _check_entry(base: Path, entry: TableEntry, layout: Layout) -> _TableCheck:
     errors = [*_naming_problems(label, entry, layout), *_column_problems(label, entry)]
     footers: dict[str, pq.FileMetaData] = {}
     if _locatable(entry, layout):
-        footers, disk_errors = _disk_problems(label, base / entry.path, entry)
-        errors += disk_errors
+        try:
+            folder = resolve_inside(base, entry.path, what=f"folder of {label}")
+        except MetadataError as error:
+            errors.append(f"{label}: {error}")
+        else:
+            footers, disk_errors = _disk_problems(label, folder, entry)
+            errors += disk_errors
     qc_errors, warnings = _qc_problems(label, entry, footers)
     summary = {
         "table_name": entry.table_name,
@@ -482,8 +508,8 @@ def _stray_problems(label: str, folder: Path, entry: TableEntry) -> list[str]:
     listed = {f.path for f in entry.files}
     problems = []
     for child in sorted(folder.iterdir()):
-        if child.name in listed:
-            continue
+        if child.name in listed or WRITTEN_FILE.fullmatch(child.name):
+            continue  # ours but unlisted: see _interrupted_write_warnings
         if child.is_file() and child.suffix == ".parquet":
             problems.append(f"{label}: {entry.path}/{child.name} is not listed in the manifest")
         else:

@@ -1,0 +1,106 @@
+"""Limits checked before anything is allocated, read or parsed without bound.
+
+Every limit has a default that a real plate stays far below and can be moved
+with an environment variable (documented in ``docs/safety.md``):
+
+========================================  ==============================  =============
+variable                                  limit                           default
+========================================  ==============================  =============
+``ICEBERG_BIOIMAGE_MAX_METADATA_BYTES``   size of one metadata document   64 MiB
+``ICEBERG_BIOIMAGE_MAX_JSON_DEPTH``       nesting of one JSON document    64
+``ICEBERG_BIOIMAGE_MAX_CHUNK_ROWS``       ``chunk_index`` rows per run    20,000,000
+========================================  ==============================  =============
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from iceberg_bioimage.exceptions import MetadataError
+
+#: Largest value an int64 column (shape, chunk count, byte count) can hold.
+INT64_MAX = 2**63 - 1
+
+_ENV = {
+    "max_metadata_bytes": "ICEBERG_BIOIMAGE_MAX_METADATA_BYTES",
+    "max_json_depth": "ICEBERG_BIOIMAGE_MAX_JSON_DEPTH",
+    "max_chunk_rows": "ICEBERG_BIOIMAGE_MAX_CHUNK_ROWS",
+}
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Bounds on untrusted input (see the module docs for the variables)."""
+
+    max_metadata_bytes: int = 64 * 2**20
+    max_json_depth: int = 64
+    max_chunk_rows: int = 20_000_000
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        """Defaults, overridden by ``ICEBERG_BIOIMAGE_MAX_*`` environment variables."""
+        values: dict[str, int] = {}
+        for field, variable in _ENV.items():
+            text = os.environ.get(variable)
+            if text is None:
+                continue
+            try:
+                values[field] = int(text.replace("_", ""))
+            except ValueError:
+                raise MetadataError(variable, f"must be an integer, got {text!r}") from None
+            if values[field] <= 0:
+                raise MetadataError(variable, f"must be positive, got {text!r}")
+        return cls(**values)
+
+
+def json_depth(data: bytes) -> int:
+    """Deepest nesting of arrays/objects in a JSON document (strings ignored)."""
+    depth = deepest = 0
+    for match in _BRACKET.finditer(_STRING.sub(b"", data)):
+        if match.group() in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def load_json(data: bytes, where: str, limits: Limits) -> Any:
+    """Parse one metadata document within ``limits``; :class:`MetadataError` otherwise."""
+    if len(data) > limits.max_metadata_bytes:
+        raise MetadataError(
+            where,
+            f"{len(data):,} bytes is over the {limits.max_metadata_bytes:,}-byte metadata "
+            "limit (ICEBERG_BIOIMAGE_MAX_METADATA_BYTES)",
+        )
+    opened = data.count(b"[") + data.count(b"{")
+    if opened > limits.max_json_depth and json_depth(data) > limits.max_json_depth:
+        raise MetadataError(
+            where,
+            f"JSON nested deeper than {limits.max_json_depth} levels "
+            "(ICEBERG_BIOIMAGE_MAX_JSON_DEPTH)",
+        )
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MetadataError(where, f"invalid JSON (truncated or corrupt?): {error}") from error
+    except (RecursionError, ValueError) as error:
+        raise MetadataError(where, f"JSON cannot be parsed: {error}") from error
+
+
+def check_chunk_rows(total: int, subject: str, limits: Limits | None = None) -> None:
+    """Refuse to build a ``chunk_index`` of more than ``max_chunk_rows`` rows."""
+    limit = (limits or Limits.from_env()).max_chunk_rows
+    if total > limit:
+        raise MetadataError(
+            subject,
+            f"{total:,} chunks is over the limit of {limit:,} chunk_index rows; catalogue the "
+            "images without their chunks (export --no-chunks, or register without "
+            "--publish-chunks) or raise ICEBERG_BIOIMAGE_MAX_CHUNK_ROWS",
+        )

@@ -1,0 +1,135 @@
+"""The one place that turns a derived path into a location, inside its root.
+
+Paths taken from store metadata (NGFF dataset, well and field paths, consolidated
+keys), from warehouse manifests and from names are relative paths below a root
+the user named: a store, a warehouse root or a catalog warehouse. They are
+normalised here and refused when they would leave that root, whether through
+``..`` segments or, locally, through a symlink that resolves outside it.
+Symlinks that stay inside the root keep working.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from iceberg_bioimage.exceptions import MetadataError
+
+
+def relative_key(path: str) -> str:
+    """Normalise a store-relative path; ``ValueError`` if it could leave the root.
+
+    Leading, trailing and repeated ``/`` and ``.`` segments are dropped; ``..``
+    segments, backslashes and NUL characters are refused.
+
+    >>> relative_key("/A/./1/")
+    'A/1'
+    """
+    if not isinstance(path, str):
+        raise ValueError(f"path must be a string, got {type(path).__name__}")
+    if "\\" in path or "\x00" in path:
+        raise ValueError(f"path {path!r} holds a backslash or NUL character")
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise ValueError(f"path {path!r} leaves its folder ('..')")
+    return "/".join(parts)
+
+
+def join_key(parent: str, child: str) -> str:
+    """Join a trusted store-relative ``parent`` and a derived ``child`` path."""
+    child = relative_key(child)
+    return f"{parent}/{child}" if parent and child else parent or child
+
+
+def is_inside(root: str, path: str) -> bool:
+    """Whether the absolute ``path`` is ``root`` or below it (both already resolved)."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def resolve_inside(root: str | os.PathLike[str], relative: str, *, what: str = "path") -> Path:
+    """The real location of ``relative`` below ``root``; :class:`MetadataError` if outside.
+
+    ``relative`` is normalised by :func:`relative_key` and symlinks are resolved,
+    so ``../x`` and a symlink pointing out of ``root`` are both refused.
+    """
+    base = Path(root).resolve()
+    try:
+        key = relative_key(relative)
+    except ValueError as error:
+        raise MetadataError(f"{base}: {what} {relative!r}", str(error)) from error
+    target = (base / key).resolve() if key else base
+    if not is_inside(str(base), str(target)):
+        raise MetadataError(
+            f"{base / key}", f"{what} resolves to {target}, outside {base}; refused"
+        )
+    return target
+
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_PROC_FD = "/proc/self/fd"
+_HAS_PROC_FD = os.path.isdir(_PROC_FD)
+
+
+def real_path(fd: int, path: str) -> str:
+    """Where an open descriptor really points (one syscall on Linux)."""
+    if _HAS_PROC_FD:
+        try:
+            return os.readlink(f"{_PROC_FD}/{fd}")
+        except OSError:
+            pass
+    return os.path.realpath(path)
+
+
+def os_reason(error: BaseException) -> str:
+    """A short lower-case reason for an OS error (ELOOP named as a symlink loop)."""
+    if isinstance(error, OSError) and error.errno == errno.ELOOP:
+        return "too many levels of symbolic links (a symlink loop)"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror[0].lower() + error.strerror[1:]
+    return str(error)
+
+
+def open_inside(root: str, path: str) -> int | None:
+    """A read-only descriptor of the regular file ``path``, which must resolve inside ``root``.
+
+    ``None`` when nothing (or a folder) is there. The file is opened without
+    blocking, so a FIFO cannot hang the caller; FIFOs, devices, sockets and
+    anything resolving outside ``root`` (a symlink out of it) raise
+    :class:`MetadataError`, as does an unreadable file (permission, symlink loop).
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        raise MetadataError(path, f"cannot be read: {os_reason(error)}") from error
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            os.close(fd)
+            return None
+        if not stat.S_ISREG(mode):
+            raise MetadataError(path, "not a regular file (FIFO, device or socket); refused")
+        real = real_path(fd, path)
+        if not is_inside(root, real):
+            raise MetadataError(path, f"resolves to {real}, outside {root}; refused")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_inside(root: str, path: str, max_bytes: int) -> bytes | None:
+    """Read a regular file inside ``root`` of at most ``max_bytes`` (``None`` if absent)."""
+    fd = open_inside(root, path)
+    if fd is None:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise MetadataError(
+            path, f"over the {max_bytes:,}-byte limit (ICEBERG_BIOIMAGE_MAX_METADATA_BYTES)"
+        )
+    return data
