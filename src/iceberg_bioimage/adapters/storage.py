@@ -306,11 +306,20 @@ def expand_glob(
     """Stores matching ``pattern`` inside the folder or prefix ``uri``, sorted."""
     text = os.fspath(uri)
     scheme = urlsplit(text).scheme if "://" in text else ""
+    if pattern.startswith("/") or ".." in pattern.replace("\\", "/").split("/"):
+        raise StoreNotFoundError(pattern, "a --glob pattern must stay inside its folder (no '..')")
     if scheme in ("", "file"):
         folder = Path(urlsplit(text).path if scheme == "file" else text).expanduser()
         if not folder.is_dir():
             raise StoreNotFoundError(text, "not a folder to search with --glob")
-        return [str(path) for path in sorted(folder.glob(pattern))]
+        root = str(folder.resolve())
+        found = sorted(folder.glob(pattern))
+        outside = [p for p in found if not is_inside(root, str(p.resolve()))]
+        if outside:
+            raise StoreNotFoundError(
+                str(outside[0]), f"resolves outside {root} (a symlink); refused"
+            )
+        return [str(path) for path in found]
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(text, **dict(storage_options or {}))

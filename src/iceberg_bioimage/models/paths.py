@@ -99,6 +99,12 @@ def open_inside(root: str, path: str) -> int | None:
     anything resolving outside ``root`` (a symlink out of it) raise
     :class:`MetadataError`, as does an unreadable file (permission, symlink loop).
     """
+    opened = _open_regular(root, path)
+    return None if opened is None else opened[0]
+
+
+def _open_regular(root: str, path: str) -> tuple[int, int] | None:
+    """``(descriptor, size)`` of a regular file inside ``root`` (see :func:`open_inside`)."""
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except (FileNotFoundError, NotADirectoryError):
@@ -106,11 +112,11 @@ def open_inside(root: str, path: str) -> int | None:
     except OSError as error:
         raise MetadataError(path, f"cannot be read: {os_reason(error)}") from error
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
             os.close(fd)
             return None
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(info.st_mode):
             raise MetadataError(path, "not a regular file (FIFO, device or socket); refused")
         real = real_path(fd, path)
         if not is_inside(root, real):
@@ -118,18 +124,31 @@ def open_inside(root: str, path: str) -> int | None:
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, info.st_size
 
 
 def read_inside(root: str, path: str, max_bytes: int) -> bytes | None:
     """Read a regular file inside ``root`` of at most ``max_bytes`` (``None`` if absent)."""
-    fd = open_inside(root, path)
-    if fd is None:
+    opened = _open_regular(root, path)
+    if opened is None:
         return None
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise MetadataError(
-            path, f"over the {max_bytes:,}-byte limit (ICEBERG_BIOIMAGE_MAX_METADATA_BYTES)"
-        )
-    return data
+    fd, size = opened
+    try:
+        if size > max_bytes:
+            raise MetadataError(
+                path,
+                f"{size:,} bytes is over the {max_bytes:,}-byte limit "
+                "(ICEBERG_BIOIMAGE_MAX_METADATA_BYTES)",
+            )
+        parts = [os.read(fd, size + 1)]  # one read for a file that does not grow
+        total = len(parts[0])
+        while total > size and parts[-1]:
+            if total > max_bytes:
+                raise MetadataError(
+                    path, f"grew past the {max_bytes:,}-byte limit while being read"
+                )
+            parts.append(os.read(fd, max_bytes + 1 - total))
+            total += len(parts[-1])
+    finally:
+        os.close(fd)
+    return parts[0] if len(parts) == 1 else b"".join(parts)

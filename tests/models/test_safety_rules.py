@@ -1,0 +1,129 @@
+"""The safety rules every layer shares: names, derived paths, metadata limits."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from iceberg_bioimage import InvalidNameError, MetadataError, StoreNotFoundError
+from iceberg_bioimage.adapters.storage import expand_glob
+from iceberg_bioimage.models.limits import Limits, json_depth, load_json
+from iceberg_bioimage.models.names import check_dataset_id, check_table_name
+from iceberg_bioimage.models.paths import relative_key, resolve_inside
+
+SEGMENTS = st.lists(st.sampled_from(["a", "b", ".", "..", "", "c d", "é"]), max_size=8)
+
+
+@pytest.mark.parametrize("name", ["BR00116991", "plate 1", "A-1_x.v2", "é1"])
+def test_legal_dataset_ids(name):
+    assert check_dataset_id(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", ".hidden", "_x", "../x", "a/b", "a\\b", "a:b", "x.", "x ", "a\nb", "a" * 201]
+)
+def test_illegal_dataset_ids_are_refused_not_encoded(name):
+    with pytest.raises(InvalidNameError, match="not a legal name"):
+        check_dataset_id(name)
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "profiles", "a.b.c", "profiles./x", ".a.b"])
+def test_illegal_table_names(name):
+    with pytest.raises(InvalidNameError):
+        check_table_name(name)
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=500)
+def test_a_legal_dataset_id_is_one_plain_path_segment(name):
+    try:
+        check_dataset_id(name)
+    except InvalidNameError:
+        return
+    assert "/" not in name and "\\" not in name and name not in (".", "..")
+    assert not name.startswith((".", "_")) and os.path.basename(name) == name
+
+
+@given(SEGMENTS)
+@settings(max_examples=500)
+def test_relative_key_never_climbs(parts):
+    path = "/".join(parts)
+    try:
+        key = relative_key(path)
+    except ValueError:
+        assert ".." in parts
+        return
+    assert ".." not in key.split("/") and not key.startswith("/")
+    assert key == "/".join(p for p in parts if p not in ("", "."))
+
+
+def test_resolve_inside_refuses_dotdot_and_symlinks_out(tmp_path):
+    root = tmp_path / "root"
+    (root / "inner").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (root / "out").symlink_to(tmp_path / "outside")
+    (root / "in").symlink_to(root / "inner")
+    assert resolve_inside(root, "in") == (root / "inner").resolve()
+    with pytest.raises(MetadataError, match="leaves its folder"):
+        resolve_inside(root, "../outside")
+    with pytest.raises(MetadataError, match="outside"):
+        resolve_inside(root, "out")
+
+
+def _depth(value):
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+JSON = st.recursive(
+    st.none() | st.integers() | st.text(alphabet='ab"[]{}\\', max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=20,
+)
+
+
+@given(JSON)
+@settings(max_examples=500)
+def test_json_depth_matches_the_parsed_document(value):
+    assert json_depth(json.dumps(value).encode()) == _depth(value)
+
+
+def test_load_json_limits():
+    limits = Limits(max_metadata_bytes=100, max_json_depth=4)
+    assert load_json(b"[[[[1]]]]", "x", limits) == [[[[1]]]]
+    with pytest.raises(MetadataError, match="deeper than 4"):
+        load_json(b"[[[[[1]]]]]", "x", limits)
+    with pytest.raises(MetadataError, match="metadata limit"):
+        load_json(b" " * 101, "x", limits)
+    with pytest.raises(MetadataError, match="invalid JSON"):
+        load_json(b"\xff{", "x", limits)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(MetadataError, match="deeper than 64"):
+        load_json(deep, "x", Limits(max_metadata_bytes=10**6))
+
+
+def test_limits_from_environment(monkeypatch):
+    monkeypatch.setenv("ICEBERG_BIOIMAGE_MAX_CHUNK_ROWS", "1_000")
+    assert Limits.from_env().max_chunk_rows == 1000
+    monkeypatch.setenv("ICEBERG_BIOIMAGE_MAX_JSON_DEPTH", "deep")
+    with pytest.raises(MetadataError, match="ICEBERG_BIOIMAGE_MAX_JSON_DEPTH"):
+        Limits.from_env()
+
+
+def test_glob_stays_inside_its_folder(tmp_path):
+    folder = tmp_path / "plates"
+    (folder / "a.ome.zarr").mkdir(parents=True)
+    (tmp_path / "elsewhere.ome.zarr").mkdir()
+    assert expand_glob(folder, "*.ome.zarr") == [str(folder / "a.ome.zarr")]
+    with pytest.raises(StoreNotFoundError, match="inside its folder"):
+        expand_glob(folder, "../*.ome.zarr")
+    (folder / "b.ome.zarr").symlink_to(tmp_path / "elsewhere.ome.zarr")
+    with pytest.raises(StoreNotFoundError, match="outside"):
+        expand_glob(folder, "*.ome.zarr")
