@@ -1,5 +1,9 @@
 """Public verbs. Thin: each delegates to adapters, models and publishing.
 
+Importing this module is cheap: pyarrow, pyiceberg, DuckDB and the layers built on
+them are imported inside the verbs that use them, so ``scan`` never pays for the
+catalog and a catalog command never pays for DuckDB.
+
 ``create_ome_arrow`` and ``scan_ome_arrow`` (optional extra ``ome-arrow``) are
 re-exported from :mod:`iceberg_bioimage.integrations.ome_arrow`.
 """
@@ -8,18 +12,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
-
-import pyarrow as pa
-import pyarrow.compute as pc
-from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import BooleanExpression
+from typing import TYPE_CHECKING, Any, Literal
 
 from iceberg_bioimage import adapters
 from iceberg_bioimage.exceptions import StoreNotFoundError
-from iceberg_bioimage.integrations import duckdb as duckdb_helpers
-from iceberg_bioimage.integrations.catalog import namespace_parts, resolve_catalog
-from iceberg_bioimage.integrations.catalog_tables import list_tables, load_table_arrow
 from iceberg_bioimage.integrations.ome_arrow import (  # noqa: F401 - public re-exports
     create_ome_arrow,
     scan_ome_arrow,
@@ -38,33 +34,14 @@ from iceberg_bioimage.models.warehouse import (
     WarehouseManifest,
     qualified_table_name,
 )
-from iceberg_bioimage.publishing.arrow_tables import canonical_table
-from iceberg_bioimage.publishing.cytomining import (
-    image_requests,
-    joined_profiles_request,
-    profiles_request,
-)
-from iceberg_bioimage.publishing.iceberg_sink import delete_datasets
-from iceberg_bioimage.publishing.registration import (
-    CANONICAL_TABLES,
-    datasets_to_remove,
-    expand_uris,
-    interrupted_registrations,
-    prepare_batch,
-    publish_batch,
-    scan_many,
-)
-from iceberg_bioimage.publishing.warehouse import (
-    TableRequest,
-    load_manifest,
-    read_table,
-    write_tables,
-)
-from iceberg_bioimage.validation.contract import (
-    canonical_profile_keys,
-    validate_microscopy_profile_table,
-)
-from iceberg_bioimage.validation.profiles_io import read_profile_table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.expressions import BooleanExpression
+
+    from iceberg_bioimage.publishing.warehouse import TableRequest
+
 
 TableName = Literal["image_assets", "chunk_index"]
 
@@ -101,6 +78,8 @@ def scan_result_as_arrow_table(
     result: ScanResult, *, table: TableName = "image_assets"
 ) -> pa.Table:
     """Build a canonical table (``image_assets`` or ``chunk_index``) from a scan."""
+    from iceberg_bioimage.publishing.arrow_tables import canonical_table
+
     return canonical_table(result, table)
 
 
@@ -145,6 +124,13 @@ def register_store(
     ``publish_chunks``); re-registering gives the same rows, never duplicates.
     A dataset id already registered for another URI is refused unless ``replace``.
     """
+    from iceberg_bioimage.integrations.catalog import resolve_catalog
+    from iceberg_bioimage.publishing.registration import (
+        CANONICAL_TABLES,
+        prepare_batch,
+        publish_batch,
+    )
+
     resolved = resolve_catalog(catalog)
     tables = CANONICAL_TABLES if publish_chunks else ("image_assets",)
     batch = prepare_batch(
@@ -166,6 +152,9 @@ def publish_chunk_index(
     storage_options: Mapping[str, Any] | None = None,
 ) -> RegistrationResult:
     """Scan ``uri`` and replace its dataset's rows in ``chunk_index`` only."""
+    from iceberg_bioimage.integrations.catalog import resolve_catalog
+    from iceberg_bioimage.publishing.registration import prepare_batch, publish_batch
+
     resolved = resolve_catalog(catalog)
     batch = prepare_batch(
         [scan_store(uri, dataset_id=dataset_id, storage_options=storage_options)],
@@ -194,6 +183,15 @@ def ingest_stores_to_warehouse(
     ``uris`` are stores, or folders searched with ``glob`` (e.g. ``"*.ome.zarr"``).
     If any store fails to scan, nothing is committed and the error names it.
     """
+    from iceberg_bioimage.integrations.catalog import resolve_catalog
+    from iceberg_bioimage.publishing.registration import (
+        CANONICAL_TABLES,
+        expand_uris,
+        prepare_batch,
+        publish_batch,
+        scan_many,
+    )
+
     resolved = resolve_catalog(catalog)
     listed = [uris] if isinstance(uris, str | os.PathLike) else list(uris)
     stores = expand_uris(listed, glob, storage_options)
@@ -221,6 +219,10 @@ def deregister_store(
     uri_or_dataset_id: str | os.PathLike[str], catalog: str | Catalog, namespace: str
 ) -> DeregistrationResult:
     """Remove a dataset's rows (given its id or its store URI) from both tables."""
+    from iceberg_bioimage.integrations.catalog import namespace_parts, resolve_catalog
+    from iceberg_bioimage.publishing.iceberg_sink import delete_datasets
+    from iceberg_bioimage.publishing.registration import CANONICAL_TABLES, datasets_to_remove
+
     resolved = resolve_catalog(catalog)
     parts = namespace_parts(namespace)
     ids = datasets_to_remove(resolved, parts, os.fspath(uri_or_dataset_id))
@@ -235,6 +237,9 @@ def deregister_store(
 
 def list_catalog_tables(catalog: str | Catalog, namespace: str) -> list[str]:
     """Names of the tables in ``namespace``."""
+    from iceberg_bioimage.integrations.catalog import namespace_parts, resolve_catalog
+    from iceberg_bioimage.integrations.catalog_tables import list_tables
+
     return list_tables(resolve_catalog(catalog).catalog, namespace_parts(namespace))
 
 
@@ -245,6 +250,9 @@ def find_interrupted_registrations(catalog: str | Catalog, namespace: str) -> di
     ``image_assets``, so such a dataset shows its previous images (or none) with
     new chunks; register the store again to complete it.
     """
+    from iceberg_bioimage.integrations.catalog import resolve_catalog
+    from iceberg_bioimage.publishing.registration import interrupted_registrations
+
     return interrupted_registrations(resolve_catalog(catalog), namespace)
 
 
@@ -262,6 +270,9 @@ def load_catalog_table(
     ``filters`` is a PyIceberg expression or ``(column, op, value)`` tuples with ops
     ``= == != < <= > >= in not in like is null is not null`` (``like``: prefix only).
     """
+    from iceberg_bioimage.integrations.catalog import namespace_parts, resolve_catalog
+    from iceberg_bioimage.integrations.catalog_tables import load_table_arrow
+
     return load_table_arrow(
         resolve_catalog(catalog).catalog,
         namespace_parts(namespace),
@@ -288,6 +299,8 @@ def join_image_assets_with_profiles(
     See :func:`iceberg_bioimage.integrations.duckdb.join_image_assets_with_profiles`;
     the keys used and matched/unmatched counts are in :func:`join_report`.
     """
+    from iceberg_bioimage.integrations import duckdb as duckdb_helpers
+
     return duckdb_helpers.join_image_assets_with_profiles(
         image_assets,
         profiles,
@@ -307,6 +320,8 @@ def join_profiles_with_store(
     storage_options: Mapping[str, Any] | None = None,
 ) -> pa.Table:
     """Scan a store and join profiles to its images (dataset id defaults to the store's)."""
+    from iceberg_bioimage.publishing.arrow_tables import canonical_table
+
     result = scan_store(uri, storage_options=storage_options)
     return join_image_assets_with_profiles(
         canonical_table(result, "image_assets"),
@@ -320,6 +335,13 @@ def join_profiles_with_store(
 def _profile_dataset_ids(
     profiles: pa.Table, profile_dataset_id: str | None, alias_map: Any
 ) -> list[str]:
+    import pyarrow.compute as pc
+
+    from iceberg_bioimage.validation.contract import (
+        canonical_profile_keys,
+        validate_microscopy_profile_table,
+    )
+
     contract = validate_microscopy_profile_table(
         profiles, profile_dataset_id=profile_dataset_id, alias_map=alias_map
     )
@@ -339,6 +361,8 @@ def join_catalog_image_assets_with_profiles(
     alias_map: Mapping[str, Any] | None = None,
 ) -> pa.Table:
     """Load catalog tables (only the profiles' datasets), then join profiles to them."""
+    from iceberg_bioimage.validation.profiles_io import read_profile_table
+
     table, _label = read_profile_table(profiles)
     aliases = dict(alias_map) if alias_map else None
     ids = _profile_dataset_ids(table, profile_dataset_id, aliases)
@@ -363,6 +387,8 @@ def _export(
     join: dict[str, Any] | None = None,
     warnings: Sequence[str] = (),
 ) -> CytominingExportResult:
+    from iceberg_bioimage.publishing.warehouse import write_tables
+
     manifest_path, writes = write_tables(warehouse_root, requests, mode=mode, layout=layout)
     unmatched = (join or {}).get("unmatched_rows", 0)
     if unmatched:
@@ -396,6 +422,9 @@ def export_store_to_cytomining_warehouse(
     Everything is computed before the warehouse is touched, so a failure (e.g.
     profiles violating the contract) leaves an existing warehouse as it was.
     """
+    from iceberg_bioimage.publishing.arrow_tables import canonical_table
+    from iceberg_bioimage.publishing.cytomining import image_requests, joined_profiles_request
+
     result = scan_store(uri, dataset_id=dataset_id, storage_options=storage_options)
     images = canonical_table(result, "image_assets")
     chunks = canonical_table(result, "chunk_index") if include_chunks else None
@@ -429,6 +458,8 @@ def export_catalog_to_cytomining_warehouse(
     alias_map: Mapping[str, Any] | None = None,
 ) -> CytominingExportResult:
     """Write catalog tables (optionally some datasets) and joined profiles to a warehouse."""
+    from iceberg_bioimage.publishing.cytomining import image_requests, joined_profiles_request
+
     only = [("dataset_id", "in", list(dataset_ids))] if dataset_ids else None
     images = load_catalog_table(catalog, namespace, "image_assets", filters=only)
     chunks = (
@@ -452,6 +483,8 @@ def export_catalog_to_cytomining_warehouse(
 
 
 def _warehouse_image_assets(root: str | os.PathLike[str]) -> pa.Table | None:
+    from iceberg_bioimage.publishing.warehouse import load_manifest, read_table
+
     try:
         manifest = load_manifest(root)
     except StoreNotFoundError:
@@ -479,6 +512,8 @@ def export_profiles_to_cytomining_warehouse(
     ``image_id`` get it from the warehouse's images (by well/site keys);
     ``role="quality_control"`` tables need a boolean ``qc_pass`` (``QC_Pass`` accepted).
     """
+    from iceberg_bioimage.publishing.cytomining import profiles_request
+
     check_table_name(qualified_table_name(table_name, role))
     manifest_layout = _existing_layout(warehouse_root)
     request = profiles_request(
@@ -503,6 +538,8 @@ def export_table_to_cytomining_warehouse(
     grain: Mapping[str, str | None] | None = None,
 ) -> CytominingExportResult:
     """Write any Arrow table to the warehouse with a manifest entry."""
+    from iceberg_bioimage.publishing.warehouse import TableRequest
+
     check_table_name(qualified_table_name(table_name, role))
     request = TableRequest(
         table_name=qualified_table_name(table_name, role),
@@ -516,6 +553,8 @@ def export_table_to_cytomining_warehouse(
 
 
 def _existing_layout(root: str | os.PathLike[str]) -> Layout:
+    from iceberg_bioimage.publishing.warehouse import load_manifest
+
     try:
         return load_manifest(root).layout
     except StoreNotFoundError:
@@ -524,4 +563,6 @@ def _existing_layout(root: str | os.PathLike[str]) -> Layout:
 
 def load_warehouse_manifest(warehouse_root: str | os.PathLike[str]) -> WarehouseManifest:
     """Read a warehouse's manifest (fails fast on an unknown major spec version)."""
+    from iceberg_bioimage.publishing.warehouse import load_manifest
+
     return load_manifest(warehouse_root)

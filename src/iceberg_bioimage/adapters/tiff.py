@@ -28,6 +28,7 @@ from iceberg_bioimage.models import (
     image_id_for,
     normalize_unit,
 )
+from iceberg_bioimage.models.limits import INT64_MAX
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
@@ -174,6 +175,11 @@ class _TiffScan:
             return None
         keyframe = pages[0].keyframe
         shape = tuple(level.get_shape(False))
+        if math.prod(shape) * level.dtype.itemsize > INT64_MAX:
+            self.warnings.append(
+                f"{where}: shape {shape} is too large (its size overflows int64); array skipped"
+            )
+            return None
         axes = level.get_axes(False).lower()
         chunks = unsqueezed_chunks(level.shape, shape, keyframe.shape, keyframe.chunks)
         if chunks is None or math.prod(chunk_grid_shape(shape, chunks)) != len(ranges[0]):
@@ -244,14 +250,14 @@ class _TiffScan:
         sizes = []
         for name in ("XResolution", "YResolution"):
             value = tags[name].value if name in tags else None
-            sizes.append(value[1] / value[0] if value and value[0] else None)
-        spacing = meta.get("spacing")
+            ok = isinstance(value, tuple) and len(value) == 2 and value[0]
+            sizes.append(_float(value[1] / value[0]) if ok else None)
         unit = meta.get("unit")
         return (
             sizes[0],
             sizes[1],
-            float(spacing) if spacing else None,
-            normalize_unit(unit),
+            _float(meta.get("spacing")) or None,
+            normalize_unit(unit) if isinstance(unit, str) else None,
         )
 
     def _metadata_json(self, series: tifffile.TiffPageSeries, image: OmeImage | None) -> str:
@@ -266,6 +272,14 @@ class _TiffScan:
                 if isinstance(v, str | int | float | bool)
             }
         return json.dumps(doc, separators=(",", ":"))
+
+
+def _float(value: Any) -> float | None:
+    """A number from ImageJ metadata as a float; ``None`` when it is not one."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _codec(page: Any) -> str:

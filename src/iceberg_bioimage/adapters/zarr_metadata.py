@@ -107,12 +107,12 @@ def _numpy_dtype(spec: Any) -> np.dtype:
     try:
         return np.dtype(spec)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"unsupported dtype {spec!r}") from error
+        raise ValueError(f"unsupported dtype {_short(spec)}") from error
 
 
 def _numpy_field(field: Any) -> list[Any]:
     if not isinstance(field, list) or len(field) < 2:
-        raise ValueError(f"invalid structured dtype field {field!r}")
+        raise ValueError(f"invalid structured dtype field {_short(field)}")
     return [field[0], _numpy_dtype(field[1]), *field[2:]]
 
 

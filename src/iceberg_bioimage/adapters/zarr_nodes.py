@@ -198,10 +198,20 @@ class NodeReader:
                 array = self._v2_array(zarray, join_path(path, ".zarray"), attributes)
                 out.append(Node(path=path, kind="array", attributes=attributes, array=array))
             elif zgroup is not None or zattrs is not None:
+                if zgroup is not None:
+                    self._check_v2_group(zgroup, join_path(path, ".zgroup"))
                 out.append(Node(path=path, kind="group", attributes=attributes))
             else:
                 out.append(None)
         return out
+
+    def _check_v2_group(self, raw: Any, key: str) -> None:
+        """A ``.zgroup`` must be a JSON object with ``zarr_format`` 2."""
+        doc = _object(self._json(raw, key), self.where(key))
+        if doc.get("zarr_format") != 2:
+            raise MetadataError(
+                self.where(key), f"'zarr_format' must be 2, got {doc.get('zarr_format')!r:.60}"
+            )
 
     def _json(self, raw: Any, key: str) -> Any:
         return self._decode(raw, key) if isinstance(raw, bytes) else raw

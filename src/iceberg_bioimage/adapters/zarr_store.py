@@ -113,7 +113,13 @@ class _Scan:
                 if self.reader.consolidated
                 else self.root_docs["zarr.json"],
             )
-        return self.reader.probe([""])[0]  # type: ignore[return-value]
+        root = self.reader.probe([""])[0]
+        if root is None:  # only when consolidated metadata leaves the root out
+            raise MetadataError(
+                self.reader.where(".zmetadata"),
+                "consolidated metadata has no '.zgroup', '.zarray' or '.zattrs' of the root",
+            )
+        return root
 
     def _walk(self, frontier: list[Node]) -> None:
         while frontier:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from pyiceberg.catalog import Catalog
 from rich.table import Table
 
-from iceberg_bioimage import api
+from iceberg_bioimage.cli.lazy_api import api
 from iceberg_bioimage.cli.output import (
     command_options,
     counted_progress,
@@ -18,7 +17,9 @@ from iceberg_bioimage.cli.output import (
     stdout,
     working,
 )
-from iceberg_bioimage.integrations.catalog import resolve_catalog
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
 
 # -- Iceberg control plane ----------------------------------------------------
 
@@ -39,6 +40,8 @@ namespace_option = click.option(
 
 def _catalog(name: str) -> Catalog:
     """Resolve the catalog, announcing the embedded one once on stderr."""
+    from iceberg_bioimage.integrations.catalog import resolve_catalog
+
     resolved = resolve_catalog(name)
     if resolved.embedded_warehouse is not None:
         note(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pyarrow as pa
 from rich.table import Table
 
-from iceberg_bioimage import api
 from iceberg_bioimage.cli.catalog_commands import _catalog, catalog_option, namespace_option
+from iceberg_bioimage.cli.lazy_api import api
 from iceberg_bioimage.cli.output import (
     command_options,
     emit_json,
@@ -21,6 +20,9 @@ from iceberg_bioimage.cli.output import (
     working,
 )
 from iceberg_bioimage.exceptions import StoreNotFoundError, WarehouseError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # -- Cytomining: contract, joins, warehouse -------------------------------------
 
@@ -97,6 +99,7 @@ def _write_table(table: pa.Table, output: str) -> None:
 
         pq.write_table(table, output, compression="zstd")
         return
+    import pyarrow as pa
     import pyarrow.csv as pacsv
 
     delimiter = "\t" if lowered.endswith(".tsv") else ","

@@ -13,14 +13,6 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from iceberg_bioimage.exceptions import IcebergBioimageError
@@ -156,6 +148,8 @@ def working(message: str) -> Iterator[None]:
     if not _interactive():
         yield
         return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         SpinnerColumn(),
         TextColumn(message),
@@ -180,6 +174,14 @@ def counted_progress(total: int, label: str) -> Iterator[Callable[[str], None] |
     if not _interactive():
         yield None
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

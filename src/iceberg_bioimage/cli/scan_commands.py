@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from iceberg_bioimage import api
+from iceberg_bioimage.cli.lazy_api import api
 from iceberg_bioimage.cli.output import (
     command_options,
     emit_json,
