@@ -235,3 +235,23 @@ def test_join_profiles_rejects_unknown_output_types(datasets, cells, tmp_path):
     )
     assert done.returncode == 2
     assert "--output" in done.stderr
+
+
+@pytest.mark.parametrize("flag", ["-q", "-v"])
+def test_library_retry_logs_only_with_verbose(datasets, flag):
+    code = (
+        "import logging, sys\n"
+        "from iceberg_bioimage.cli import main\n"
+        "try:\n"
+        f"    main([{flag!r}, 'scan', sys.argv[1]])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "logging.getLogger('pyiceberg').warning('Commit failed due to a concurrent update')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(datasets["plate04"].path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert ("Commit failed" in done.stderr) == (flag == "-v"), done.stderr

@@ -56,12 +56,36 @@ class TaskGroup(click.Group):
 @click.version_option(__version__, "--version", prog_name="iceberg-bioimage")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes.")
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Log what the libraries do (e.g. commit retries)."
+)
 @click.pass_context
-def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
+def main(ctx: click.Context, debug: bool, quiet: bool, verbose: bool) -> None:
     """Catalog OME-Zarr / OME-TIFF metadata with Apache Iceberg and export
     Cytomining-compatible Parquet warehouses."""
     ctx.meta["iceberg_bioimage.debug"] = debug
     ctx.meta["iceberg_bioimage.quiet"] = quiet
+    _route_library_logs(verbose)
+
+
+def _route_library_logs(verbose: bool) -> None:
+    """Library log records (pyiceberg's "Commit failed ..., retrying") go to the log.
+
+    Without ``--verbose`` they are dropped instead of reaching stderr through
+    Python's last-resort handler: a retried commit is routine, not a warning
+    for the user. ``--verbose`` shows them, timestamped, on stderr.
+    """
+    import logging
+
+    if verbose:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        )
+        return
+    for name in ("pyiceberg", "tifffile"):
+        logger = logging.getLogger(name)
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
 
 
 for _commands in SECTIONS.values():
