@@ -230,3 +230,14 @@ def test_profile_tables_get_image_ids_from_the_warehouse(datasets, cells, tmp_pa
     stored = pq.read_table(tmp_path / "profiles/normalized")
     assert stored["image_id"].null_count == 0
     assert stored.schema.metadata.get(b"pandas") is None
+
+
+def test_a_planted_lock_symlink_is_refused_and_nothing_outside_is_created(datasets, tmp_path):
+    root = tmp_path / "wh"
+    root.mkdir()
+    outside = tmp_path / "outside.txt"
+    (root / LOCK_NAME).symlink_to(outside)
+    with pytest.raises(WarehouseError, match="writer lock"):
+        export_store_to_cytomining_warehouse(datasets["plate04"].path, root)
+    assert not outside.exists()
+    assert sorted(p.name for p in root.iterdir()) == [LOCK_NAME]

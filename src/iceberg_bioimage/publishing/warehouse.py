@@ -40,7 +40,7 @@ from iceberg_bioimage.exceptions import (
 )
 from iceberg_bioimage.models.limits import Limits, load_json
 from iceberg_bioimage.models.names import check_dataset_id, check_table_name
-from iceberg_bioimage.models.paths import read_inside, resolve_inside
+from iceberg_bioimage.models.paths import os_reason, read_inside, resolve_inside
 from iceberg_bioimage.models.results import WarehouseTableWrite
 from iceberg_bioimage.models.warehouse import (
     MANIFEST_NAME,
@@ -53,6 +53,7 @@ from iceberg_bioimage.models.warehouse import (
     WarehouseManifest,
     table_path,
 )
+from iceberg_bioimage.publishing.arrow_tables import ChunkIndexRows
 
 STAGING_PREFIX = ".iceberg-bioimage-staging-"
 LOCK_NAME = ".iceberg-bioimage.lock"
@@ -63,11 +64,14 @@ PRODUCER = {"name": "iceberg-bioimage", "version": __version__}
 
 @dataclass(frozen=True, kw_only=True)
 class TableRequest:
-    """A table to write: its dotted name, role, rows, keys, grain and sources."""
+    """A table to write: its dotted name, role, rows, keys, grain and sources.
+
+    ``data`` is a table, or a streamed ``chunk_index`` written batch by batch.
+    """
 
     table_name: str
     role: str
-    data: pa.Table
+    data: pa.Table | ChunkIndexRows
     join_keys: tuple[str, ...]
     grain: dict[str, str | None]
     sources: tuple[str, ...] = ()
@@ -120,7 +124,12 @@ def _file_name(dataset_id: str, token: str) -> str:
     return f"{check_dataset_id(dataset_id)}.{token}.parquet"
 
 
-def _split_by_dataset(data: pa.Table) -> list[tuple[str | None, pa.Table]]:
+def _split_by_dataset(
+    data: pa.Table | ChunkIndexRows,
+) -> list[tuple[str | None, pa.Table | ChunkIndexRows]]:
+    if isinstance(data, ChunkIndexRows):
+        ids = data.dataset_ids
+        return [(ids[0], data)] if len(ids) == 1 else [(i, data.for_dataset(i)) for i in ids]
     if "dataset_id" not in data.column_names:
         return [(None, data)]
     ids = data["dataset_id"]
@@ -166,7 +175,7 @@ def _check_folders(
 
 def _plan(
     manifest: WarehouseManifest, request: TableRequest, mode: Mode, token: str
-) -> tuple[list[tuple[str, pa.Table, TableFile]], list[TableFile]]:
+) -> tuple[list[tuple[str, pa.Table | ChunkIndexRows, TableFile]], list[TableFile]]:
     """New files to write, and the existing files the table keeps."""
     existing = manifest.table(request.table_name)
     kept = list(existing.files) if existing else []
@@ -193,11 +202,24 @@ def _plan(
     return writes, [f for f in kept if f.dataset_id not in replaced]
 
 
-def _stamp(table: pa.Table) -> pa.Table:
-    metadata = dict(table.schema.metadata or {})
+def _stamped(schema: pa.Schema) -> pa.Schema:
+    metadata = dict(schema.metadata or {})
     metadata[b"iceberg-bioimage.producer"] = b"iceberg-bioimage"
     metadata[b"iceberg-bioimage.version"] = __version__.encode()
-    return table.replace_schema_metadata(metadata)
+    return schema.with_metadata(metadata)
+
+
+def _write_parquet(rows: pa.Table | ChunkIndexRows, path: Path) -> None:
+    """Write ``rows`` to ``path``; a streamed table one record batch at a time."""
+    if isinstance(rows, pa.Table):
+        pq.write_table(
+            rows.replace_schema_metadata(_stamped(rows.schema).metadata), path, compression="zstd"
+        )
+        return
+    schema = _stamped(rows.schema)
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for batch in rows.batches():
+            writer.write_batch(batch)
 
 
 def _entry(request: TableRequest, path: str, files: Sequence[TableFile], when: str) -> TableEntry:
@@ -237,12 +259,18 @@ def _writer_lock(root: Path) -> Iterator[None]:
     except ImportError:  # not POSIX: no lock, writers must not overlap
         yield
         return
-    with open(root / LOCK_NAME, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:  # O_NOFOLLOW: a lock "file" that is a symlink out of the root is refused
+        fd = os.open(root / LOCK_NAME, flags, 0o644)
+    except OSError as error:
+        raise WarehouseError(
+            str(root / LOCK_NAME), f"cannot take the writer lock: {error}"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _remove_leftovers(root: Path, manifest: WarehouseManifest) -> None:
@@ -333,7 +361,7 @@ def _write_locked(
         for request, writes, _kept in plans:
             for name, rows, _file in writes:
                 source = staging / f"{len(staged)}.parquet"
-                pq.write_table(_stamp(rows), source, compression="zstd")
+                _write_parquet(rows, source)
                 staged.append((source, folders[request.table_name] / name))
         for source, target in staged:
             target.parent.mkdir(parents=True, exist_ok=True)
