@@ -264,7 +264,7 @@ def _writer_lock(root: Path) -> Iterator[None]:
         fd = os.open(root / LOCK_NAME, flags, 0o644)
     except OSError as error:
         raise WarehouseError(
-            str(root / LOCK_NAME), f"cannot take the writer lock: {error}"
+            str(root / LOCK_NAME), f"cannot take the writer lock: {os_reason(error)}"
         ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
