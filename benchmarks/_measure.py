@@ -35,13 +35,16 @@ _t0 = time.perf_counter()
 exec(_setup, _ns)
 _t1 = time.perf_counter()
 _rss_setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+_u1 = resource.getrusage(resource.RUSAGE_SELF)
 exec(_work, _ns)
 _t2 = time.perf_counter()
+_u2 = resource.getrusage(resource.RUSAGE_SELF)
 _rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 exec(compile(_spec.get("check", ""), "<check>", "exec"), _ns)
 sys.stdout.write({_RESULT_PREFIX!r} + json.dumps({{
     "setup_s": _t1 - _t0,
     "work_s": _t2 - _t1,
+    "work_cpu_s": _u2.ru_utime + _u2.ru_stime - _u1.ru_utime - _u1.ru_stime,
     "setup_peak_rss_kib": _rss_setup,
     "peak_rss_kib": _rss,
 }}) + "\\n")
@@ -56,6 +59,8 @@ class Run:
     setup_s: float
     peak_rss_mib: float
     setup_peak_rss_mib: float
+    #: CPU seconds (user + system) of the work snippet.
+    work_cpu_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,7 @@ def run_once(
                 # ru_maxrss is in KiB on Linux.
                 peak_rss_mib=data["peak_rss_kib"] / 1024,
                 setup_peak_rss_mib=data["setup_peak_rss_kib"] / 1024,
+                work_cpu_s=data["work_cpu_s"],
             )
     raise MeasureError(f"child reported no result:\n{proc.stdout}\n{proc.stderr}")
 

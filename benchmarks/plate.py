@@ -1,7 +1,10 @@
 """Generate (once) the metadata-only OME-NGFF 0.4 HCS plate used by the benchmarks.
 
 The plate mimics a 384-well acquisition: rows A-P, columns 1-24, 9 fields per
-well and a 3-level multiscale pyramid per field with two channels.  Only the
+well and a 3-level multiscale pyramid per field with two channels.  The same
+layout is also written as a 96-well (A-H × 1-12) or 1536-well plate (rows A-Z
+then AA-AF, as a real 1536-well plate names them, × 1-48) for the scaling
+benchmark (``ensure_benchmark_plate(wells=...)``).  Only the
 Zarr v2 metadata documents (``.zgroup``, ``.zattrs``, ``.zarray``) are
 written; there are no chunk files, so the plate is small on disk while still
 describing 10,368 arrays and 857,088 chunks.
@@ -23,13 +26,14 @@ import json
 import math
 import os
 import shutil
-import string
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from iceberg_bioimage.models.keys import row_letters
 
 PLATE_NAME = "bench_plate"
 PLATE_DIRNAME = f"{PLATE_NAME}.ome.zarr"
@@ -39,8 +43,23 @@ MARKER_NAME = f"{PLATE_DIRNAME}.complete"
 LOCK_NAME = f"{PLATE_DIRNAME}.lock"
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent / ".cache"
 
-ROWS: tuple[str, ...] = tuple(string.ascii_uppercase[:16])  # A..P
-COLUMNS: tuple[str, ...] = tuple(str(i) for i in range(1, 25))  # 1..24
+#: Plate formats: wells -> (rows, columns).
+PLATE_FORMATS: dict[int, tuple[int, int]] = {96: (8, 12), 384: (16, 24), 1536: (32, 48)}
+DEFAULT_WELLS = 384
+
+
+def plate_rows(wells: int) -> tuple[str, ...]:
+    """Row names of a plate format: A..P for 384 wells, A..Z then AA..AF for 1536."""
+    return tuple(row_letters(i) for i in range(PLATE_FORMATS[wells][0]))
+
+
+def plate_columns(wells: int) -> tuple[str, ...]:
+    """Column names of a plate format: 1..24 for 384 wells."""
+    return tuple(str(i) for i in range(1, PLATE_FORMATS[wells][1] + 1))
+
+
+ROWS: tuple[str, ...] = plate_rows(DEFAULT_WELLS)  # A..P
+COLUMNS: tuple[str, ...] = plate_columns(DEFAULT_WELLS)  # 1..24
 FIELD_COUNT = 9
 CHANNEL_LABELS: tuple[str, ...] = ("DNA", "RNA")
 CHANNEL_COLORS: tuple[str, ...] = ("0000FF", "00FF00")
@@ -75,11 +94,27 @@ def chunks_per_array(shape: tuple[int, ...], chunks: tuple[int, ...]) -> int:
     return math.prod(math.ceil(s / c) for s, c in zip(shape, chunks, strict=True))
 
 
-#: Expected totals, derived from the layout constants above.
+def plate_totals(wells: int) -> dict[str, int]:
+    """Expected ``wells``, ``images``, ``arrays`` and ``chunks`` of a plate format."""
+    images = wells * FIELD_COUNT
+    return {
+        "wells": wells,
+        "images": images,
+        "arrays": images * len(LEVEL_SHAPES),
+        "chunks": images * sum(chunks_per_array(s, CHUNKS) for s in LEVEL_SHAPES),
+    }
+
+
+#: Expected totals of the default (384-well) plate, derived from the layout constants above.
 N_WELLS = len(ROWS) * len(COLUMNS)
-N_IMAGES = N_WELLS * FIELD_COUNT
-N_ARRAYS = N_IMAGES * len(LEVEL_SHAPES)
-N_CHUNKS = N_IMAGES * sum(chunks_per_array(s, CHUNKS) for s in LEVEL_SHAPES)
+N_IMAGES = plate_totals(N_WELLS)["images"]
+N_ARRAYS = plate_totals(N_WELLS)["arrays"]
+N_CHUNKS = plate_totals(N_WELLS)["chunks"]
+
+
+def plate_dirname(wells: int = DEFAULT_WELLS) -> str:
+    """Folder name of the cached plate (the 384-well plate keeps its historic name)."""
+    return PLATE_DIRNAME if wells == DEFAULT_WELLS else f"{PLATE_NAME}_{wells}.ome.zarr"
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
@@ -111,19 +146,19 @@ def _zarray(shape: tuple[int, ...]) -> dict[str, Any]:
     }
 
 
-def _plate_attrs() -> dict[str, Any]:
+def _plate_attrs(rows: tuple[str, ...], columns: tuple[str, ...]) -> dict[str, Any]:
     """Return the NGFF 0.4 ``plate`` attributes of the plate root group."""
     return {
         "plate": {
             "name": PLATE_NAME,
             "version": NGFF_VERSION,
             "acquisitions": [{"id": 0, "name": "bench_acquisition"}],
-            "rows": [{"name": r} for r in ROWS],
-            "columns": [{"name": c} for c in COLUMNS],
+            "rows": [{"name": r} for r in rows],
+            "columns": [{"name": c} for c in columns],
             "wells": [
                 {"path": f"{r}/{c}", "rowIndex": ri, "columnIndex": ci}
-                for ri, r in enumerate(ROWS)
-                for ci, c in enumerate(COLUMNS)
+                for ri, r in enumerate(rows)
+                for ci, c in enumerate(columns)
             ],
             "field_count": FIELD_COUNT,
         }
@@ -192,16 +227,17 @@ def _image_attrs() -> dict[str, Any]:
     }
 
 
-def write_plate(root: Path) -> None:
-    """Write the whole metadata-only plate hierarchy under ``root``."""
-    _write_group(root, _plate_attrs())
+def write_plate(root: Path, wells: int = DEFAULT_WELLS) -> None:
+    """Write the whole metadata-only plate hierarchy of ``wells`` wells under ``root``."""
+    rows, columns = plate_rows(wells), plate_columns(wells)
+    _write_group(root, _plate_attrs(rows, columns))
     well_attrs = _well_attrs()
     image_attrs = _image_attrs()
     zarrays = [_zarray(shape) for shape in LEVEL_SHAPES]
-    for row in ROWS:
+    for row in rows:
         row_path = root / row
         _write_group(row_path, None)
-        for col in COLUMNS:
+        for col in columns:
             well_path = row_path / col
             _write_group(well_path, well_attrs)
             for field in range(FIELD_COUNT):
@@ -213,7 +249,7 @@ def write_plate(root: Path) -> None:
                     _write_json(level_path / ".zarray", zarray)
 
 
-def verify_plate(root: Path) -> None:
+def verify_plate(root: Path, wells: int = DEFAULT_WELLS) -> None:
     """Sanity-check the plate with ``zarr``: one field group and one array.
 
     Raises ``AssertionError`` if zarr disagrees with the intended layout.
@@ -223,10 +259,10 @@ def verify_plate(root: Path) -> None:
     plate = zarr.open_group(str(root), mode="r")
     plate_meta = plate.attrs["plate"]
     assert plate_meta["name"] == PLATE_NAME, plate_meta["name"]
-    assert len(plate_meta["wells"]) == N_WELLS
+    assert len(plate_meta["wells"]) == wells
     assert plate_meta["field_count"] == FIELD_COUNT
 
-    well_path = f"{ROWS[-1]}/{COLUMNS[-1]}"
+    well_path = f"{plate_rows(wells)[-1]}/{plate_columns(wells)[-1]}"
     well = zarr.open_group(str(root / well_path), mode="r")
     assert len(well.attrs["well"]["images"]) == FIELD_COUNT
 
@@ -245,13 +281,14 @@ def verify_plate(root: Path) -> None:
     assert int(field["2"][0, 0, 0, 0]) == 0
 
 
-def _marker_payload() -> dict[str, Any]:
+def _marker_payload(wells: int = DEFAULT_WELLS) -> dict[str, Any]:
     """Return the content of the completion marker (used to detect stale caches)."""
+    totals = plate_totals(wells)
     return {
         "generator_version": GENERATOR_VERSION,
-        "images": N_IMAGES,
-        "arrays": N_ARRAYS,
-        "chunks": N_CHUNKS,
+        "images": totals["images"],
+        "arrays": totals["arrays"],
+        "chunks": totals["chunks"],
     }
 
 
@@ -276,7 +313,9 @@ def cache_lock(lock_file: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_benchmark_plate(cache_dir: Path | None = None, force: bool = False) -> Path:
+def ensure_benchmark_plate(
+    cache_dir: Path | None = None, force: bool = False, wells: int = DEFAULT_WELLS
+) -> Path:
     """Return the path of the benchmark plate, generating it on first use.
 
     Parameters
@@ -285,18 +324,23 @@ def ensure_benchmark_plate(cache_dir: Path | None = None, force: bool = False) -
         Folder holding the cached plate; defaults to ``benchmarks/.cache/``.
     force:
         Rebuild even if a complete plate is cached.
+    wells:
+        Plate format: 96, 384 (the default) or 1536 wells.
     """
+    if wells not in PLATE_FORMATS:
+        raise ValueError(f"wells must be one of {sorted(PLATE_FORMATS)}, got {wells}")
     cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    dirname = plate_dirname(wells)
 
     def build(tmp: Path) -> None:
-        write_plate(tmp)
-        verify_plate(tmp)
+        write_plate(tmp, wells)
+        verify_plate(tmp, wells)
 
     return ensure_cached(
-        cache_dir / PLATE_DIRNAME,
-        marker=cache_dir / MARKER_NAME,
-        lock=cache_dir / LOCK_NAME,
-        payload=_marker_payload(),
+        cache_dir / dirname,
+        marker=cache_dir / f"{dirname}.complete",
+        lock=cache_dir / f"{dirname}.lock",
+        payload=_marker_payload(wells),
         build=build,
         force=force,
     )
@@ -363,16 +407,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--force", action="store_true", help="rebuild the plate")
+    parser.add_argument("--wells", type=int, default=DEFAULT_WELLS, choices=sorted(PLATE_FORMATS))
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
-    path = ensure_benchmark_plate(args.cache_dir, force=args.force)
+    path = ensure_benchmark_plate(args.cache_dir, force=args.force, wells=args.wells)
     elapsed = time.perf_counter() - start
-    verify_plate(path)
+    verify_plate(path, args.wells)
     size, files = disk_usage_bytes(path)
+    totals = plate_totals(args.wells)
     print(f"plate:   {path}")
     print(f"ensure:  {elapsed:.2f} s")
-    print(f"layout:  {N_IMAGES:,} images, {N_ARRAYS:,} arrays, {N_CHUNKS:,} chunks")
+    print(
+        f"layout:  {totals['wells']:,} wells, {totals['images']:,} images, "
+        f"{totals['arrays']:,} arrays, {totals['chunks']:,} chunks"
+    )
     print(f"on disk: {size / 2**20:.1f} MiB in {files:,} files")
     return 0
 

@@ -10,6 +10,7 @@ re-exported from :mod:`iceberg_bioimage.integrations.ome_arrow`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,6 +22,7 @@ from iceberg_bioimage.integrations.ome_arrow import (  # noqa: F401 - public re-
     scan_ome_arrow,
 )
 from iceberg_bioimage.models import DatasetSummary, ScanOptions, ScanResult
+from iceberg_bioimage.models.file_sets import FileSetOptions
 from iceberg_bioimage.models.names import check_table_name
 from iceberg_bioimage.models.results import (
     CytominingExportResult,
@@ -53,6 +55,11 @@ def scan_store(
     stat_chunks: bool = False,
     read_shard_index: bool = False,
     storage_options: Mapping[str, Any] | None = None,
+    instrument: str | None = None,
+    pattern: str | None = None,
+    plate_id: str | None = None,
+    channel_names: Sequence[str] | None = None,
+    file_set: FileSetOptions | None = None,
 ) -> ScanResult:
     """Scan a Zarr v2/v3 store or a TIFF file, reading metadata only.
 
@@ -63,12 +70,26 @@ def scan_store(
             and mark absent chunks.
         read_shard_index: read shard indexes to give inner chunks byte ranges.
         storage_options: passed to fsspec for remote stores.
+        instrument, pattern, plate_id, channel_names: how to read a folder of
+            single-image TIFFs (or a LoadData CSV) as a plate; see
+            :class:`~iceberg_bioimage.models.file_sets.FileSetOptions`, which
+            ``file_set`` gives whole (the other four override its fields).
 
     Raises:
         StoreNotFoundError: ``uri`` does not exist.
         MetadataError: the store's metadata is unreadable or not an image.
     """
-    options = ScanOptions(stat_chunks=stat_chunks, read_shard_index=read_shard_index)
+    loose = FileSetOptions.build(
+        instrument=instrument, pattern=pattern, plate_id=plate_id, channel_names=channel_names
+    )
+    if file_set is not None:
+        loose = dataclasses.replace(
+            file_set,
+            **{k: v for k, v in vars(loose).items() if v is not None and k != "plate_columns"},
+        )
+    options = ScanOptions(
+        stat_chunks=stat_chunks, read_shard_index=read_shard_index, file_set=loose
+    )
     return adapters.scan(
         uri, dataset_id=dataset_id, options=options, storage_options=storage_options
     )
@@ -98,10 +119,11 @@ def summarize_store(
     *,
     dataset_id: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    file_set: FileSetOptions | None = None,
 ) -> DatasetSummary:
     """Scan ``uri`` and summarise it: counts, shapes, dtypes, channels, wells."""
     return DatasetSummary.from_scan(
-        scan_store(uri, dataset_id=dataset_id, storage_options=storage_options)
+        scan_store(uri, dataset_id=dataset_id, storage_options=storage_options, file_set=file_set)
     )
 
 
@@ -117,6 +139,7 @@ def register_store(
     dataset_id: str | None = None,
     replace: bool = False,
     storage_options: Mapping[str, Any] | None = None,
+    file_set: FileSetOptions | None = None,
 ) -> RegistrationResult:
     """Scan ``uri`` and replace its dataset's rows in the catalog's tables.
 
@@ -133,9 +156,10 @@ def register_store(
 
     resolved = resolve_catalog(catalog)
     tables = CANONICAL_TABLES if publish_chunks else ("image_assets",)
-    batch = prepare_batch(
-        [scan_store(uri, dataset_id=dataset_id, storage_options=storage_options)], tables
+    scanned = scan_store(
+        uri, dataset_id=dataset_id, storage_options=storage_options, file_set=file_set
     )
+    batch = prepare_batch([scanned], tables)
     writes = publish_batch(resolved, namespace, batch, replace=replace)
     return RegistrationResult(
         catalog=resolved.name, namespace=namespace, dataset=batch.records[0], tables=writes
@@ -318,11 +342,12 @@ def join_profiles_with_store(
     include_chunks: bool = False,
     alias_map: Mapping[str, Any] | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    file_set: FileSetOptions | None = None,
 ) -> pa.Table:
     """Scan a store and join profiles to its images (dataset id defaults to the store's)."""
     from iceberg_bioimage.publishing.arrow_tables import canonical_table
 
-    result = scan_store(uri, storage_options=storage_options)
+    result = scan_store(uri, storage_options=storage_options, file_set=file_set)
     return join_image_assets_with_profiles(
         canonical_table(result, "image_assets"),
         profiles,
@@ -416,18 +441,21 @@ def export_store_to_cytomining_warehouse(
     dataset_id: str | None = None,
     alias_map: Mapping[str, Any] | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    file_set: FileSetOptions | None = None,
 ) -> CytominingExportResult:
     """Scan a store and write its tables (and joined profiles) to a Parquet warehouse.
 
     Everything is computed before the warehouse is touched, so a failure (e.g.
     profiles violating the contract) leaves an existing warehouse as it was.
     """
-    from iceberg_bioimage.publishing.arrow_tables import canonical_table
+    from iceberg_bioimage.publishing.arrow_tables import chunk_index_rows, image_assets_table
     from iceberg_bioimage.publishing.cytomining import image_requests, joined_profiles_request
 
-    result = scan_store(uri, dataset_id=dataset_id, storage_options=storage_options)
-    images = canonical_table(result, "image_assets")
-    chunks = canonical_table(result, "chunk_index") if include_chunks else None
+    result = scan_store(
+        uri, dataset_id=dataset_id, storage_options=storage_options, file_set=file_set
+    )
+    images = image_assets_table(result)
+    chunks = chunk_index_rows(result) if include_chunks else None
     requests = image_requests(images, chunks, [result.uri])
     report = None
     if profiles is not None:

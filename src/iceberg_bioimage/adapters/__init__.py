@@ -1,7 +1,8 @@
-"""Format adapters: turn a store (Zarr v2/v3, TIFF) into a :class:`ScanResult`.
+"""Format adapters: turn a store (Zarr v2/v3, TIFF, file-set plate) into a :class:`ScanResult`.
 
 The format is detected from content (``zarr.json``, ``.zgroup``/``.zarray``,
-TIFF magic bytes), not from the file name.
+TIFF magic bytes, a folder of TIFF files, a LoadData CSV header), not from the
+file name.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from iceberg_bioimage.adapters.file_set import scan_file_set, tiff_keys
+from iceberg_bioimage.adapters.load_data import is_load_data, scan_load_data
 from iceberg_bioimage.adapters.storage import open_store
 from iceberg_bioimage.adapters.tiff import is_tiff, scan_tiff
 from iceberg_bioimage.adapters.zarr_store import (
@@ -19,6 +22,7 @@ from iceberg_bioimage.adapters.zarr_store import (
 )
 from iceberg_bioimage.exceptions import InvalidNameError, MetadataError
 from iceberg_bioimage.models import ScanOptions, ScanResult, default_dataset_id
+from iceberg_bioimage.models.file_sets import FileSetOptions
 from iceberg_bioimage.models.names import check_dataset_id
 
 
@@ -31,25 +35,32 @@ def scan(
 ) -> ScanResult:
     """Detect the format of ``uri`` and scan it."""
     store = open_store(uri, storage_options)
-    dataset_id = _dataset_id(dataset_id, store.uri)
     options = options or ScanOptions()
+    file_set = options.file_set or FileSetOptions()
     if store.is_dir():
         root_docs = read_root_documents(store)
         if zarr_format_of(root_docs) is None:
-            if not store.list_children("") and not store.list_objects(""):
+            listing = store.list_objects("")
+            if tiff_keys(listing):
+                return scan_file_set(store, listing, dataset_id, file_set)
+            if not store.list_children("") and not listing:
                 raise MetadataError(
                     store.uri,
                     "empty folder: no Zarr metadata (zarr.json, .zgroup or .zarray) found",
                 )
             raise MetadataError(
                 store.uri,
-                "not a Zarr store: no zarr.json, .zgroup or .zarray at its root",
+                "not a Zarr store: no zarr.json, .zgroup or .zarray at its root, and no TIFF files",
             )
-        return scan_zarr(store, root_docs, dataset_id, options)
-    head = store.read_ranges([("", 0, 8)])[0] or b""
+        return scan_zarr(store, root_docs, _dataset_id(dataset_id, store.uri), options)
+    head = store.read_ranges([("", 0, 4096)])[0] or b""
     if is_tiff(head):
-        return scan_tiff(store, dataset_id)
-    raise MetadataError(store.uri, "not an image: neither a Zarr store nor a TIFF file")
+        return scan_tiff(store, _dataset_id(dataset_id, store.uri))
+    if is_load_data(head):
+        return scan_load_data(store, dataset_id, file_set, storage_options)
+    raise MetadataError(
+        store.uri, "not an image: neither a Zarr store, a TIFF file nor a LoadData CSV"
+    )
 
 
 def _dataset_id(given: str | None, uri: str) -> str:

@@ -209,7 +209,7 @@ class _TiffScan:
             physical_size_y=size_y,
             physical_size_z=size_z,
             physical_unit=unit,
-            codecs=_codec(keyframe),
+            codecs=codec_name(keyframe),
             metadata_json=self._metadata_json(series, image),
             chunk_key_encoding=ChunkKeyEncoding(name="fixed", fixed_key=self.file_name),
             chunk_byte_offsets=ranges[0] if ranges else None,
@@ -282,7 +282,8 @@ def _float(value: Any) -> float | None:
         return None
 
 
-def _codec(page: Any) -> str:
+def codec_name(page: Any) -> str:
+    """The codec of a TIFF page as written in ``codecs``: ``zlib``, ``lzw,predictor:horizontal``."""
     compression = getattr(page, "compression", None)
     name = getattr(compression, "name", str(compression)).lower()
     predictor = getattr(page, "predictor", None)

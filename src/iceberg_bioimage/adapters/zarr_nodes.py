@@ -2,7 +2,9 @@
 
 A :class:`NodeReader` turns store-relative node paths into :class:`Node`
 objects, reading every requested metadata document of a batch at once and
-memoising array metadata by its raw bytes (a plate repeats the same few).
+memoising parsed documents and array metadata by their raw bytes (a plate
+repeats the same few: every well's and every field's ``.zattrs`` alike). Nodes
+read from identical documents share one parsed object: treat it as read-only.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from iceberg_bioimage.models.limits import load_json
 from iceberg_bioimage.models.paths import join_key, relative_key
 
 ROOT_FILES = ("zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata")
+#: Documents up to this size are parsed once per distinct content.
+_MEMO_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +77,7 @@ class NodeReader:
         self.store = store
         self.zarr_format = zarr_format
         self._array_cache: dict[bytes, ArrayMetadata] = {}
+        self._json_cache: dict[bytes, Any] = {}
         self.consolidated = self._consolidated(root_docs)
 
     # -- documents ---------------------------------------------------------
@@ -126,7 +131,7 @@ class NodeReader:
             return [self.consolidated.get(key) for key in keys]
         raw = self.store.read_many(keys)
         return [
-            None if data is None else self._decode(data, key)
+            None if data is None else self._json(data, key)
             for key, data in zip(keys, raw, strict=True)
         ]
 
@@ -214,7 +219,15 @@ class NodeReader:
             )
 
     def _json(self, raw: Any, key: str) -> Any:
-        return self._decode(raw, key) if isinstance(raw, bytes) else raw
+        """The parsed document: decoded once per distinct (small) content."""
+        if not isinstance(raw, bytes):
+            return raw
+        if len(raw) > _MEMO_BYTES:
+            return self._decode(raw, key)
+        found = self._json_cache.get(raw)
+        if found is None:
+            found = self._json_cache[raw] = self._decode(raw, key)
+        return found
 
     def _v2_array(self, raw: Any, key: str, attributes: Mapping[str, Any]) -> ArrayMetadata:
         cacheable = isinstance(raw, bytes) and not attributes

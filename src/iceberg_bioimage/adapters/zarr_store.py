@@ -25,6 +25,7 @@ from iceberg_bioimage.models import (
     image_id_for,
     normalize_well_id,
 )
+from iceberg_bioimage.runtime import gc_paused
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +82,7 @@ class _Scan:
         self.bare_arrays: list[Node] = []
         self.asset_arrays: list[ArrayMetadata] = []
         self.root_docs = root_docs
+        self._json_texts: dict[int, tuple[Mapping[str, Any], str]] = {}
 
     def run(self) -> ScanResult:
         root = self._root_node()
@@ -216,7 +218,7 @@ class _Scan:
                     self._attrs_location(image.node.path),
                     f"invalid multiscales: {error}",
                 ) from error
-            metadata_json = json.dumps(image.node.attributes, separators=(",", ":"))
+            metadata_json = self._metadata_json(image.node.attributes)
             parsed.append((image, multiscale, metadata_json))
             array_paths.extend(join_path(image.node.path, p) for p in multiscale.dataset_paths)
         arrays = iter(self.reader.arrays(array_paths))
@@ -287,8 +289,20 @@ class _Scan:
             multiscale_level=0,
             placement=_Placement(),
             physical=(None, None, None, None),
-            metadata_json=json.dumps(node.attributes, separators=(",", ":")),
+            metadata_json=self._metadata_json(node.attributes),
         )
+
+    def _metadata_json(self, attributes: Mapping[str, Any]) -> str:
+        """Compact JSON of an attributes document, encoded once per parsed document.
+
+        Nodes read from identical documents share one parsed object (see
+        :class:`NodeReader`), so a plate's fields share one string too.
+        """
+        found = self._json_texts.get(id(attributes))
+        if found is None or found[0] is not attributes:
+            found = (attributes, json.dumps(attributes, separators=(",", ":")))
+            self._json_texts[id(attributes)] = found
+        return found[1]
 
     def _asset(
         self,
@@ -341,5 +355,10 @@ def scan_zarr(
     dataset_id: str,
     options: ScanOptions,
 ) -> ScanResult:
-    """Scan a Zarr store whose root documents were already read."""
-    return _Scan(store, root_docs, dataset_id, options).run()
+    """Scan a Zarr store whose root documents were already read.
+
+    The cyclic garbage collector is paused meanwhile: a scan allocates many small
+    containers and frees none of them, so collections would only re-walk them.
+    """
+    with gc_paused():
+        return _Scan(store, root_docs, dataset_id, options).run()

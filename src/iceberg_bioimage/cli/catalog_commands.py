@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
+from iceberg_bioimage.cli.file_set_options import file_set_options
 from iceberg_bioimage.cli.lazy_api import api
 from iceberg_bioimage.cli.output import (
     command_options,
@@ -20,6 +21,8 @@ from iceberg_bioimage.cli.output import (
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
+
+    from iceberg_bioimage.models.file_sets import FileSetOptions
 
 # -- Iceberg control plane ----------------------------------------------------
 
@@ -83,6 +86,7 @@ def _print_registration(result: Any, as_json: bool) -> None:
 @click.option("--publish-chunks", is_flag=True, help="Also publish the chunk_index table.")
 @click.option("--dataset-id", help="Dataset id (default: the store name minus its suffix).")
 @click.option("--replace", is_flag=True, help="Re-point a dataset id registered for another store.")
+@file_set_options
 @command_options
 def register(
     uri: str,
@@ -92,6 +96,7 @@ def register(
     dataset_id: str | None,
     replace: bool,
     as_json: bool,
+    file_set: FileSetOptions | None = None,
 ) -> None:
     """Scan a store and register it in Iceberg (one commit per table, idempotent)."""
     resolved = _catalog(catalog)
@@ -103,6 +108,7 @@ def register(
             publish_chunks=publish_chunks,
             dataset_id=dataset_id,
             replace=replace,
+            file_set=file_set,
         )
     _print_registration(result, as_json)
 

@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from iceberg_bioimage.cli.catalog_commands import _catalog, catalog_option, namespace_option
+from iceberg_bioimage.cli.file_set_options import file_set_options
 from iceberg_bioimage.cli.lazy_api import api
 from iceberg_bioimage.cli.output import (
     command_options,
@@ -23,6 +24,8 @@ from iceberg_bioimage.exceptions import StoreNotFoundError, WarehouseError
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from iceberg_bioimage.models.file_sets import FileSetOptions
 
 # -- Cytomining: contract, joins, warehouse -------------------------------------
 
@@ -120,6 +123,7 @@ def _write_table(table: pa.Table, output: str) -> None:
 @profile_dataset_option
 @click.option("--include-chunks", is_flag=True, help="One row per chunk of each matched image.")
 @aliases_option
+@file_set_options
 @command_options
 def join_profiles(
     uri: str,
@@ -129,6 +133,7 @@ def join_profiles(
     include_chunks: bool,
     aliases_path: str | None,
     as_json: bool,
+    file_set: FileSetOptions | None = None,
 ) -> None:
     """Join a profile table to the images of a store (DuckDB)."""
     from iceberg_bioimage.integrations.duckdb import join_report
@@ -142,6 +147,7 @@ def join_profiles(
             profile_dataset_id=profile_dataset_id,
             include_chunks=include_chunks,
             alias_map=_alias_map(aliases_path),
+            file_set=file_set,
         )
         if output:
             _write_table(joined, output)
@@ -219,6 +225,7 @@ layout_option = click.option(
 @click.option("--no-chunks", is_flag=True, help="Do not write images.chunk_index.")
 @click.option("--dataset-id", help="Dataset id (default: the store name minus its suffix).")
 @aliases_option
+@file_set_options
 @command_options
 def export_cytomining(
     uri: str,
@@ -231,6 +238,7 @@ def export_cytomining(
     dataset_id: str | None,
     aliases_path: str | None,
     as_json: bool,
+    file_set: FileSetOptions | None = None,
 ) -> None:
     """Scan a store and write a Cytomining Parquet warehouse (no catalog needed)."""
     with working(f"Exporting {uri}"):
@@ -244,6 +252,7 @@ def export_cytomining(
             layout=layout,  # type: ignore[arg-type]
             dataset_id=dataset_id,
             alias_map=_alias_map(aliases_path),
+            file_set=file_set,
         )
     _print_export(result, as_json)
 

@@ -7,6 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from iceberg_bioimage.cli.file_set_options import file_set_options
 from iceberg_bioimage.cli.lazy_api import api
 from iceberg_bioimage.cli.output import (
     command_options,
@@ -16,6 +17,7 @@ from iceberg_bioimage.cli.output import (
     working,
 )
 from iceberg_bioimage.models import DatasetSummary, ScanResult
+from iceberg_bioimage.models.file_sets import FileSetOptions
 
 
 def _format_bytes(count: int) -> str:
@@ -75,6 +77,7 @@ def _scan_table(result: ScanResult) -> Table:
     is_flag=True,
     help="Read shard indexes for inner chunk byte ranges.",
 )
+@file_set_options
 @command_options
 def scan(
     uri: str,
@@ -82,14 +85,16 @@ def scan(
     stat_chunks: bool,
     read_shard_index: bool,
     as_json: bool,
+    file_set: FileSetOptions | None = None,
 ) -> None:
-    """Scan a Zarr store or TIFF file and list its images (metadata only)."""
+    """Scan a Zarr store, TIFF file, TIFF plate folder or LoadData CSV (metadata only)."""
     with working(f"Scanning {uri}"):
         result = api.scan_store(
             uri,
             dataset_id=dataset_id,
             stat_chunks=stat_chunks,
             read_shard_index=read_shard_index,
+            file_set=file_set,
         )
     print_warnings(result.warnings)
     if as_json:
@@ -143,11 +148,14 @@ def _summary_table(summary: DatasetSummary) -> Table:
 @click.command()
 @click.argument("uri")
 @click.option("--dataset-id", help="Dataset id (default: the store name minus its suffix).")
+@file_set_options
 @command_options
-def summarize(uri: str, dataset_id: str | None, as_json: bool) -> None:
+def summarize(
+    uri: str, dataset_id: str | None, as_json: bool, file_set: FileSetOptions | None = None
+) -> None:
     """Summarise a store: counts, shapes, channels and, for a plate, a plate map."""
     with working(f"Scanning {uri}"):
-        summary = api.summarize_store(uri, dataset_id=dataset_id)
+        summary = api.summarize_store(uri, dataset_id=dataset_id, file_set=file_set)
     print_warnings(summary.warnings)
     if as_json:
         emit_json(summary.to_dict())

@@ -12,8 +12,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
 
+from iceberg_bioimage.models.file_sets import FileSetOptions
 from iceberg_bioimage.models.keys import split_well_id
 
 KeyEncodingName = Literal["default", "v2", "fixed"]
@@ -62,6 +64,18 @@ def chunk_grid_shape(shape: Sequence[int], chunks: Sequence[int]) -> tuple[int, 
     return tuple(-(-int(s) // int(c)) if c else 0 for s, c in zip(shape, chunks, strict=True))
 
 
+@lru_cache(maxsize=4096)
+def _grid_facts(shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
+    """``(chunk grid, chunk count)``, computed once per distinct shape and chunks.
+
+    A plate repeats a few shapes over thousands of arrays, and table builders ask
+    each array several times. (A ``cached_property`` on the instance would cost
+    ~1.5 KB per asset: it unshares the instance dictionaries.)
+    """
+    grid = chunk_grid_shape(shape, chunks)
+    return grid, math.prod(grid)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ImageAsset:
     """One array of one image, with everything the ``image_assets`` row holds.
@@ -70,14 +84,16 @@ class ImageAsset:
     row-major order; ``-1`` when absent) comes from ``stat_chunks=True``.
     ``chunk_byte_offsets``/``chunk_byte_lengths`` (per inner chunk, row-major;
     ``-1`` when absent) come from TIFF tile tables or Zarr shard indexes.
+    ``chunk_keys`` (per inner chunk, row-major) overrides ``chunk_key_encoding``
+    when an array's chunks live in different objects (a plate of TIFF files).
     """
 
     dataset_id: str
     image_id: str
     array_path: str
     uri: str
-    format: Literal["zarr", "ome-tiff"]
-    storage_variant: Literal["zarr-v2", "zarr-v3", "ome-tiff"]
+    format: Literal["zarr", "ome-tiff", "tiff"]
+    storage_variant: Literal["zarr-v2", "zarr-v3", "ome-tiff", "tiff-files"]
     shape: tuple[int, ...]
     chunks: tuple[int, ...]
     shards: tuple[int, ...] | None = None
@@ -100,16 +116,17 @@ class ImageAsset:
     object_sizes: tuple[int, ...] | None = field(default=None, repr=False)
     chunk_byte_offsets: tuple[int, ...] | None = field(default=None, repr=False)
     chunk_byte_lengths: tuple[int, ...] | None = field(default=None, repr=False)
+    chunk_keys: tuple[str, ...] | None = field(default=None, repr=False)
 
     @property
     def chunk_grid(self) -> tuple[int, ...]:
         """Chunks per dimension of the inner-chunk grid."""
-        return chunk_grid_shape(self.shape, self.chunks)
+        return _grid_facts(tuple(self.shape), tuple(self.chunks))[0]
 
     @property
     def chunk_count(self) -> int:
         """Number of inner chunks (the smallest decodable units)."""
-        return math.prod(self.chunk_grid)
+        return _grid_facts(tuple(self.shape), tuple(self.chunks))[1]
 
     @property
     def nbytes(self) -> int:
@@ -169,8 +186,8 @@ class ScanResult:
 
     dataset_id: str
     uri: str
-    format: Literal["zarr", "ome-tiff"]
-    storage_variant: Literal["zarr-v2", "zarr-v3", "ome-tiff"]
+    format: Literal["zarr", "ome-tiff", "tiff"]
+    storage_variant: Literal["zarr-v2", "zarr-v3", "ome-tiff", "tiff-files"]
     image_assets: tuple[ImageAsset, ...]
     scanned_at: datetime
     warnings: tuple[str, ...] = ()
@@ -217,8 +234,10 @@ class ScanOptions:
 
     ``stat_chunks`` lists each array's stored objects once (sizes, and which
     chunks are absent); ``read_shard_index`` reads each shard's index to give
-    inner chunks their byte ranges.
+    inner chunks their byte ranges. ``file_set`` says how to read a folder of
+    single-image TIFFs (instrument preset, plate, channel names).
     """
 
     stat_chunks: bool = False
     read_shard_index: bool = False
+    file_set: FileSetOptions | None = None

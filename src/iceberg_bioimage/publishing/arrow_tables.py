@@ -3,12 +3,16 @@
 Tables are built column by column. Chunk rows are never materialised as Python
 objects: each distinct chunk grid is expanded once with :func:`numpy.indices`,
 reused by every array that shares it, and keys are assembled with
-``pyarrow.compute`` string joins.
+``pyarrow.compute`` string joins. ``chunk_index`` is built in record batches of
+at most :data:`CHUNK_BATCH_ROWS` rows (:class:`ChunkIndexRows`), which the
+writers stream into their files, so its memory does not grow with the plate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,8 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iceberg_bioimage.models import ImageAsset, ScanResult, chunk_grid_shape
+from iceberg_bioimage.models.keys import split_well_id
 from iceberg_bioimage.models.limits import check_chunk_rows
 from iceberg_bioimage.publishing.arrow_schema import arrow_schema
+from iceberg_bioimage.runtime import gc_paused
 
 
 def _assets(results: ScanResult | Iterable[ScanResult]) -> list[tuple[ImageAsset, Any]]:
@@ -27,14 +33,21 @@ def _assets(results: ScanResult | Iterable[ScanResult]) -> list[tuple[ImageAsset
 
 def image_assets_table(results: ScanResult | Iterable[ScanResult]) -> pa.Table:
     """One row per array, in the canonical ``image_assets`` schema."""
+    with gc_paused():
+        return _image_assets_table(results)
+
+
+def _image_assets_table(results: ScanResult | Iterable[ScanResult]) -> pa.Table:
     pairs = _assets(results)
     assets = [asset for asset, _ in pairs]
     schema = arrow_schema("image_assets")
+    split = {w: split_well_id(w) for w in {a.well_id for a in assets} if w}
+    wells = [split.get(a.well_id or "", (None, None)) for a in assets]
     computed = {
         "chunk_count": [a.chunk_count for a in assets],
         "nbytes": [a.nbytes for a in assets],
-        "well_row": [a.well_row for a in assets],
-        "well_column": [a.well_column for a in assets],
+        "well_row": [row for row, _ in wells],
+        "well_column": [column for _, column in wells],
         "scanned_at": [scanned for _, scanned in pairs],
         "shape": [list(a.shape) for a in assets],
         "chunks": [list(a.chunks) for a in assets],
@@ -48,6 +61,9 @@ def image_assets_table(results: ScanResult | Iterable[ScanResult]) -> pa.Table:
     }
     columns = []
     for field in schema:
+        if field.name == "metadata_json":
+            columns.append(_shared_strings([a.metadata_json for a in assets]))
+            continue
         values = computed.get(field.name)
         if values is None:
             values = [getattr(a, field.name) for a in assets]
@@ -55,39 +71,85 @@ def image_assets_table(results: ScanResult | Iterable[ScanResult]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def _shared_strings(values: Sequence[str | None]) -> pa.Array:
+    """A string column whose values are few shared objects (one document per image kind).
+
+    Each distinct object is converted once and repeated by index.
+    """
+    positions: dict[int, int] = {}
+    distinct: list[str | None] = []
+    indices = np.empty(len(values), dtype=np.int64)
+    for row, value in enumerate(values):
+        index = positions.get(id(value))
+        if index is None:
+            index = positions[id(value)] = len(distinct)
+            distinct.append(value)
+        indices[row] = index
+    return pa.array(distinct, type=pa.string()).take(pa.array(indices))
+
+
+#: Rows per ``chunk_index`` record batch. A batch of the benchmark plate costs
+#: ~150 bytes per row in Arrow, so ~40 MiB: the streamed build stays that size
+#: whatever the plate, and Parquet row groups stay large enough to scan well.
+CHUNK_BATCH_ROWS = 1 << 18
+#: Distinct grids up to this many chunks keep their coordinates and keys cached.
+_CACHED_GRID_ROWS = 1 << 20
+
+
 class _GridCache:
-    """Expanded coordinates and key suffixes, computed once per distinct grid."""
+    """Expanded coordinates and key suffixes, computed once per distinct (small) grid.
+
+    Grids of more than :data:`_CACHED_GRID_ROWS` chunks are expanded slice by slice
+    instead, so one huge array never holds its whole grid in memory.
+    """
 
     def __init__(self) -> None:
         self._coords: dict[tuple[int, ...], np.ndarray] = {}
         self._suffixes: dict[tuple[tuple[int, ...], tuple[int, ...], str], pa.Array] = {}
 
-    def coords(self, grid: tuple[int, ...]) -> np.ndarray:
-        """Row-major chunk coordinates, shape ``(prod(grid), ndim)``."""
+    def coords(self, grid: tuple[int, ...], start: int, stop: int) -> np.ndarray:
+        """Row-major chunk coordinates ``start:stop``, shape ``(stop - start, ndim)``."""
+        if not grid:
+            return np.zeros((stop - start, 0), dtype=np.int64)
+        if math.prod(grid) > _CACHED_GRID_ROWS:
+            flat = np.arange(start, stop, dtype=np.int64)
+            return np.stack(np.unravel_index(flat, grid), axis=1).astype(np.int64, copy=False)
         found = self._coords.get(grid)
         if found is None:
-            if not grid:
-                found = np.zeros((1, 0), dtype=np.int64)
-            else:
-                found = np.indices(grid, dtype=np.int64).reshape(len(grid), -1).T
-                found = np.ascontiguousarray(found)
+            found = np.indices(grid, dtype=np.int64).reshape(len(grid), -1).T
+            found = np.ascontiguousarray(found)
             self._coords[grid] = found
-        return found
+        return found[start:stop]
 
-    def suffixes(self, grid: tuple[int, ...], factor: tuple[int, ...], separator: str) -> pa.Array:
-        """Joined coordinates (of the shard when ``factor`` > 1) per chunk."""
+    def suffixes(
+        self, grid: tuple[int, ...], factor: tuple[int, ...], separator: str, start: int, stop: int
+    ) -> pa.Array:
+        """Joined coordinates (of the shard when ``factor`` > 1) of chunks ``start:stop``."""
+        if math.prod(grid) > _CACHED_GRID_ROWS:
+            return self._join(self.coords(grid, start, stop), factor, separator)
         key = (grid, factor, separator)
         found = self._suffixes.get(key)
         if found is None:
-            coords = self.coords(grid) // np.asarray(factor, dtype=np.int64)
-            parts = [pc.cast(pa.array(coords[:, d]), pa.string()) for d in range(len(grid))]
-            found = pc.binary_join_element_wise(*parts, separator) if len(parts) > 1 else parts[0]
+            found = self._join(self.coords(grid, 0, math.prod(grid)), factor, separator)
             self._suffixes[key] = found
-        return found
+        return found.slice(start, stop - start)
+
+    @staticmethod
+    def _join(coords: np.ndarray, factor: tuple[int, ...], separator: str) -> pa.Array:
+        coords = coords // np.asarray(factor, dtype=np.int64)
+        parts = [pc.cast(pa.array(coords[:, d]), pa.string()) for d in range(coords.shape[1])]
+        return pc.binary_join_element_wise(*parts, separator) if len(parts) > 1 else parts[0]
 
 
-def _key_parts(asset: ImageAsset, cache: _GridCache) -> tuple[str, pa.Array | None]:
-    """The key prefix of an array and its per-chunk suffixes (``None``: constant key)."""
+def _key_parts(
+    asset: ImageAsset, cache: _GridCache, start: int, stop: int
+) -> tuple[str, pa.Array | None]:
+    """The key prefix of an array and its chunks' key suffixes (``None``: constant key)."""
+    if asset.chunk_keys is not None:
+        return "", pa.array(asset.chunk_keys[start:stop], pa.string())
+    keys = getattr(asset, "chunk_keys", None)  # per-chunk keys (a plate of TIFF files)
+    if keys is not None:
+        return "", pa.array(keys[start:stop], pa.string())
     encoding = asset.chunk_key_encoding
     grid = asset.chunk_grid
     if encoding.name == "fixed" or not grid:
@@ -97,26 +159,31 @@ def _key_parts(asset: ImageAsset, cache: _GridCache) -> tuple[str, pa.Array | No
         if asset.shards
         else (1,) * len(grid)
     )
-    return encoding.prefix(asset.array_path), cache.suffixes(grid, factor, encoding.separator)
+    suffixes = cache.suffixes(grid, factor, encoding.separator, start, stop)
+    return encoding.prefix(asset.array_path), suffixes
 
 
-def _byte_facts(asset: ImageAsset, cache: _GridCache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per chunk ``(offset, length, present)``; -1 = null (present: -1 unknown, 0, 1)."""
-    count = asset.chunk_count
+def _byte_facts(
+    asset: ImageAsset, cache: _GridCache, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per chunk ``start:stop`` ``(offset, length, present)``; -1 = null (present: -1, 0, 1)."""
     if asset.chunk_byte_lengths is not None and asset.chunk_byte_offsets is not None:
-        lengths = np.asarray(asset.chunk_byte_lengths, dtype=np.int64)
-        offsets = np.asarray(asset.chunk_byte_offsets, dtype=np.int64)
+        lengths = np.asarray(asset.chunk_byte_lengths[start:stop], dtype=np.int64)
+        offsets = np.asarray(asset.chunk_byte_offsets[start:stop], dtype=np.int64)
         return offsets, lengths, (lengths >= 0).astype(np.int8)
-    unknown = np.full(count, -1, dtype=np.int64)
+    unknown = np.full(stop - start, -1, dtype=np.int64)
     if asset.object_sizes is None:
         return unknown, unknown, unknown.astype(np.int8)
     sizes = np.asarray(asset.object_sizes, dtype=np.int64)
     if asset.shards is None:
+        sizes = sizes[start:stop]
         return np.where(sizes >= 0, 0, -1), sizes, (sizes >= 0).astype(np.int8)
     grid = asset.chunk_grid
     factor = np.asarray([s // c for s, c in zip(asset.shards, asset.chunks, strict=True)])
     shard_grid = chunk_grid_shape(asset.shape, asset.shards)
-    shard_of = np.ravel_multi_index(tuple((cache.coords(grid) // factor).T), shard_grid)
+    shard_of = np.ravel_multi_index(
+        tuple((cache.coords(grid, start, stop) // factor).T), shard_grid
+    )
     present = np.where(sizes[shard_of] >= 0, -1, 0).astype(np.int8)
     return unknown, unknown, present
 
@@ -125,38 +192,49 @@ def _nullable_int(values: np.ndarray) -> pa.Array:
     return pa.array(values, type=pa.int64(), mask=values < 0)
 
 
-def chunk_index_table(results: ScanResult | Iterable[ScanResult]) -> pa.Table:
-    """One row per inner chunk, in the canonical ``chunk_index`` schema."""
-    assets = [asset for asset, _ in _assets(results)]
-    uris = sorted({a.uri for a in assets})
-    subject = uris[0] if len(uris) == 1 else f"{len(uris)} stores ({', '.join(uris[:3])}...)"
-    check_chunk_rows(sum(a.chunk_count for a in assets), subject)
-    schema = arrow_schema("chunk_index")
-    cache = _GridCache()
-    counts = np.fromiter((a.chunk_count for a in assets), dtype=np.int64, count=len(assets))
-    owner = np.repeat(np.arange(len(assets), dtype=np.int64), counts)
+#: One slice of one array's chunks: ``(asset, first chunk, end)``.
+_Piece = tuple[ImageAsset, int, int]
+
+
+def _pieces(assets: Sequence[ImageAsset], batch_rows: int) -> Iterator[list[_Piece]]:
+    """Group the arrays' chunks into runs of at most ``batch_rows`` rows, in order."""
+    group: list[_Piece] = []
+    rows = 0
+    for asset in assets:
+        count = asset.chunk_count
+        start = 0
+        while start < count:
+            stop = min(count, start + batch_rows - rows)
+            group.append((asset, start, stop))
+            rows += stop - start
+            start = stop
+            if rows >= batch_rows:
+                yield group
+                group, rows = [], 0
+    if group:
+        yield group
+
+
+def _chunk_batch(pieces: Sequence[_Piece], cache: _GridCache, schema: pa.Schema) -> pa.RecordBatch:
+    """The ``chunk_index`` rows of ``pieces`` as one record batch."""
+    assets = [asset for asset, _, _ in pieces]
+    counts = np.fromiter((stop - start for _, start, stop in pieces), np.int64, len(pieces))
+    owner = np.repeat(np.arange(len(pieces), dtype=np.int64), counts)
     total = int(counts.sum())
 
     def per_array(values: Sequence[str]) -> pa.Array:
+        # One value per array, repeated per chunk by index (no Python string per row).
         return pa.array(values, type=pa.string()).take(owner)
 
     prefixes, suffixes = [], []
-    for asset in assets:
-        prefix, suffix = _key_parts(asset, cache)
+    for asset, start, stop in pieces:
+        prefix, suffix = _key_parts(asset, cache, start, stop)
         prefixes.append(prefix)
-        suffixes.append(
-            suffix if suffix is not None else pa.array([""] * asset.chunk_count, pa.string())
-        )
-    keys = pc.binary_join_element_wise(
-        per_array(prefixes),
-        pa.concat_arrays(suffixes) if suffixes else pa.array([], pa.string()),
-        "",
-    )
+        suffixes.append(suffix if suffix is not None else pa.array([""] * (stop - start)))
+    keys = pc.binary_join_element_wise(per_array(prefixes), pa.concat_arrays(suffixes), "")
 
-    coords_values = (
-        np.concatenate([cache.coords(a.chunk_grid).ravel() for a in assets])
-        if assets
-        else np.empty(0, np.int64)
+    coords_values = np.concatenate(
+        [cache.coords(a.chunk_grid, start, stop).ravel() for a, start, stop in pieces]
     )
     ndims = np.fromiter((len(a.shape) for a in assets), dtype=np.int64, count=len(assets))
     offsets = np.zeros(total + 1, dtype=np.int32)
@@ -168,7 +246,7 @@ def chunk_index_table(results: ScanResult | Iterable[ScanResult]) -> pa.Table:
     )
 
     if any(a.object_sizes is not None or a.chunk_byte_lengths is not None for a in assets):
-        facts = [_byte_facts(a, cache) for a in assets]
+        facts = [_byte_facts(a, cache, start, stop) for a, start, stop in pieces]
         byte_offset = _nullable_int(np.concatenate([f[0] for f in facts]))
         byte_length = _nullable_int(np.concatenate([f[1] for f in facts]))
         state = np.concatenate([f[2] for f in facts])
@@ -188,7 +266,74 @@ def chunk_index_table(results: ScanResult | Iterable[ScanResult]) -> pa.Table:
         byte_length,
         present,
     ]
-    return pa.Table.from_arrays(columns, schema=schema)
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+@dataclass(frozen=True)
+class ChunkIndexRows:
+    """The ``chunk_index`` rows of scanned arrays, built batch by batch when iterated.
+
+    Holds only the arrays (one :class:`ImageAsset` each); :meth:`batches` builds
+    at most ``batch_rows`` rows at a time, so writing a plate's chunk index to a
+    Parquet or Iceberg data file needs one batch of memory, whatever the plate's
+    size. Iterating twice builds the rows twice (a retried commit rewrites them).
+    """
+
+    assets: tuple[ImageAsset, ...]
+    batch_rows: int = CHUNK_BATCH_ROWS
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The canonical ``chunk_index`` Arrow schema."""
+        return arrow_schema("chunk_index")
+
+    @property
+    def column_names(self) -> list[str]:
+        """Column names, as :attr:`pyarrow.Table.column_names`."""
+        return self.schema.names
+
+    @property
+    def num_rows(self) -> int:
+        """Number of rows (inner chunks over every array)."""
+        return sum(asset.chunk_count for asset in self.assets)
+
+    @property
+    def dataset_ids(self) -> list[str]:
+        """Distinct dataset ids, sorted."""
+        return sorted({asset.dataset_id for asset in self.assets})
+
+    def for_dataset(self, dataset_id: str) -> ChunkIndexRows:
+        """The rows of one dataset."""
+        kept = tuple(a for a in self.assets if a.dataset_id == dataset_id)
+        return ChunkIndexRows(kept, self.batch_rows)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The rows as record batches of at most ``batch_rows`` rows, in array order."""
+        cache = _GridCache()
+        schema = self.schema
+        for pieces in _pieces(self.assets, self.batch_rows):
+            yield _chunk_batch(pieces, cache, schema)
+
+    def to_table(self) -> pa.Table:
+        """Every row in one table (memory grows with the row count)."""
+        return pa.Table.from_batches(self.batches(), schema=self.schema)
+
+
+def chunk_index_rows(
+    results: ScanResult | Iterable[ScanResult], batch_rows: int = CHUNK_BATCH_ROWS
+) -> ChunkIndexRows:
+    """The ``chunk_index`` of scans, to stream batch by batch (row limit checked first)."""
+    assets = tuple(asset for asset, _ in _assets(results))
+    uris = sorted({a.uri for a in assets})
+    subject = uris[0] if len(uris) == 1 else f"{len(uris)} stores ({', '.join(uris[:3])}...)"
+    rows = ChunkIndexRows(assets, batch_rows)
+    check_chunk_rows(rows.num_rows, subject)
+    return rows
+
+
+def chunk_index_table(results: ScanResult | Iterable[ScanResult]) -> pa.Table:
+    """One row per inner chunk, in the canonical ``chunk_index`` schema (all in memory)."""
+    return chunk_index_rows(results).to_table()
 
 
 def canonical_table(results: ScanResult | Iterable[ScanResult], table: str) -> pa.Table:

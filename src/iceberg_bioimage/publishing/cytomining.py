@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from iceberg_bioimage.exceptions import ContractError
 from iceberg_bioimage.integrations.duckdb import join_image_assets_with_profiles, join_report
 from iceberg_bioimage.models.warehouse import qualified_table_name
+from iceberg_bioimage.publishing.arrow_tables import ChunkIndexRows
 from iceberg_bioimage.publishing.warehouse import TableRequest
 from iceberg_bioimage.validation.contract import (
     canonical_profile_keys,
@@ -25,9 +26,11 @@ IMAGE_JOINABLE_ROLES = ("joined_profiles", "quality_control")
 
 
 def image_requests(
-    image_assets: pa.Table, chunk_index: pa.Table | None, sources: Sequence[str]
+    image_assets: pa.Table,
+    chunk_index: pa.Table | ChunkIndexRows | None,
+    sources: Sequence[str],
 ) -> list[TableRequest]:
-    """``images.image_assets`` (+ ``images.chunk_index``) requests."""
+    """``images.image_assets`` (+ ``images.chunk_index``, a table or streamed) requests."""
     requests = [
         TableRequest(
             table_name="images.image_assets",

@@ -3,13 +3,15 @@
 pyiceberg's own ``overwrite`` splits the table by partition with a filtered copy
 even when there is a single partition (one dataset), doubling peak memory on a
 plate's 857,088-row chunk index. Writing each dataset's rows straight to a data
-file and committing them with ``add_files`` keeps one copy alive.
+file and committing them with ``add_files`` keeps one copy alive; a streamed
+``chunk_index`` (:class:`ChunkIndexRows`) is written one record batch at a time,
+so not even one whole copy is.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -18,6 +20,7 @@ import pyarrow.parquet as pq
 from pyiceberg.table import Table
 
 from iceberg_bioimage._version import __version__
+from iceberg_bioimage.publishing.arrow_tables import ChunkIndexRows
 
 
 def _plain_type(data_type: pa.DataType) -> pa.DataType:
@@ -35,25 +38,51 @@ def without_field_ids(schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields, metadata=metadata)
 
 
-def _dataset_parts(data: pa.Table, dataset_ids: Sequence[str]) -> list[tuple[str, pa.Table]]:
+def _dataset_parts(
+    data: pa.Table | ChunkIndexRows, dataset_ids: Sequence[str]
+) -> list[tuple[str, pa.Table | ChunkIndexRows]]:
     ids = sorted(set(dataset_ids))
+    if isinstance(data, ChunkIndexRows):
+        parts = [(ds, data if len(ids) == 1 else data.for_dataset(ds)) for ds in ids]
+        return [(ds, rows) for ds, rows in parts if rows.num_rows]
     if len(ids) == 1:
         return [(ids[0], data)] if data.num_rows else []
     parts = [(ds, data.filter(pc.equal(data["dataset_id"], ds))) for ds in ids]
     return [(ds, rows) for ds, rows in parts if rows.num_rows]
 
 
-def write_data_files(table: Table, data: pa.Table, dataset_ids: Sequence[str]) -> list[str]:
-    """Write ``data`` (already in the table's schema) as one data file per dataset."""
-    data = data.cast(without_field_ids(data.schema))
+def _tables(rows: pa.Table | ChunkIndexRows) -> Iterator[pa.Table]:
+    if isinstance(rows, pa.Table):
+        yield rows
+        return
+    for batch in rows.batches():
+        yield pa.Table.from_batches([batch])
+
+
+def write_data_files(
+    table: Table,
+    data: pa.Table | ChunkIndexRows,
+    dataset_ids: Sequence[str],
+    conform: Callable[[pa.Table], pa.Table],
+) -> list[str]:
+    """Write ``data`` as one data file per dataset, each part cast by ``conform`` first.
+
+    ``conform`` casts rows to the table's Arrow schema; a streamed ``chunk_index``
+    is cast and written one record batch at a time.
+    """
+    schema = without_field_ids(table.schema().as_arrow())
     paths = []
     try:
         for dataset_id, rows in _dataset_parts(data, dataset_ids):
             folder = f"{table.location().rstrip('/')}/data/dataset_id={quote(dataset_id, safe='')}"
             path = f"{folder}/{uuid.uuid4().hex}.parquet"
             paths.append(path)
-            with table.io.new_output(path).create(overwrite=True) as stream:
-                pq.write_table(rows, stream, compression="zstd")
+            with (
+                table.io.new_output(path).create(overwrite=True) as stream,
+                pq.ParquetWriter(stream, schema, compression="zstd") as writer,
+            ):
+                for part in _tables(rows):
+                    writer.write_table(conform(part).cast(schema))
     except BaseException:
         remove_files(table, paths)
         raise

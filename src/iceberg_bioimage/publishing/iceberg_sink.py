@@ -28,6 +28,7 @@ from iceberg_bioimage._version import __version__
 from iceberg_bioimage.exceptions import SchemaConflictError
 from iceberg_bioimage.models.results import TableWrite
 from iceberg_bioimage.models.schemas import TABLES, TableSchema
+from iceberg_bioimage.publishing.arrow_tables import ChunkIndexRows
 from iceberg_bioimage.publishing.iceberg_files import remove_files, write_data_files
 from iceberg_bioimage.publishing.iceberg_schema import (
     iceberg_schema,
@@ -188,7 +189,7 @@ def replace_datasets(
     catalog: Catalog,
     namespace: tuple[str, ...],
     table_name: str,
-    data: pa.Table,
+    data: pa.Table | ChunkIndexRows,
     dataset_ids: Sequence[str],
     summary: Mapping[str, str] | None = None,
 ) -> TableWrite:
@@ -197,14 +198,17 @@ def replace_datasets(
     The datasets' old rows are deleted and their new data files (one per dataset,
     written by us) added in a single transaction: one commit, recorded as a delete
     and an append snapshot, both carrying ``summary`` in their snapshot summaries.
-    ``data`` is cast to the table's schema once, before any attempt, so only one
-    copy is alive (callers should not keep ``data``).
+    A table is cast to the table's schema once, before any attempt, so only one
+    copy is alive (callers should not keep ``data``); a streamed ``chunk_index``
+    is built and cast batch by batch while its data file is written.
     """
     ident = identifier(namespace, table_name)
-    data = conform(data, ensure_table(catalog, namespace, table_name))
+    created = ensure_table(catalog, namespace, table_name)
+    if isinstance(data, pa.Table):
+        data = conform(data, created)
 
     def overwrite(table: Table) -> TableWrite:
-        paths = write_data_files(table, conform(data, table), dataset_ids)
+        paths = write_data_files(table, data, dataset_ids, lambda rows: conform(rows, table))
         try:
             properties = dict(summary or {})
             with _first_write_is_quiet(), table.transaction() as transaction:

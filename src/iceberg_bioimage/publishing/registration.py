@@ -22,7 +22,11 @@ from iceberg_bioimage.exceptions import (
 from iceberg_bioimage.integrations.catalog import ResolvedCatalog, namespace_parts
 from iceberg_bioimage.models import ScanOptions, ScanResult
 from iceberg_bioimage.models.results import DatasetRecord, TableWrite
-from iceberg_bioimage.publishing.arrow_tables import canonical_table
+from iceberg_bioimage.publishing.arrow_tables import (
+    ChunkIndexRows,
+    chunk_index_rows,
+    image_assets_table,
+)
 from iceberg_bioimage.publishing.iceberg_sink import (
     check_existing,
     delete_datasets,
@@ -53,10 +57,14 @@ def dataset_record(result: ScanResult) -> DatasetRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class Batch:
-    """Canonical tables of scanned stores, ready to publish (scan objects released)."""
+    """Canonical tables of scanned stores, ready to publish.
+
+    ``chunk_index`` is kept as :class:`ChunkIndexRows` (the arrays, not the rows):
+    the sink builds and writes it batch by batch.
+    """
 
     records: tuple[DatasetRecord, ...]
-    tables: dict[str, pa.Table]
+    tables: dict[str, pa.Table | ChunkIndexRows]
 
     @property
     def dataset_ids(self) -> list[str]:
@@ -65,11 +73,16 @@ class Batch:
 
 
 def prepare_batch(results: Sequence[ScanResult], tables: Sequence[str]) -> Batch:
-    """Build the canonical tables once; the caller can drop the scan results after."""
-    return Batch(
-        records=tuple(dataset_record(result) for result in results),
-        tables={table: canonical_table(results, table) for table in tables},
-    )
+    """Build ``image_assets`` and plan ``chunk_index`` (streamed when written)."""
+    built: dict[str, pa.Table | ChunkIndexRows] = {}
+    for table in tables:
+        if table == "chunk_index":
+            built[table] = chunk_index_rows(results)
+        elif table == "image_assets":
+            built[table] = image_assets_table(results)
+        else:
+            raise ValueError(f"unknown table {table!r}; expected one of {CANONICAL_TABLES}")
+    return Batch(records=tuple(dataset_record(result) for result in results), tables=built)
 
 
 def _check_identity(
