@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from pathlib import Path
 
 from iceberg_bioimage.exceptions import MetadataError
+
+#: Segments of letters, digits and ``_-`` joined by single slashes, no slash at either end.
+_PLAIN = re.compile(r"[\w\-]+(?:/[\w\-]+)*")
 
 
 def relative_key(path: str) -> str:
@@ -29,6 +33,8 @@ def relative_key(path: str) -> str:
     """
     if not isinstance(path, str):
         raise ValueError(f"path must be a string, got {type(path).__name__}")
+    if "." not in path and "//" not in path and _PLAIN.fullmatch(path):
+        return path  # the common case (``A/1/0``): nothing to normalise
     if "\\" in path or "\x00" in path:
         raise ValueError(f"path {path!r} holds a backslash or NUL character")
     parts = [part for part in path.split("/") if part not in ("", ".")]
