@@ -23,19 +23,15 @@ from iceberg_bioimage._version import __version__
 from iceberg_bioimage.publishing.arrow_tables import ChunkIndexRows
 
 
-def _plain_type(data_type: pa.DataType) -> pa.DataType:
-    if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
-        element = data_type.value_field
-        field = pa.field(element.name, _plain_type(element.type), element.nullable)
-        return pa.large_list(field) if pa.types.is_large_list(data_type) else pa.list_(field)
-    return data_type
+def with_field_ids(table: Table) -> pa.Schema:
+    """The table's Arrow schema with its Iceberg field ids (``PARQUET:field_id``), stamped.
 
-
-def without_field_ids(schema: pa.Schema) -> pa.Schema:
-    """The schema with field-id metadata removed (``add_files`` maps columns by name)."""
-    metadata = {b"iceberg-bioimage.version": __version__.encode()}
-    fields = [pa.field(f.name, _plain_type(f.type), f.nullable) for f in schema]
-    return pa.schema(fields, metadata=metadata)
+    The ids go into the Parquet schema of every data file, list elements included,
+    so engines that read by field id without applying the table's name mapping
+    (daft, some Spark and Trino readers) read our files; ``add_files`` accepts them.
+    """
+    schema = table.schema().as_arrow()
+    return schema.with_metadata({b"iceberg-bioimage.version": __version__.encode()})
 
 
 def _dataset_parts(
@@ -70,7 +66,7 @@ def write_data_files(
     ``conform`` casts rows to the table's Arrow schema; a streamed ``chunk_index``
     is cast and written one record batch at a time.
     """
-    schema = without_field_ids(table.schema().as_arrow())
+    schema = with_field_ids(table)
     paths = []
     try:
         for dataset_id, rows in _dataset_parts(data, dataset_ids):
