@@ -46,7 +46,16 @@ def test_paths_and_to_dict(sample):
     assert sample.image == sample.directory / "image.ome.zarr"
     assert sample.ome_tiff == sample.directory / "stack.ome.tiff"
     assert sample.profiles == sample.directory / "cells.parquet"
-    for path in (sample.plate, sample.image, sample.ome_tiff, sample.profiles):
+    assert sample.phenix == sample.directory / "phenix"
+    assert sample.load_data == sample.directory / "load_data.csv"
+    for path in (
+        sample.plate,
+        sample.image,
+        sample.ome_tiff,
+        sample.profiles,
+        sample.phenix,
+        sample.load_data,
+    ):
         assert path.exists()
     as_dict = json.loads(json.dumps(sample.to_dict()))
     assert as_dict == {
@@ -55,6 +64,8 @@ def test_paths_and_to_dict(sample):
         "image": str(sample.image),
         "ome_tiff": str(sample.ome_tiff),
         "profiles": str(sample.profiles),
+        "phenix": str(sample.phenix),
+        "load_data": str(sample.load_data),
     }
     assert _leftovers(sample.directory) == []
 
@@ -185,6 +196,68 @@ def test_profiles_table(sample):
     assert outliers.sum() == 2
 
 
+PHENIX_WELLS = ["A01", "A02", "B01", "B02"]
+
+
+def test_phenix_plate_files(sample):
+    names = sorted(p.name for p in (sample.phenix / "Images").iterdir())
+    expected = sorted(
+        f"r{row:02d}c{column:02d}f{field:02d}p01-ch{channel}sk1fk1fl1.tiff"
+        for row in (1, 2)
+        for column in (1, 2)
+        for field in (1, 2)
+        for channel in (1, 2, 3)
+    )
+    assert names == expected
+    with tifffile.TiffFile(sample.phenix / "Images" / names[0]) as tif:
+        assert len(tif.pages) == 1
+        page = tif.pages[0]
+        assert page.shape == (32, 32)
+        assert page.dtype == np.uint16
+        assert page.compression == tifffile.COMPRESSION.ADOBE_DEFLATE
+        assert page.asarray().max() > page.asarray().min()
+
+
+def test_load_data_csv_names_every_file(sample):
+    lines = sample.load_data.read_text().splitlines()
+    header = lines[0].split(",")
+    assert header == [
+        "FileName_DNA",
+        "PathName_DNA",
+        "FileName_ER",
+        "PathName_ER",
+        "FileName_Mito",
+        "PathName_Mito",
+        "Metadata_Plate",
+        "Metadata_Well",
+        "Metadata_Site",
+    ]
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
+    assert [(r["Metadata_Well"], r["Metadata_Site"]) for r in rows] == [
+        (well, site) for well in PHENIX_WELLS for site in ("1", "2")
+    ]
+    assert {r["Metadata_Plate"] for r in rows} == {"phenix"}
+    for row in rows:
+        for channel in ("DNA", "ER", "Mito"):
+            path = sample.directory / row[f"PathName_{channel}"] / row[f"FileName_{channel}"]
+            assert path.is_file()
+
+
+def test_phenix_plate_and_load_data_scan_alike(sample):
+    from iceberg_bioimage import scan_store
+
+    folder = scan_store(sample.phenix)
+    csv = scan_store(sample.load_data)
+    assert folder.dataset_id == csv.dataset_id == "phenix"
+    assert [a.image_id for a in folder.image_assets] == [a.image_id for a in csv.image_assets]
+    assert len(folder.image_assets) == 8
+    assert {a.well_id for a in folder.image_assets} == set(PHENIX_WELLS)
+    assert folder.image_assets[0].shape == (3, 1, 32, 32)
+    assert csv.image_assets[0].channel_names == ("DNA", "ER", "Mito")
+    assert folder.chunk_count == csv.chunk_count == 8 * 3 * 2
+    assert not folder.warnings and not csv.warnings
+
+
 def test_output_is_deterministic(sample, tmp_path):
     again = write_sample_data(tmp_path)
     assert pq.read_table(again.profiles).equals(pq.read_table(sample.profiles))
@@ -193,6 +266,9 @@ def test_output_is_deterministic(sample, tmp_path):
         second = zarr.open_array(again.plate / path, mode="r")[:]
         np.testing.assert_array_equal(first, second)
     np.testing.assert_array_equal(tifffile.imread(sample.ome_tiff), tifffile.imread(again.ome_tiff))
+    for path in sorted((sample.phenix / "Images").iterdir()):
+        assert (again.phenix / "Images" / path.name).read_bytes() == path.read_bytes()
+    assert again.load_data.read_text() == sample.load_data.read_text()
 
 
 def test_refuses_to_clobber_without_overwrite(tmp_path):
@@ -237,6 +313,19 @@ def test_interrupted_write_leaves_no_partial_target(tmp_path, monkeypatch):
         write_sample_data(tmp_path)
     assert not (tmp_path / "stack.ome.tiff").exists()
     assert (tmp_path / "plate.ome.zarr").is_dir()
+    assert _leftovers(tmp_path) == []
+
+
+def test_interrupted_phenix_write_leaves_no_partial_folder(tmp_path, monkeypatch):
+    def broken_writer(path: Path) -> None:
+        (path / "Images").mkdir(parents=True)
+        (path / "Images" / "r01c01f01p01-ch1sk1fk1fl1.tiff").write_bytes(b"II*\x00")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sample_data, "_write_phenix", broken_writer)
+    with pytest.raises(OSError, match="disk full"):
+        write_sample_data(tmp_path)
+    assert not (tmp_path / "phenix").exists()
     assert _leftovers(tmp_path) == []
 
 

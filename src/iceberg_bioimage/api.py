@@ -11,6 +11,7 @@ re-exported from :mod:`iceberg_bioimage.integrations.ome_arrow`.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,6 +28,7 @@ from iceberg_bioimage.models.names import check_table_name
 from iceberg_bioimage.models.results import (
     CytominingExportResult,
     DeregistrationResult,
+    MaintenanceResult,
     RegistrationResult,
     WarehouseIngestResult,
 )
@@ -278,6 +280,50 @@ def find_interrupted_registrations(catalog: str | Catalog, namespace: str) -> di
     from iceberg_bioimage.publishing.registration import interrupted_registrations
 
     return interrupted_registrations(resolve_catalog(catalog), namespace)
+
+
+def maintain_catalog(
+    catalog: str | Catalog,
+    namespace: str,
+    *,
+    keep_last: int | None = None,
+    older_than: datetime.datetime | None = None,
+    dry_run: bool = False,
+) -> MaintenanceResult:
+    """Expire old snapshots and remove orphan files in every table of ``namespace``.
+
+    Snapshots beyond the newest ``keep_last`` and/or older than ``older_than`` are
+    expired (none when neither is given; the current snapshot always stays). Files
+    no remaining snapshot or metadata version references (lost commit races, expired
+    snapshots) are removed when last modified before ``older_than``, else before one
+    hour ago, so a writer mid-commit is never hurt. ``dry_run`` counts, changes nothing.
+    See :mod:`iceberg_bioimage.publishing.maintenance`.
+    """
+    from iceberg_bioimage.integrations.catalog import namespace_parts, resolve_catalog
+    from iceberg_bioimage.integrations.catalog_tables import list_tables
+    from iceberg_bioimage.publishing.maintenance import MANIFEST_REWRITE_NOTE, maintain_table
+
+    if keep_last is not None and keep_last < 1:
+        raise ValueError("keep_last must be at least 1")
+    resolved = resolve_catalog(catalog)
+    parts = namespace_parts(namespace)
+    tables = tuple(
+        maintain_table(
+            resolved.catalog,
+            (*parts, name),
+            keep_last=keep_last,
+            older_than=older_than,
+            dry_run=dry_run,
+        )
+        for name in list_tables(resolved.catalog, parts)
+    )
+    return MaintenanceResult(
+        catalog=resolved.name,
+        namespace=namespace,
+        dry_run=dry_run,
+        tables=tables,
+        notes=(MANIFEST_REWRITE_NOTE,),
+    )
 
 
 def load_catalog_table(

@@ -12,6 +12,14 @@ to write in well under a second:
     level 0 is sharded.
 ``stack.ome.tiff``
     Pyramidal OME-TIFF: one ``(c, y, x)`` series with two SubIFD levels.
+``phenix/Images/``
+    A plate as a PerkinElmer/Revvity Phenix writes it: one zlib-compressed
+    single-plane TIFF per (well, site, channel), named
+    ``r01c01f01p01-ch1sk1fk1fl1.tiff``; wells A01, A02, B01, B02 × two fields ×
+    three channels of 32×32 uint16.
+``load_data.csv``
+    The CellProfiler LoadData CSV of that plate (``FileName_<Ch>`` /
+    ``PathName_<Ch>`` relative to the CSV, ``Metadata_Plate/Well/Site``).
 ``cells.parquet``
     CellProfiler-style per-cell profiles for every field of the plate, keyed by
     ``Metadata_Plate`` / ``Metadata_Well`` / ``Metadata_Site``, with a few
@@ -47,6 +55,11 @@ FIELDS = ("0", "1")
 CHANNELS = ("DNA", "Mito")
 PIXEL_SIZE_UM = 0.5
 SEED = 20240601
+#: The Phenix-style TIFF plate: (row, column) numbers, fields and LoadData channel names.
+PHENIX_WELLS = ((1, 1), (1, 2), (2, 1), (2, 2))
+PHENIX_FIELDS = (1, 2)
+PHENIX_CHANNELS = ("DNA", "ER", "Mito")
+PHENIX_SIZE = 32
 
 _COLORS = {"DNA": "0000FF", "Mito": "FF00FF"}
 _WINDOWS = {"DNA": (100, 3000), "Mito": (100, 1200)}
@@ -65,6 +78,8 @@ class SampleData:
     image: Path
     ome_tiff: Path
     profiles: Path
+    phenix: Path
+    load_data: Path
 
     def to_dict(self) -> dict[str, str]:
         """Return every path as a string, keyed by field name (JSON-safe)."""
@@ -72,7 +87,7 @@ class SampleData:
 
 
 def write_sample_data(directory: str | os.PathLike[str], *, overwrite: bool = False) -> SampleData:
-    """Write the sample plate, image, OME-TIFF and profile table into ``directory``.
+    """Write the sample plate, image, OME-TIFF, profiles and TIFF plate into ``directory``.
 
     ``directory`` is created if needed and may already hold other files. Each
     target is written to a hidden temporary sibling and then renamed into place,
@@ -102,12 +117,16 @@ def write_sample_data(directory: str | os.PathLike[str], *, overwrite: bool = Fa
         image=root / "image.ome.zarr",
         ome_tiff=root / "stack.ome.tiff",
         profiles=root / "cells.parquet",
+        phenix=root / "phenix",
+        load_data=root / "load_data.csv",
     )
     writers: dict[Path, Callable[[Path], None]] = {
         sample.plate: _write_plate,
         sample.image: _write_image,
         sample.ome_tiff: _write_ome_tiff,
         sample.profiles: _write_profiles,
+        sample.phenix: _write_phenix,
+        sample.load_data: _write_load_data,
     }
     if not overwrite:
         for target in writers:
@@ -378,3 +397,45 @@ def _write_profiles(path: Path) -> None:
                     columns.setdefault(name, []).append(value)
     table = pa.table({name: np.concatenate(parts) for name, parts in columns.items()})
     pq.write_table(table, path)
+
+
+def _phenix_name(row: int, column: int, field: int, channel: int) -> str:
+    """A Phenix (Harmony export) file name: ``r01c02f01p01-ch3sk1fk1fl1.tiff``."""
+    return f"r{row:02d}c{column:02d}f{field:02d}p01-ch{channel}sk1fk1fl1.tiff"
+
+
+def _write_phenix(path: Path) -> None:
+    """Write the Phenix-style folder of single-plane TIFFs to ``path``."""
+    rng = np.random.default_rng(SEED + 4)
+    images = path / "Images"
+    images.mkdir(parents=True)
+    pixels_per_cm = 1e4 / PIXEL_SIZE_UM
+    for row, column in PHENIX_WELLS:
+        for field in PHENIX_FIELDS:
+            dna, mito = _render(rng, PHENIX_SIZE, 4)
+            for channel, plane in enumerate((dna, (dna // 2 + mito // 2), mito), start=1):
+                tifffile.imwrite(
+                    images / _phenix_name(row, column, field, channel),
+                    plane,
+                    photometric="minisblack",
+                    compression="zlib",
+                    rowsperstrip=16,
+                    resolution=(pixels_per_cm, pixels_per_cm),
+                    resolutionunit="CENTIMETER",
+                )
+
+
+def _write_load_data(path: Path) -> None:
+    """Write the LoadData CSV of the Phenix-style plate (paths relative to the CSV)."""
+    header = [f"{kind}_{name}" for name in PHENIX_CHANNELS for kind in ("FileName", "PathName")]
+    lines = [",".join([*header, "Metadata_Plate", "Metadata_Well", "Metadata_Site"])]
+    for row, column in PHENIX_WELLS:
+        for field in PHENIX_FIELDS:
+            cells = [
+                value
+                for channel in range(1, len(PHENIX_CHANNELS) + 1)
+                for value in (_phenix_name(row, column, field, channel), "phenix/Images")
+            ]
+            well = f"{chr(64 + row)}{column:02d}"
+            lines.append(",".join([*cells, "phenix", well, str(field)]))
+    path.write_text("\n".join(lines) + "\n")

@@ -309,3 +309,115 @@ def test_cli_scan_refuses_several_plates_in_one_line(plates: dict[str, Any]) -> 
     done = _cli("scan", str(plates["imagexpress"].path))
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and "--plate-id" in done.stderr
+
+
+def test_cli_summarize_prints_the_plate_map(plates: dict[str, Any]) -> None:
+    fixture = plates["phenix"][ip.PLATES[0]]
+    done = _cli("summarize", str(fixture.path))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    title = next(i for i, line in enumerate(lines) if "fields per well" in line)
+    assert f"plate {ip.PLATES[0]}" in lines[title]
+    header = lines[title + 1].split()
+    assert header == [f"{c:02d}" for c in range(1, 13)]  # A01 … H12: columns 1-12
+    grid = {line.split()[0]: line.split()[1:] for line in lines[title + 2 :] if line.strip()}
+    assert list(grid) == list("ABCDEFGH")
+    for row in "ABCDEFGH":
+        for column in range(1, 13):
+            filled = (ord(row) - 65, column - 1) in ip.WELLS
+            assert grid[row][column - 1] == (str(ip.SITES) if filled else "·"), (row, column)
+    summary = json.loads(_cli("summarize", str(fixture.path), "--json").stdout)
+    assert summary["plate_ids"] == [ip.PLATES[0]]
+    assert summary["fields_per_well"] == {ip.well_id(r, c): ip.SITES for r, c in ip.WELLS}
+
+
+def test_ingest_registers_one_dataset_per_plate(
+    plates: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fixture = plates["imagexpress"]
+    env = {"ICEBERG_BIOIMAGE_WAREHOUSE": str(tmp_path / "iceberg-warehouse"), "HOME": str(tmp_path)}
+    done = _cli("ingest", str(fixture.path), "--namespace", "bioimage", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    from iceberg_bioimage.integrations.catalog import resolve_catalog
+
+    catalog = resolve_catalog("default").catalog
+    for table in ("image_assets", "chunk_index"):
+        assert len(catalog.load_table(("bioimage", table)).snapshots()) == 1  # one commit
+    images = api.load_catalog_table("default", "bioimage", "image_assets")
+    chunks = api.load_catalog_table("default", "bioimage", "chunk_index")
+    assert sorted(set(images["dataset_id"].to_pylist())) == list(ip.PLATES)
+    for plate in ip.PLATES:
+        rows = images.filter(pa.compute.equal(images["dataset_id"], plate))
+        assert rows.num_rows == len(ip.WELLS) * ip.SITES
+        assert set(rows["plate_id"].to_pylist()) == {plate}
+        assert set(rows["uri"].to_pylist()) == {str(fixture.path)}
+        expected_chunks = sum(
+            n
+            for key, n in fixture.expected["chunks_per_file"].items()
+            if fixture.expected["files"][key][0] == plate
+        )
+        assert pa.compute.sum(pa.compute.equal(chunks["dataset_id"], plate)).as_py() == (
+            expected_chunks
+        )
+
+    # The API gives the same split, each plate's scan equal to a scan with --plate-id.
+    from iceberg_bioimage.models import ScanOptions
+    from iceberg_bioimage.publishing.registration import scan_many
+
+    results = scan_many([fixture.path], options=ScanOptions(), workers=2)
+    assert [r.dataset_id for r in results] == list(ip.PLATES)
+    for result in results:
+        alone = api.scan_store(fixture.path, plate_id=result.dataset_id)
+        assert _without_uri(canonical_table(result, "image_assets")).equals(
+            _without_uri(canonical_table(alone, "image_assets"))
+        )
+
+
+def test_load_data_on_s3_gives_the_folder_rows(
+    plates: dict[str, Any],
+    tmp_path: Path,
+    s3_upload: Any,
+    s3_options: dict[str, Any],
+) -> None:
+    plate = ip.PLATES[0]
+    images = plates["phenix"][plate].path / "Images"
+    remote = s3_upload(images, "load-data-plate/Images")
+    from_folder = api.scan_store(images, plate_id=plate, channel_names=list(ip.CELL_PAINTING))
+    for form in ("pathname", "url"):
+        local_csv = plates["load_data"][form]
+        text = local_csv.read_text()
+        if form == "url":
+            text = text.replace(images.as_uri(), remote)
+        else:
+            text = text.replace(str(images), remote)
+        assert remote in text and str(images) not in text
+        edited = tmp_path / form / "load_data.csv"
+        edited.parent.mkdir()
+        edited.write_text(text)
+        csv_uri = s3_upload(edited, f"load-data-plate/{form}/load_data.csv")
+        from_s3 = api.scan_store(csv_uri, storage_options=s3_options)
+        assert from_s3.uri == csv_uri
+        assert from_s3.dataset_id == plate
+        for table in ("image_assets", "chunk_index"):
+            assert _without_uri(canonical_table(from_s3, table)).equals(
+                _without_uri(canonical_table(from_folder, table))
+            ), (form, table)
+
+
+def test_damaged_tiff_reason_comes_from_tifffile(tmp_path: Path) -> None:
+    from iceberg_bioimage.adapters import tiff_headers as th
+    from iceberg_bioimage.adapters.storage import open_store
+
+    good = tmp_path / "r01c01f01p01-ch1sk1fk1fl1.tiff"
+    tifffile.imwrite(good, np.zeros((64, 64), np.uint16), rowsperstrip=8)
+    data = good.read_bytes()
+    (tmp_path / "truncated.tiff").write_bytes(data[: len(data) - 100])
+    (tmp_path / "cut-ifd.tiff").write_bytes(data[:12])
+    headers = th.read_plane_headers(
+        open_store(tmp_path), ["r01c01f01p01-ch1sk1fk1fl1.tiff", "truncated.tiff", "cut-ifd.tiff"]
+    )
+    assert isinstance(headers["r01c01f01p01-ch1sk1fk1fl1.tiff"], th.PlaneHeader)
+    assert "truncated" in headers["truncated.tiff"]
+    assert "unreadable TIFF" in headers["cut-ifd.tiff"]

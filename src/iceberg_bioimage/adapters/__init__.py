@@ -1,8 +1,8 @@
 """Format adapters: turn a store (Zarr v2/v3, TIFF, file-set plate) into a :class:`ScanResult`.
 
 The format is detected from content (``zarr.json``, ``.zgroup``/``.zarray``,
-TIFF magic bytes, a folder of TIFF files, a LoadData CSV header), not from the
-file name.
+TIFF magic bytes, an OME-XML companion, a folder of TIFF files, a LoadData CSV
+header), not from the file name.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import Any
 
 from iceberg_bioimage.adapters.file_set import scan_file_set, tiff_keys
 from iceberg_bioimage.adapters.load_data import is_load_data, scan_load_data
+from iceberg_bioimage.adapters.ome_multifile import is_ome_xml
 from iceberg_bioimage.adapters.storage import open_store
-from iceberg_bioimage.adapters.tiff import is_tiff, scan_tiff
+from iceberg_bioimage.adapters.tiff import is_tiff, scan_ome_companion, scan_tiff
 from iceberg_bioimage.adapters.zarr_store import (
     read_root_documents,
     scan_zarr,
@@ -56,6 +57,8 @@ def scan(
     head = store.read_ranges([("", 0, 4096)])[0] or b""
     if is_tiff(head):
         return scan_tiff(store, _dataset_id(dataset_id, store.uri))
+    if is_ome_xml(head):
+        return scan_ome_companion(store, _dataset_id(dataset_id, store.uri))
     if is_load_data(head):
         return scan_load_data(store, dataset_id, file_set, storage_options)
     raise MetadataError(

@@ -34,6 +34,7 @@ from iceberg_bioimage.models.instruments import (
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 _THUMBNAIL = re.compile(r"(?i)_thumb|thumbnail")
+_DETECTION_SAMPLE = 512
 
 
 def tiff_keys(listing: Mapping[str, int]) -> list[str]:
@@ -55,14 +56,20 @@ def _choose(
                 f"unknown; choose one of {', '.join(PRESETS)} or pass --pattern REGEX",
             )
         return preset, preset.compiled, preset.name
-    counts = {
-        name: sum(preset.compiled.fullmatch(key) is not None for key in keys)
-        for name, preset in PRESETS.items()
-    }
-    winners = [name for name, count in counts.items() if count * 2 > len(keys)]
-    if len(winners) == 1:
-        preset = PRESETS[winners[0]]
-        return preset, preset.compiled, preset.name
+    # A sample spread over the listing decides when it is clear-cut (every preset is
+    # tried on every file only when it is not, and for the message).
+    step = max(1, len(keys) // _DETECTION_SAMPLE)
+    sample = keys[::step]
+    for subset in (sample, keys) if step > 1 else (keys,):
+        counts = {
+            name: sum(preset.compiled.fullmatch(key) is not None for key in subset)
+            for name, preset in PRESETS.items()
+        }
+        winners = [name for name, count in counts.items() if count * 2 > len(subset)]
+        clear = len(winners) == 1 and counts[winners[0]] * 4 > len(subset) * 3
+        if len(winners) == 1 and (clear or subset is keys):
+            preset = PRESETS[winners[0]]
+            return preset, preset.compiled, preset.name
     tried = ", ".join(f"{name} ({count}/{len(keys)} files)" for name, count in counts.items())
     what = "several naming conventions match" if winners else "no naming convention matches"
     raise MetadataError(

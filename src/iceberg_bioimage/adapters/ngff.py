@@ -41,6 +41,8 @@ class PlateWell:
     path: str
     row: str
     column: str
+    row_index: int | None = None
+    column_index: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,14 +197,41 @@ def parse_plate(ngff: Mapping[str, Any]) -> Plate:
         row, column = path.split("/")
         if _child_path(path, f"plate.wells[{index}].path") != path:
             raise ValueError(f"'plate.wells[{index}].path' must look like 'A/1', got {path!r}")
-        row_index, column_index = well.get("rowIndex"), well.get("columnIndex")
-        if isinstance(row_index, int) and 0 <= row_index < len(rows):
+        row_index = _index_in(well.get("rowIndex"), row, rows)
+        column_index = _index_in(well.get("columnIndex"), column, columns)
+        if row_index is not None:
             row = rows[row_index]
-        if isinstance(column_index, int) and 0 <= column_index < len(columns):
+        if column_index is not None:
             column = columns[column_index]
-        parsed.append(PlateWell(path=path, row=row, column=column))
+        parsed.append(
+            PlateWell(
+                path=path,
+                row=row,
+                column=column,
+                row_index=row_index,
+                column_index=column_index,
+            )
+        )
     name = plate.get("name")
     return Plate(name=str(name) if name else None, wells=tuple(parsed))
+
+
+def _index_in(index: Any, name: str, names: tuple[str, ...]) -> int | None:
+    """A well's 0-based row (or column) index: ``rowIndex`` when valid, else its name's place."""
+    if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(names):
+        return index
+    return names.index(name) if name in names else None
+
+
+def label_names(attributes: Mapping[str, Any]) -> tuple[str, ...]:
+    """Names listed by a ``labels`` group (``labels: [...]``); ``ValueError`` when malformed."""
+    block = ngff_attributes(attributes)[0]
+    labels = block.get("labels")
+    if labels is None:
+        return ()
+    if not isinstance(labels, list) or not all(isinstance(v, str) for v in labels):
+        raise ValueError("'labels' must be a list of strings")
+    return tuple(_child_path(v, f"labels[{i}]") for i, v in enumerate(labels))
 
 
 def _child_path(path: str, field: str) -> str:

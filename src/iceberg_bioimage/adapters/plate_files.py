@@ -9,7 +9,7 @@ with several time points) and one chunk per strip or tile of every file.
 
 from __future__ import annotations
 
-import json
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,6 +50,17 @@ def plate_dataset_id(given: str | None, plate_id: str, subject: str) -> str:
         ) from None
 
 
+class SeveralPlatesError(MetadataError):
+    """A folder or LoadData CSV holds several plates and no plate was chosen.
+
+    ``plates`` names them (sorted); ``ingest`` registers one dataset per plate.
+    """
+
+    def __init__(self, subject: str, problem: str, *, plates: Sequence[str] = ()) -> None:
+        super().__init__(subject, problem)
+        self.plates = tuple(plates)
+
+
 def pick_plate(subject: str, found: Sequence[str], wanted: str | None) -> str:
     """The one plate to scan among ``found``; refuse (naming them) when it is ambiguous."""
     plates = sorted(set(found))
@@ -60,10 +71,11 @@ def pick_plate(subject: str, found: Sequence[str], wanted: str | None) -> str:
             )
         return wanted
     if len(plates) > 1:
-        raise MetadataError(
+        raise SeveralPlatesError(
             subject,
             f"holds {len(plates)} plates ({', '.join(plates)}): pass --plate-id / plate_id= "
             "to scan one (ingest registers one dataset per plate)",
+            plates=plates,
         )
     return plates[0]
 
@@ -167,23 +179,22 @@ def _asset(
 ) -> ImageAsset:
     first = headers[next(iter(files.values()))]
     per_file = len(first.byte_offsets)
+    absent = (-1,) * per_file
     offsets: list[int] = []
     lengths: list[int] = []
     keys: list[str] = []
     n_t, n_c, n_z = shape_tcz
-    for t in range(n_t):
-        for c in range(n_c):
-            for z in range(n_z):
-                key = files.get((t, c, z))
-                if key is None:
-                    offsets.extend([-1] * per_file)
-                    lengths.extend([-1] * per_file)
-                    keys.extend([""] * per_file)
-                    continue
-                header = headers[key]
-                offsets.extend(header.byte_offsets)
-                lengths.extend(header.byte_lengths)
-                keys.extend([key] * per_file)
+    for place in itertools.product(range(n_t), range(n_c), range(n_z)):
+        key = files.get(place)
+        if key is None:
+            offsets += absent
+            lengths += absent
+            keys += ("",) * per_file
+            continue
+        header = headers[key]
+        offsets += header.byte_offsets
+        lengths += header.byte_lengths
+        keys += (key,) * per_file
     lead = (n_t,) if n_t > 1 else ()
     axes = ("t" if n_t > 1 else "") + "czyx"
     row, column = split_well_id(well)
@@ -210,7 +221,7 @@ def _asset(
         physical_size_y=first.physical_size_y,
         physical_unit="micrometer" if first.physical_size_x is not None else None,
         codecs=first.codec,
-        metadata_json=json.dumps({"files": len(files)}, separators=(",", ":")),
+        metadata_json=f'{{"files":{len(files)}}}',
         chunk_key_encoding=ChunkKeyEncoding(name="fixed", fixed_key=""),
         chunk_byte_offsets=tuple(offsets),
         chunk_byte_lengths=tuple(lengths),

@@ -26,6 +26,46 @@ _SEQUENTIAL_BELOW = 64
 # defaults (s3fs: 50 MiB read-ahead) fetch far more than the metadata.
 _OPEN_BLOCK_SIZE = 256 * 1024
 
+_S3_DEFAULTS: dict[str, Any] = {
+    # s3fs sends a HEAD (for the size) before every whole-object GET when
+    # max_concurrency > 1, to split big objects into parallel ranges: two
+    # requests per metadata document. 1 = one GET per document.
+    "max_concurrency": 1,
+    # aiobotocore's default pool (10 connections) would queue a batch of reads.
+    "config_kwargs": {"max_pool_connections": 64},
+}
+
+#: Default fsspec options per URI scheme, merged under the caller's options.
+DEFAULT_STORAGE_OPTIONS: dict[str, Mapping[str, Any]] = {
+    "s3": _S3_DEFAULTS,
+    "s3a": _S3_DEFAULTS,
+}
+
+
+def _scheme(uri: str) -> str:
+    return urlsplit(uri).scheme if "://" in uri else ""
+
+
+def effective_storage_options(
+    uri: str, storage_options: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The caller's fsspec options over the defaults for ``uri``'s scheme.
+
+    The caller wins; a dict-valued option (``config_kwargs``, ``client_kwargs``)
+    is merged key by key, so ``config_kwargs={"retries": ...}`` keeps the pool size.
+    """
+    merged = {
+        k: dict(v) if isinstance(v, Mapping) else v
+        for k, v in DEFAULT_STORAGE_OPTIONS.get(_scheme(uri), {}).items()
+    }
+    for key, value in (storage_options or {}).items():
+        base = merged.get(key)
+        if isinstance(base, dict) and isinstance(value, Mapping):
+            merged[key] = {**base, **value}
+        else:
+            merged[key] = value
+    return merged
+
 
 class Store(Protocol):
     """What a scanner needs from a store: batched reads, listings and ranges."""
@@ -183,7 +223,7 @@ class FsspecStore:
         import fsspec
 
         try:
-            fs, root = fsspec.core.url_to_fs(uri, **dict(storage_options or {}))
+            fs, root = fsspec.core.url_to_fs(uri, **effective_storage_options(uri, storage_options))
         except ImportError as error:
             raise StoreNotFoundError(
                 uri, f"no filesystem for this URI scheme is installed ({error})"
@@ -193,12 +233,13 @@ class FsspecStore:
         self.root = root.rstrip("/")
         self.uri = uri.rstrip("/")
         self.name = self.root.rsplit("/", 1)[-1]
+        self._root_documents: dict[str, bytes | None] = {}
         # fsspec shares one filesystem instance per set of options, listings
         # cached included: forget them so a scan sees the store as it is now.
         fs.invalidate_cache()
         try:
             exists = fs.exists(self.root)
-        except OSError as error:
+        except Exception as error:  # OSError, or the client's own (botocore: no endpoint)
             raise StoreNotFoundError(uri, f"cannot reach the store: {error}") from error
         if not exists:
             raise StoreNotFoundError(uri, "no such file or prefix")
@@ -213,6 +254,16 @@ class FsspecStore:
         ``cat_ranges`` rather than ``cat``: ``cat`` expands glob characters
         (``[``, ``*``, ``?``), which are legal in object keys and node names.
         """
+        if not keys:
+            return []
+        # The root's few documents are asked for by format detection and again
+        # by the scanner it picks: remembered, so each costs one request.
+        wanted = [key for key in dict.fromkeys(keys) if key not in self._root_documents]
+        fresh = dict(zip(wanted, self._read_uncached(wanted), strict=True))
+        self._root_documents.update((k, v) for k, v in fresh.items() if "/" not in k)
+        return [fresh[key] if key in fresh else self._root_documents[key] for key in keys]
+
+    def _read_uncached(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
         paths = [_join(self.root, key) for key in keys]
@@ -322,6 +373,6 @@ def expand_glob(
         return [str(path) for path in found]
     import fsspec
 
-    fs, root = fsspec.core.url_to_fs(text, **dict(storage_options or {}))
+    fs, root = fsspec.core.url_to_fs(text, **effective_storage_options(text, storage_options))
     protocol = text.split("://", 1)[0]
     return [f"{protocol}://{path}" for path in sorted(fs.glob(f"{root.rstrip('/')}/{pattern}"))]

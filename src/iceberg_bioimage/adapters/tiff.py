@@ -3,6 +3,11 @@
 Each series level is one array; its tiles or strips become chunks with the real
 byte ranges from the IFDs. Shapes and axes are kept unsqueezed, as tifffile
 reports them with ``squeeze=False``, so every OME-TIFF has the same rank.
+
+``format``/``storage_variant`` are ``ome-tiff`` only when the file carries
+OME-XML; ImageJ and plain TIFFs are ``tiff``. Channel names: see
+:mod:`~iceberg_bioimage.adapters.tiff_channels`. A multi-file OME-TIFF is read
+as one image (:mod:`~iceberg_bioimage.adapters.ome_multifile`).
 """
 
 from __future__ import annotations
@@ -10,15 +15,23 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import tifffile
 
-from iceberg_bioimage.adapters.ome_xml import OmeDocument, OmeImage, parse_ome_xml
+from iceberg_bioimage.adapters.ome_multifile import (
+    MultiFile,
+    local_file,
+    plan_from_companion,
+    plan_from_tiff,
+)
+from iceberg_bioimage.adapters.ome_xml import OmeDocument, OmeImage, parse_ome_xml, valid_size
 from iceberg_bioimage.adapters.storage import Store
+from iceberg_bioimage.adapters.tiff_channels import channel_names
 from iceberg_bioimage.exceptions import MetadataError
 from iceberg_bioimage.models import (
     ChunkKeyEncoding,
@@ -107,14 +120,28 @@ def _ome_image(
 
 class _TiffScan:
     def __init__(
-        self, store: Store, tif: tifffile.TiffFile, dataset_id: str, file_size: int
+        self,
+        store: Store,
+        tif: tifffile.TiffFile,
+        dataset_id: str,
+        file_size: int,
+        folder: str | None = None,
     ) -> None:
+        self.folder = folder  # set for a multi-file OME-TIFF: keys relative to it
+        self._sizes: dict[str, int] = {}
         self.store = store
         self.tif = tif
         self.dataset_id = dataset_id
         self.file_size = file_size
         self.file_name = store.name
         self.warnings: list[str] = []
+        self.kind: Literal["ome-tiff", "tiff"] = "ome-tiff" if tif.is_ome else "tiff"
+        self._noted: set[str] = set()
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._noted:
+            self._noted.add(message)
+            self.warnings.append(message)
 
     def assets(self) -> list[ImageAsset]:
         document = None
@@ -138,18 +165,36 @@ class _TiffScan:
                     assets.append(asset)
         return assets
 
+    def _page_file(self, page: Any) -> tuple[str, int]:
+        """``(chunk key, file size)`` of the file holding a page of a multi-file image."""
+        assert self.folder is not None
+        path = page.parent.filehandle.path
+        if path not in self._sizes:
+            self._sizes[path] = os.path.getsize(path)
+        return os.path.relpath(path, self.folder).replace(os.sep, "/"), self._sizes[path]
+
     def _byte_ranges(
         self, where: str, pages: Sequence[Any]
-    ) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...] | None] | None:
         offsets: list[int] = []
         lengths: list[int] = []
+        keys: list[str] = []
+        past_end = False
         for page in pages:
             if page is None:
-                self.warnings.append(f"{where}: pages are missing (truncated file?); array skipped")
+                self.warnings.append(
+                    f"{where}: pages are missing (truncated file or missing file?); array skipped"
+                )
                 return None
+            size = self.file_size
+            if self.folder is not None:
+                key, size = self._page_file(page)
+                keys.extend([key] * len(page.dataoffsets))
+            spans = zip(page.dataoffsets, page.databytecounts, strict=True)
+            past_end = past_end or any(o + n > size for o, n in spans)
             offsets.extend(page.dataoffsets)
             lengths.extend(page.databytecounts)
-        if offsets and max(o + n for o, n in zip(offsets, lengths, strict=True)) > self.file_size:
+        if past_end:
             self.warnings.append(
                 f"{where}: image data extends past the end of the file (truncated?); array skipped"
             )
@@ -157,6 +202,7 @@ class _TiffScan:
         return (
             tuple(o if n > 0 else -1 for o, n in zip(offsets, lengths, strict=True)),
             tuple(n if n > 0 else -1 for n in lengths),
+            tuple(keys) if self.folder is not None else None,
         )
 
     def _asset(
@@ -190,20 +236,25 @@ class _TiffScan:
             chunks = unsqueezed_chunks(level.shape, shape, keyframe.shape, keyframe.shape) or shape
             ranges = None
         size_x, size_y, size_z, unit = self._physical(image, shape, base_shape, axes)
+        if image is not None and image.invalid_sizes:
+            self._warn_once(
+                f"{self.store.uri} series {index}: invalid physical size "
+                f"{', '.join(image.invalid_sizes)} (must be a finite positive number); left null"
+            )
         return ImageAsset(
             dataset_id=self.dataset_id,
             image_id=image_id_for(self.dataset_id, str(index)),
             array_path=f"{index}/{level_index}",
             uri=self.store.uri,
-            format="ome-tiff",
-            storage_variant="ome-tiff",
+            format=self.kind,
+            storage_variant=self.kind,
             shape=shape,
             chunks=chunks,
             dtype=level.dtype.name,
             itemsize=level.dtype.itemsize,
             dimension_names=tuple(axes),
             axes=axes,
-            channel_names=image.channel_names if image else None,
+            channel_names=self._channel_names(index, image, shape, axes),
             multiscale_level=level_index,
             physical_size_x=size_x,
             physical_size_y=size_y,
@@ -214,7 +265,17 @@ class _TiffScan:
             chunk_key_encoding=ChunkKeyEncoding(name="fixed", fixed_key=self.file_name),
             chunk_byte_offsets=ranges[0] if ranges else None,
             chunk_byte_lengths=ranges[1] if ranges else None,
+            chunk_keys=ranges[2] if ranges else None,
         )
+
+    def _channel_names(
+        self, index: int, image: OmeImage | None, shape: tuple[int, ...], axes: str
+    ) -> tuple[str, ...] | None:
+        """Channel names that match the ``c`` axis (one name when there is none)."""
+        names, problem = channel_names(self.tif, image, shape, axes)
+        if problem:
+            self._warn_once(f"{self.store.uri} series {index}: {problem}; channel names left null")
+        return names
 
     def _physical(
         self,
@@ -251,12 +312,18 @@ class _TiffScan:
         for name in ("XResolution", "YResolution"):
             value = tags[name].value if name in tags else None
             ok = isinstance(value, tuple) and len(value) == 2 and value[0]
-            sizes.append(_float(value[1] / value[0]) if ok else None)
+            sizes.append(valid_size(_float(value[1] / value[0])) if ok else None)
         unit = meta.get("unit")
+        spacing = _float(meta.get("spacing"))
+        if meta.get("spacing") is not None and valid_size(spacing) is None:
+            self._warn_once(
+                f"{self.store.uri}: invalid ImageJ spacing {meta.get('spacing')!r} "
+                "(must be a finite positive number); physical_size_z left null"
+            )
         return (
             sizes[0],
             sizes[1],
-            _float(meta.get("spacing")) or None,
+            valid_size(spacing),
             normalize_unit(unit) if isinstance(unit, str) else None,
         )
 
@@ -298,19 +365,70 @@ def _placed(asset: ImageAsset, plate_id: str, well_id: str, site_id: str) -> Ima
     return replace(asset, plate_id=plate_id, well_id=well_id, site_id=site_id)
 
 
+def _scan_multifile(
+    store: Store, plan: MultiFile, dataset_id: str
+) -> tuple[_TiffScan, list[ImageAsset]]:
+    """Scan the series of a multi-file OME-TIFF, opened by path so tifffile reads every file."""
+    with tifffile.TiffFile(plan.tiff_path, omexml=plan.omexml) as tif:
+        scan = _TiffScan(store, tif, dataset_id, os.path.getsize(plan.tiff_path), plan.folder)
+        scan.warnings.extend(plan.warnings)
+        return scan, scan.assets()
+
+
 def scan_tiff(store: Store, dataset_id: str) -> ScanResult:
-    """Scan a TIFF file; damaged arrays are dropped with a warning, never guessed."""
+    """Scan a TIFF file; damaged arrays are dropped with a warning, never guessed.
+
+    A local OME-TIFF whose OME-XML names other files (or a ``BinaryOnly`` one
+    pointing at a companion) is read as one multi-file image.
+    """
+    local = local_file(store)
     with store.open() as handle, _tifffile_warnings() as logged:
         file_size = handle.seek(0, 2)
         handle.seek(0)
         try:
             with tifffile.TiffFile(handle, name=store.name) as tif:
-                scan = _TiffScan(store, tif, dataset_id, file_size)
-                assets = scan.assets()
+                plan = None
+                if local is not None and tif.is_ome and tif.ome_metadata:
+                    plan = plan_from_tiff(local, tif.ome_metadata)
+                if plan is None:
+                    scan = _TiffScan(store, tif, dataset_id, file_size)
+                    assets = scan.assets()
+            if plan is not None:
+                scan, assets = _scan_multifile(store, plan, dataset_id)
         except MetadataError:
             raise
         except Exception as error:  # tifffile raises many types on damaged files
             raise MetadataError(store.uri, f"unreadable TIFF: {error}") from error
+    return _result(store, dataset_id, scan, assets, logged)
+
+
+def scan_ome_companion(store: Store, dataset_id: str) -> ScanResult:
+    """Scan a ``.companion.ome`` OME-XML document and the TIFF files it references."""
+    local = local_file(store)
+    if local is None:
+        raise MetadataError(store.uri, "an OME-XML companion can only be scanned on a local disk")
+    with store.open() as handle:
+        text = handle.read(store.limits.max_metadata_bytes + 1).decode("utf-8", "replace")
+    if len(text) > store.limits.max_metadata_bytes:
+        raise MetadataError(store.uri, "OME-XML companion is larger than the metadata limit")
+    plan = plan_from_companion(local, text)
+    with _tifffile_warnings() as logged:
+        try:
+            scan, assets = _scan_multifile(store, plan, dataset_id)
+        except MetadataError:
+            raise
+        except Exception as error:  # tifffile raises many types on damaged files
+            raise MetadataError(store.uri, f"unreadable multi-file OME-TIFF: {error}") from error
+    return _result(store, dataset_id, scan, assets, logged)
+
+
+def _result(
+    store: Store,
+    dataset_id: str,
+    scan: _TiffScan,
+    assets: list[ImageAsset],
+    logged: list[str],
+) -> ScanResult:
     warnings = [f"{store.uri}: tifffile: {message}" for message in dict.fromkeys(logged)]
     warnings.extend(scan.warnings)
     if not assets:
@@ -321,8 +439,8 @@ def scan_tiff(store: Store, dataset_id: str) -> ScanResult:
     return ScanResult(
         dataset_id=dataset_id,
         uri=store.uri,
-        format="ome-tiff",
-        storage_variant="ome-tiff",
+        format=scan.kind,
+        storage_variant=scan.kind,
         image_assets=tuple(assets),
         scanned_at=datetime.now(UTC),
         warnings=tuple(warnings),

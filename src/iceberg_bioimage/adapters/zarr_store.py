@@ -24,6 +24,7 @@ from iceberg_bioimage.models import (
     ScanResult,
     image_id_for,
     normalize_well_id,
+    well_name,
 )
 from iceberg_bioimage.runtime import gc_paused
 
@@ -34,6 +35,8 @@ class _Placement:
 
     plate_id: str | None = None
     well_id: str | None = None
+    row_name: str | None = None
+    column_name: str | None = None
     site_id: str | None = None
 
 
@@ -42,6 +45,7 @@ class _ImageGroup:
     node: Node
     ngff: Mapping[str, Any]
     placement: _Placement
+    is_label: bool = False
 
 
 def zarr_format_of(root_docs: Mapping[str, bytes | None]) -> Literal[2, 3] | None:
@@ -90,6 +94,7 @@ class _Scan:
             self.bare_arrays.append(root)
         else:
             self._walk([root])
+            self._labels()
         assets = self._image_assets() + [self._bare_asset(node) for node in self.bare_arrays]
         if self.options.stat_chunks or self.options.read_shard_index:
             assets, notes = chunk_stats.add_chunk_facts(
@@ -172,10 +177,18 @@ class _Scan:
                 raise MetadataError(
                     self._attrs_location(node.path), f"invalid well metadata: {error}"
                 ) from error
-            well_id = self._well_id(well, group.path)
+            well_id, row_name, column_name = self._well_id(well, group.path)
             for field in fields:
                 field_paths.append(join_path(node.path, field))
-                placements.append(_Placement(plate_id=plate_id, well_id=well_id, site_id=field))
+                placements.append(
+                    _Placement(
+                        plate_id=plate_id,
+                        well_id=well_id,
+                        row_name=row_name,
+                        column_name=column_name,
+                        site_id=field,
+                    )
+                )
         for path, placement, node in zip(
             field_paths, placements, self.reader.groups(field_paths), strict=True
         ):
@@ -193,18 +206,68 @@ class _Scan:
                 continue
             self.images.append(_ImageGroup(node=node, ngff=block, placement=placement))
 
-    def _well_id(self, well: ngff.PlateWell, plate_path: str) -> str | None:
-        """The normalised well id, from the plate's row and column names or else the path."""
+    def _well_id(
+        self, well: ngff.PlateWell, plate_path: str
+    ) -> tuple[str | None, str | None, str | None]:
+        """``(well_id, row name, column name)``; the names only when rows are numbered.
+
+        A plate whose rows are named by numbers (bioformats2raw: ``12/21``) gets
+        its well id from the row's index in ``rows`` (0 → ``A``) and the column's
+        index in ``columns``, and keeps the written names for ``well_row``/``well_column``.
+        """
+        if well.row.isascii() and well.row.isdigit() and well.row_index is not None:
+            if well.column_index is not None:
+                column_index = well.column_index
+            elif well.column.isascii() and well.column.isdigit() and int(well.column) > 0:
+                column_index = int(well.column) - 1
+            else:
+                column_index = None
+            if column_index is not None:
+                return well_name(well.row_index, column_index), well.row, well.column
         for name in (f"{well.row}{well.column}", well.path):
             try:
-                return normalize_well_id(name)
+                return normalize_well_id(name), None, None
             except ValueError:
                 continue
         self.warnings.append(
             f"{self._attrs_location(plate_path)}: well '{well.path}' does not follow the "
             "<row letters><column> naming; its well_id is left empty"
         )
-        return None
+        return None, None, None
+
+    def _labels(self) -> None:
+        """Add the label images (``<image>/labels/<name>``) of every image found."""
+        images = list(self.images)
+        paths = [join_path(image.node.path, "labels") for image in images]
+        label_paths: list[str] = []
+        parents: list[_ImageGroup] = []
+        for image, node in zip(images, self.reader.groups(paths), strict=True):
+            if node is None:
+                continue
+            try:
+                names = ngff.label_names(node.attributes)
+            except ValueError as error:
+                self.warnings.append(
+                    f"{self._attrs_location(node.path)}: invalid labels metadata ({error}); "
+                    "labels skipped"
+                )
+                continue
+            for name in names:
+                label_paths.append(join_path(node.path, name))
+                parents.append(image)
+        for path, parent, node in zip(
+            label_paths, parents, self.reader.groups(label_paths), strict=True
+        ):
+            block = ngff.ngff_attributes(node.attributes)[0] if node is not None else {}
+            if node is None or "multiscales" not in block:
+                self.warnings.append(
+                    f"{self._attrs_location(path)}: label listed in 'labels' has no "
+                    "'multiscales'; skipped"
+                )
+                continue
+            self.images.append(
+                _ImageGroup(node=node, ngff=block, placement=parent.placement, is_label=True)
+            )
 
     # -- assets ------------------------------------------------------------
     def _image_assets(self) -> list[ImageAsset]:
@@ -277,6 +340,7 @@ class _Scan:
             placement=image.placement,
             physical=(size_x, size_y, size_z, unit),
             metadata_json=metadata_json,
+            is_label=image.is_label,
         )
 
     def _bare_asset(self, node: Node) -> ImageAsset:
@@ -315,6 +379,7 @@ class _Scan:
         placement: _Placement,
         physical: tuple[float | None, float | None, float | None, str | None],
         metadata_json: str,
+        is_label: bool = False,
     ) -> ImageAsset:
         array = node.array
         assert array is not None
@@ -338,7 +403,10 @@ class _Scan:
             multiscale_level=multiscale_level,
             plate_id=placement.plate_id,
             well_id=placement.well_id,
+            row_name=placement.row_name,
+            column_name=placement.column_name,
             site_id=placement.site_id,
+            is_label=is_label,
             physical_size_x=physical[0],
             physical_size_y=physical[1],
             physical_size_z=physical[2],

@@ -17,6 +17,7 @@ SECTIONS: dict[str, tuple[click.Command, ...]] = {
         catalog_commands.publish_chunks,
         catalog_commands.tables,
         catalog_commands.deregister,
+        catalog_commands.maintain,
     ),
     "Profiles and joins": (
         cytomining_commands.validate_contract,

@@ -1,4 +1,4 @@
-"""Iceberg catalog commands: register, publish-chunks, ingest, deregister, tables."""
+"""Iceberg catalog commands: register, publish-chunks, ingest, deregister, tables, maintain."""
 
 from __future__ import annotations
 
@@ -18,8 +18,11 @@ from iceberg_bioimage.cli.output import (
     stdout,
     working,
 )
+from iceberg_bioimage.cli.storage_options import storage_option
 
 if TYPE_CHECKING:
+    import datetime
+
     from pyiceberg.catalog import Catalog
 
     from iceberg_bioimage.models.file_sets import FileSetOptions
@@ -87,6 +90,7 @@ def _print_registration(result: Any, as_json: bool) -> None:
 @click.option("--dataset-id", help="Dataset id (default: the store name minus its suffix).")
 @click.option("--replace", is_flag=True, help="Re-point a dataset id registered for another store.")
 @file_set_options
+@storage_option
 @command_options
 def register(
     uri: str,
@@ -96,6 +100,7 @@ def register(
     dataset_id: str | None,
     replace: bool,
     as_json: bool,
+    storage_options: dict[str, Any] | None = None,
     file_set: FileSetOptions | None = None,
 ) -> None:
     """Scan a store and register it in Iceberg (one commit per table, idempotent)."""
@@ -108,6 +113,7 @@ def register(
             publish_chunks=publish_chunks,
             dataset_id=dataset_id,
             replace=replace,
+            storage_options=storage_options,
             file_set=file_set,
         )
     _print_registration(result, as_json)
@@ -118,14 +124,22 @@ def register(
 @catalog_option
 @namespace_option
 @click.option("--dataset-id", help="Dataset id (default: the store name minus its suffix).")
+@storage_option
 @command_options
 def publish_chunks(
-    uri: str, catalog: str, namespace: str, dataset_id: str | None, as_json: bool
+    uri: str,
+    catalog: str,
+    namespace: str,
+    dataset_id: str | None,
+    as_json: bool,
+    storage_options: dict[str, Any] | None = None,
 ) -> None:
     """Publish a store's chunk_index table alone."""
     resolved = _catalog(catalog)
     with working(f"Publishing chunks of {uri}"):
-        result = api.publish_chunk_index(uri, resolved, namespace, dataset_id=dataset_id)
+        result = api.publish_chunk_index(
+            uri, resolved, namespace, dataset_id=dataset_id, storage_options=storage_options
+        )
     _print_registration(result, as_json)
 
 
@@ -139,6 +153,7 @@ def publish_chunks(
 @click.option("--workers", type=click.IntRange(1, 64), help="Stores scanned at once.")
 @click.option("--no-chunks", is_flag=True, help="Publish image_assets only.")
 @click.option("--replace", is_flag=True, help="Re-point dataset ids registered for other stores.")
+@storage_option
 @command_options
 def ingest(
     uris: tuple[str, ...],
@@ -149,12 +164,13 @@ def ingest(
     no_chunks: bool,
     replace: bool,
     as_json: bool,
+    storage_options: dict[str, Any] | None = None,
 ) -> None:
     """Scan many stores in parallel and publish them with one commit per table."""
     from iceberg_bioimage.publishing.registration import expand_uris
 
     resolved = _catalog(catalog)
-    stores = expand_uris(list(uris), pattern)
+    stores = expand_uris(list(uris), pattern, storage_options)
     with counted_progress(len(stores), "scanning") as advance:
         result = api.ingest_stores_to_warehouse(
             stores,
@@ -163,6 +179,7 @@ def ingest(
             publish_chunks=not no_chunks,
             workers=workers,
             replace=replace,
+            storage_options=storage_options,
             on_scanned=(lambda scanned: advance(scanned.dataset_id)) if advance else None,
         )
     for dataset in result.datasets:
@@ -237,3 +254,61 @@ def tables(catalog: str, namespace: str, as_json: bool) -> None:
             row["table"], f"{row['rows']:,}", str(row["snapshots"]), str(row["snapshot_id"])
         )
     stdout.print(table_view)
+
+
+@click.command()
+@catalog_option
+@namespace_option
+@click.option(
+    "--keep-last",
+    type=click.IntRange(1),
+    help="Keep the newest N snapshots of each table, expire older ones.",
+)
+@click.option(
+    "--older-than",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    help="Expire snapshots older than this (UTC) and remove orphan files older than it "
+    "(default for files: one hour ago, so no writer mid-commit is hurt).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
+@command_options
+def maintain(
+    catalog: str,
+    namespace: str,
+    keep_last: int | None,
+    older_than: datetime.datetime | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Expire old snapshots and remove orphan metadata and data files."""
+    import datetime as dt
+
+    when = older_than.replace(tzinfo=dt.UTC) if older_than is not None else None  # given in UTC
+    with working(f"Maintaining {namespace}"):
+        result = api.maintain_catalog(
+            _catalog(catalog), namespace, keep_last=keep_last, older_than=when, dry_run=dry_run
+        )
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    verb = "would remove" if dry_run else "removed"
+    view = Table(
+        title=f"maintenance of {namespace}{' (dry run)' if dry_run else ''}: files {verb}",
+        title_justify="left",
+        box=None,
+        header_style="bold",
+    )
+    for name in ("table", "snapshots expired", "kept", "metadata", "manifests", "data"):
+        view.add_column(name)
+    for table in result.tables:
+        view.add_row(
+            table.table,
+            str(table.snapshots_expired),
+            str(table.snapshots_kept),
+            str(table.metadata_files_removed),
+            str(table.manifest_files_removed),
+            str(table.data_files_removed),
+        )
+    stdout.print(view)
+    for line in result.notes:
+        note(line)

@@ -20,6 +20,7 @@ from iceberg_bioimage.cli.output import (
     stdout,
     working,
 )
+from iceberg_bioimage.cli.storage_options import storage_option
 from iceberg_bioimage.exceptions import StoreNotFoundError, WarehouseError
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ def _write_table(table: pa.Table, output: str) -> None:
 @click.option("--include-chunks", is_flag=True, help="One row per chunk of each matched image.")
 @aliases_option
 @file_set_options
+@storage_option
 @command_options
 def join_profiles(
     uri: str,
@@ -133,6 +135,7 @@ def join_profiles(
     include_chunks: bool,
     aliases_path: str | None,
     as_json: bool,
+    storage_options: dict[str, Any] | None = None,
     file_set: FileSetOptions | None = None,
 ) -> None:
     """Join a profile table to the images of a store (DuckDB)."""
@@ -147,6 +150,7 @@ def join_profiles(
             profile_dataset_id=profile_dataset_id,
             include_chunks=include_chunks,
             alias_map=_alias_map(aliases_path),
+            storage_options=storage_options,
             file_set=file_set,
         )
         if output:
@@ -226,6 +230,7 @@ layout_option = click.option(
 @click.option("--dataset-id", help="Dataset id (default: the store name minus its suffix).")
 @aliases_option
 @file_set_options
+@storage_option
 @command_options
 def export_cytomining(
     uri: str,
@@ -238,6 +243,7 @@ def export_cytomining(
     dataset_id: str | None,
     aliases_path: str | None,
     as_json: bool,
+    storage_options: dict[str, Any] | None = None,
     file_set: FileSetOptions | None = None,
 ) -> None:
     """Scan a store and write a Cytomining Parquet warehouse (no catalog needed)."""
@@ -252,6 +258,7 @@ def export_cytomining(
             layout=layout,  # type: ignore[arg-type]
             dataset_id=dataset_id,
             alias_map=_alias_map(aliases_path),
+            storage_options=storage_options,
             file_set=file_set,
         )
     _print_export(result, as_json)

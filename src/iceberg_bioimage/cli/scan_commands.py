@@ -16,6 +16,7 @@ from iceberg_bioimage.cli.output import (
     stdout,
     working,
 )
+from iceberg_bioimage.cli.storage_options import storage_option
 from iceberg_bioimage.models import DatasetSummary, ScanResult
 from iceberg_bioimage.models.file_sets import FileSetOptions
 
@@ -78,6 +79,7 @@ def _scan_table(result: ScanResult) -> Table:
     help="Read shard indexes for inner chunk byte ranges.",
 )
 @file_set_options
+@storage_option
 @command_options
 def scan(
     uri: str,
@@ -85,6 +87,7 @@ def scan(
     stat_chunks: bool,
     read_shard_index: bool,
     as_json: bool,
+    storage_options: dict[str, Any] | None = None,
     file_set: FileSetOptions | None = None,
 ) -> None:
     """Scan a Zarr store, TIFF file, TIFF plate folder or LoadData CSV (metadata only)."""
@@ -95,6 +98,7 @@ def scan(
             stat_chunks=stat_chunks,
             read_shard_index=read_shard_index,
             file_set=file_set,
+            storage_options=storage_options,
         )
     print_warnings(result.warnings)
     if as_json:
@@ -149,13 +153,20 @@ def _summary_table(summary: DatasetSummary) -> Table:
 @click.argument("uri")
 @click.option("--dataset-id", help="Dataset id (default: the store name minus its suffix).")
 @file_set_options
+@storage_option
 @command_options
 def summarize(
-    uri: str, dataset_id: str | None, as_json: bool, file_set: FileSetOptions | None = None
+    uri: str,
+    dataset_id: str | None,
+    as_json: bool,
+    storage_options: dict[str, Any] | None = None,
+    file_set: FileSetOptions | None = None,
 ) -> None:
     """Summarise a store: counts, shapes, channels and, for a plate, a plate map."""
     with working(f"Scanning {uri}"):
-        summary = api.summarize_store(uri, dataset_id=dataset_id, file_set=file_set)
+        summary = api.summarize_store(
+            uri, dataset_id=dataset_id, storage_options=storage_options, file_set=file_set
+        )
     print_warnings(summary.warnings)
     if as_json:
         emit_json(summary.to_dict())
@@ -172,7 +183,7 @@ def summarize(
 @click.option("--overwrite", is_flag=True, help="Replace sample files that already exist.")
 @command_options
 def sample_data(directory: str, overwrite: bool, as_json: bool) -> None:
-    """Write a small OME-Zarr plate, OME-NGFF 0.5 image, OME-TIFF and profiles."""
+    """Write a small OME-Zarr plate, OME-NGFF 0.5 image, OME-TIFF, profiles and TIFF plate."""
     from iceberg_bioimage.sample_data import write_sample_data
 
     try:
@@ -195,6 +206,8 @@ def sample_data(directory: str, overwrite: bool, as_json: bool) -> None:
         ("image (OME-NGFF 0.5)", written.image),
         ("pyramidal OME-TIFF", written.ome_tiff),
         ("profiles (CellProfiler)", written.profiles),
+        ("TIFF plate (Phenix names)", written.phenix),
+        ("LoadData CSV", written.load_data),
     ):
         table.add_row(name, str(path))
     stdout.print(table)

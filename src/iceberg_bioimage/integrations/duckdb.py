@@ -121,6 +121,8 @@ def _image_side(images: pa.Table, multiscale_level: int | None) -> pa.Table:
         raise InvalidNameError("<image_assets>", "needs a dataset_id column")
     if multiscale_level is not None and "multiscale_level" in images.column_names:
         images = images.filter(pc.equal(images["multiscale_level"], multiscale_level))
+    if "is_label" in images.column_names:  # label images share their image's well and site
+        images = images.filter(pc.invert(pc.fill_null(images["is_label"], False)))
     return images
 
 

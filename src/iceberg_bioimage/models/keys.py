@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-STORE_SUFFIXES = (".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif")
+STORE_SUFFIXES = (".companion.ome", ".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif")
 
 _WELL_PATTERN = re.compile(r"^\s*([A-Za-z]+)\s*[/_\-\s]?\s*0*(\d+)\s*$")
 

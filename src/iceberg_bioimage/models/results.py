@@ -153,3 +153,51 @@ class CytominingExportResult:
             "join": self.join,
             "warnings": list(self.warnings),
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableMaintenance:
+    """What ``maintain`` did (or, on a dry run, would do) to one table."""
+
+    table: str
+    snapshots_expired: int
+    snapshots_kept: int
+    metadata_files_removed: int
+    manifest_files_removed: int
+    data_files_removed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-safe values."""
+        return {
+            "table": self.table,
+            "snapshots_expired": self.snapshots_expired,
+            "snapshots_kept": self.snapshots_kept,
+            "metadata_files_removed": self.metadata_files_removed,
+            "manifest_files_removed": self.manifest_files_removed,
+            "data_files_removed": self.data_files_removed,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaintenanceResult:
+    """Outcome of ``maintain_catalog``: per-table counts and notes (e.g. what was not done)."""
+
+    catalog: str
+    namespace: str
+    dry_run: bool
+    tables: tuple[TableMaintenance, ...] = field(default=())
+    notes: tuple[str, ...] = ()
+
+    def total(self, name: str) -> int:
+        """Sum of one count (e.g. ``"metadata_files_removed"``) over the tables."""
+        return sum(int(getattr(table, name)) for table in self.tables)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-safe values."""
+        return {
+            "catalog": self.catalog,
+            "namespace": self.namespace,
+            "dry_run": self.dry_run,
+            "tables": [t.to_dict() for t in self.tables],
+            "notes": list(self.notes),
+        }

@@ -86,6 +86,10 @@ class ImageAsset:
     ``-1`` when absent) come from TIFF tile tables or Zarr shard indexes.
     ``chunk_keys`` (per inner chunk, row-major) overrides ``chunk_key_encoding``
     when an array's chunks live in different objects (a plate of TIFF files).
+    ``row_name``/``column_name`` hold a plate's row and column names as written
+    when they are not the well id's letters and digits (numbered rows); the
+    ``well_row``/``well_column`` columns then keep them. ``is_label`` marks an
+    OME-NGFF label image.
     """
 
     dataset_id: str
@@ -93,7 +97,7 @@ class ImageAsset:
     array_path: str
     uri: str
     format: Literal["zarr", "ome-tiff", "tiff"]
-    storage_variant: Literal["zarr-v2", "zarr-v3", "ome-tiff", "tiff-files"]
+    storage_variant: Literal["zarr-v2", "zarr-v3", "ome-tiff", "tiff", "tiff-files"]
     shape: tuple[int, ...]
     chunks: tuple[int, ...]
     shards: tuple[int, ...] | None = None
@@ -104,7 +108,10 @@ class ImageAsset:
     multiscale_level: int = 0
     plate_id: str | None = None
     well_id: str | None = None
+    row_name: str | None = None
+    column_name: str | None = None
     site_id: str | None = None
+    is_label: bool = False
     physical_size_x: float | None = None
     physical_size_y: float | None = None
     physical_size_z: float | None = None
@@ -135,12 +142,16 @@ class ImageAsset:
 
     @property
     def well_row(self) -> str | None:
-        """Row letters of the well, e.g. ``A``."""
+        """Row of the well: letters (``A``), or the plate's row name when numbered."""
+        if self.row_name is not None:
+            return self.row_name
         return split_well_id(self.well_id)[0] if self.well_id else None
 
     @property
     def well_column(self) -> str | None:
-        """Two-digit column of the well, e.g. ``01``."""
+        """Column of the well: two digits (``01``), or the plate's name when rows are numbered."""
+        if self.column_name is not None:
+            return self.column_name
         return split_well_id(self.well_id)[1] if self.well_id else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,6 +176,7 @@ class ImageAsset:
             "well_row": self.well_row,
             "well_column": self.well_column,
             "site_id": self.site_id,
+            "is_label": self.is_label,
             "physical_size_x": self.physical_size_x,
             "physical_size_y": self.physical_size_y,
             "physical_size_z": self.physical_size_z,
@@ -187,7 +199,7 @@ class ScanResult:
     dataset_id: str
     uri: str
     format: Literal["zarr", "ome-tiff", "tiff"]
-    storage_variant: Literal["zarr-v2", "zarr-v3", "ome-tiff", "tiff-files"]
+    storage_variant: Literal["zarr-v2", "zarr-v3", "ome-tiff", "tiff", "tiff-files"]
     image_assets: tuple[ImageAsset, ...]
     scanned_at: datetime
     warnings: tuple[str, ...] = ()

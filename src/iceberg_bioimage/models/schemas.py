@@ -83,12 +83,18 @@ IMAGE_ASSETS = TableSchema(
             "URI of the store (folder, prefix or TIFF file).",
             required=True,
         ),
-        _c(5, "format", "string", "`zarr` or `ome-tiff`.", required=True),
+        _c(
+            5,
+            "format",
+            "string",
+            "`zarr`, `ome-tiff` (TIFF with OME-XML) or `tiff` (plain/ImageJ TIFF, file sets).",
+            required=True,
+        ),
         _c(
             6,
             "storage_variant",
             "string",
-            "`zarr-v2`, `zarr-v3` or `ome-tiff`.",
+            "`zarr-v2`, `zarr-v3`, `ome-tiff`, `tiff` or `tiff-files`.",
             required=True,
         ),
         _c(7, "shape", "list<int64>", "Array shape, unsqueezed."),
@@ -116,8 +122,18 @@ IMAGE_ASSETS = TableSchema(
         _c(14, "multiscale_level", "int32", "Pyramid level, 0 = full resolution."),
         _c(15, "plate_id", "string", "Plate name (HCS)."),
         _c(16, "well_id", "string", "Well, normalised (`A01`)."),
-        _c(17, "well_row", "string", "Well row letters (`A`)."),
-        _c(18, "well_column", "string", "Well column, two digits (`01`)."),
+        _c(
+            17,
+            "well_row",
+            "string",
+            "Well row letters (`A`); a plate's row name as written when rows are numbered.",
+        ),
+        _c(
+            18,
+            "well_column",
+            "string",
+            "Well column, two digits (`01`); as written when the plate's rows are numbered.",
+        ),
         _c(19, "site_id", "string", "Field of view path as written (`0`)."),
         _c(20, "physical_size_x", "double", "Pixel size along x at this level."),
         _c(21, "physical_size_y", "double", "Pixel size along y at this level."),
@@ -138,6 +154,13 @@ IMAGE_ASSETS = TableSchema(
             "Raw attributes of the image (NGFF) or series facts (TIFF), JSON.",
         ),
         _c(28, "scanned_at", "timestamp", "When the scan ran (UTC)."),
+        _c(
+            29,
+            "is_label",
+            "boolean",
+            "Whether the image is an OME-NGFF label image (`<image>/labels/<name>`); "
+            "null in rows written before the column existed.",
+        ),
     ),
 )
 

@@ -42,7 +42,12 @@ def _image_assets_table(results: ScanResult | Iterable[ScanResult]) -> pa.Table:
     assets = [asset for asset, _ in pairs]
     schema = arrow_schema("image_assets")
     split = {w: split_well_id(w) for w in {a.well_id for a in assets} if w}
-    wells = [split.get(a.well_id or "", (None, None)) for a in assets]
+    wells = [
+        (a.well_row, a.well_column)
+        if a.row_name is not None or a.column_name is not None
+        else split.get(a.well_id or "", (None, None))
+        for a in assets
+    ]
     computed = {
         "chunk_count": [a.chunk_count for a in assets],
         "nbytes": [a.nbytes for a in assets],

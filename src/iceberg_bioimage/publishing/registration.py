@@ -7,12 +7,13 @@ import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
 
 from iceberg_bioimage.adapters import scan
+from iceberg_bioimage.adapters.plate_files import SeveralPlatesError
 from iceberg_bioimage.adapters.storage import expand_glob
 from iceberg_bioimage.exceptions import (
     DatasetConflictError,
@@ -21,6 +22,7 @@ from iceberg_bioimage.exceptions import (
 )
 from iceberg_bioimage.integrations.catalog import ResolvedCatalog, namespace_parts
 from iceberg_bioimage.models import ScanOptions, ScanResult
+from iceberg_bioimage.models.file_sets import FileSetOptions
 from iceberg_bioimage.models.results import DatasetRecord, TableWrite
 from iceberg_bioimage.publishing.arrow_tables import (
     ChunkIndexRows,
@@ -194,6 +196,30 @@ def interrupted_registrations(resolved: ResolvedCatalog, namespace: str) -> dict
     }
 
 
+def scan_plates(
+    uri: str | os.PathLike[str],
+    *,
+    options: ScanOptions,
+    storage_options: Mapping[str, Any] | None = None,
+) -> list[ScanResult]:
+    """Scan one store; a file-set folder (or LoadData CSV) of several plates gives one each.
+
+    Each plate's dataset id is its plate id. A store of one plate gives one result.
+    """
+    try:
+        return [scan(uri, options=options, storage_options=storage_options)]
+    except SeveralPlatesError as error:
+        file_set = options.file_set or FileSetOptions()
+        return [
+            scan(
+                uri,
+                options=replace(options, file_set=replace(file_set, plate_id=plate)),
+                storage_options=storage_options,
+            )
+            for plate in error.plates
+        ]
+
+
 def scan_many(
     uris: Sequence[str | os.PathLike[str]],
     *,
@@ -202,15 +228,18 @@ def scan_many(
     storage_options: Mapping[str, Any] | None = None,
     on_scanned: Callable[[ScanResult], None] | None = None,
 ) -> list[ScanResult]:
-    """Scan stores in parallel; the first failure cancels the rest and is raised."""
+    """Scan stores in parallel; the first failure cancels the rest and is raised.
+
+    A folder holding several file-set plates gives one result per plate, in plate order.
+    """
     if not uris:
         return []
     pool = ThreadPoolExecutor(max_workers=max(1, workers or min(8, len(uris))))
     futures = {
-        pool.submit(scan, uri, options=options, storage_options=storage_options): uri
+        pool.submit(scan_plates, uri, options=options, storage_options=storage_options): uri
         for uri in uris
     }
-    results: dict[str, ScanResult] = {}
+    results: dict[str, list[ScanResult]] = {}
     try:
         pending = set(futures)
         while pending:
@@ -219,13 +248,14 @@ def scan_many(
                 error = future.exception()
                 if error is not None:
                     raise _aborted(error) from error
-                result = future.result()
-                results[os.fspath(futures[future])] = result
+                scanned = future.result()
+                results[os.fspath(futures[future])] = scanned
                 if on_scanned is not None:
-                    on_scanned(result)
+                    for result in scanned:
+                        on_scanned(result)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return [results[os.fspath(uri)] for uri in uris]
+    return [result for uri in uris for result in results[os.fspath(uri)]]
 
 
 def _aborted(error: BaseException) -> BaseException:
