@@ -127,3 +127,9 @@ def test_glob_stays_inside_its_folder(tmp_path):
     (folder / "b.ome.zarr").symlink_to(tmp_path / "elsewhere.ome.zarr")
     with pytest.raises(StoreNotFoundError, match="outside"):
         expand_glob(folder, "*.ome.zarr")
+
+
+def test_load_json_refuses_lone_surrogates():
+    with pytest.raises(MetadataError, match="unpaired UTF-16 surrogate"):
+        load_json(b'{"a": ["\\ud800"]}', "x", Limits())
+    assert load_json(b'"\\ud83d\\ude00"', "x", Limits()) == "\U0001f600"

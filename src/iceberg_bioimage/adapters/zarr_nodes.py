@@ -50,24 +50,6 @@ def _object(doc: Any, where: str) -> dict[str, Any]:
     return doc
 
 
-def _check_surrogates(doc: Any, where: str) -> None:
-    """Refuse strings holding a lone UTF-16 surrogate (JSON ``"\\ud800"``): not text."""
-    if isinstance(doc, str):
-        try:
-            doc.encode("utf-8")
-        except UnicodeEncodeError:
-            raise MetadataError(
-                where, f"invalid JSON: string {doc!r:.60} holds an unpaired UTF-16 surrogate"
-            ) from None
-    elif isinstance(doc, dict):
-        for key, value in doc.items():
-            _check_surrogates(key, where)
-            _check_surrogates(value, where)
-    elif isinstance(doc, list):
-        for value in doc:
-            _check_surrogates(value, where)
-
-
 class NodeReader:
     """Reads node metadata of one store in batches."""
 
@@ -116,10 +98,7 @@ class NodeReader:
 
     def _decode(self, data: bytes, key: str) -> Any:
         """Parse one metadata document within the store's limits."""
-        doc = load_json(data, self.where(key), self.store.limits)
-        if b"\\ud" in data or b"\\uD" in data:
-            _check_surrogates(doc, self.where(key))
-        return doc
+        return load_json(data, self.where(key), self.store.limits)
 
     def where(self, key: str) -> str:
         """Location of a metadata document, for messages."""

@@ -94,11 +94,32 @@ def load_json(data: bytes, where: str, limits: Limits) -> Any:
             "(ICEBERG_BIOIMAGE_MAX_JSON_DEPTH)",
         )
     try:
-        return json.loads(data)
+        doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise MetadataError(where, f"invalid JSON (truncated or corrupt?): {error}") from error
     except (RecursionError, ValueError) as error:
         raise MetadataError(where, f"JSON cannot be parsed: {error}") from error
+    if b"\\ud" in data or b"\\uD" in data:  # only escapes can make a lone surrogate
+        _check_surrogates(doc, where)
+    return doc
+
+
+def _check_surrogates(doc: Any, where: str) -> None:
+    """Refuse strings holding a lone UTF-16 surrogate (JSON ``"\\ud800"``): not text."""
+    if isinstance(doc, str):
+        try:
+            doc.encode("utf-8")
+        except UnicodeEncodeError:
+            raise MetadataError(
+                where, f"invalid JSON: string {doc!r:.60} holds an unpaired UTF-16 surrogate"
+            ) from None
+    elif isinstance(doc, dict):
+        for key, value in doc.items():
+            _check_surrogates(key, where)
+            _check_surrogates(value, where)
+    elif isinstance(doc, list):
+        for value in doc:
+            _check_surrogates(value, where)
 
 
 def check_chunk_rows(total: int, subject: str, limits: Limits | None = None) -> None:

@@ -383,25 +383,15 @@ def _write_locked(
                 )
             )
         manifest_path = _write_manifest(base, replace(manifest, updated_at=when, producer=PRODUCER))
-    except BaseException:
+    except BaseException:  # the manifest was not replaced: no reader sees these names
         for _source, target in staged:
-            if target.name not in _listed_names(previous, folders, target):
-                target.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     for request in requests:
         _remove_dropped(folders[request.table_name], previous.table(request.table_name), manifest)
     return manifest_path, results
-
-
-def _listed_names(manifest: WarehouseManifest, folders: dict[str, Path], target: Path) -> set[str]:
-    """File names the manifest lists for the table whose folder holds ``target``."""
-    for name, folder in folders.items():
-        entry = manifest.table(name)
-        if folder == target.parent and entry is not None:
-            return {f.path for f in entry.files}
-    return set()
 
 
 def _remove_dropped(folder: Path, before: TableEntry | None, after: WarehouseManifest) -> None:
