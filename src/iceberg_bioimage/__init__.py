@@ -28,7 +28,7 @@ from iceberg_bioimage.exceptions import (
 
 #: Public name → the module that defines it (imported on first access).
 _LAZY = {
-    "ContractValidationResult": "iceberg_bioimage.validation.contract",
+    "ContractValidationResult": "iceberg_bioimage.profiles.contract",
     "CytominingExportResult": "iceberg_bioimage.models.results",
     "DatasetSummary": "iceberg_bioimage.models",
     "DeregistrationResult": "iceberg_bioimage.models.results",
@@ -49,10 +49,10 @@ _LAZY = {
     "join_catalog_image_assets_with_profiles": "iceberg_bioimage.api",
     "join_image_assets_with_profiles": "iceberg_bioimage.api",
     "join_profiles_with_store": "iceberg_bioimage.api",
-    "join_report": "iceberg_bioimage.integrations.duckdb",
+    "join_report": "iceberg_bioimage.profiles.join",
     "list_catalog_tables": "iceberg_bioimage.api",
     "load_catalog_table": "iceberg_bioimage.api",
-    "load_profile_column_aliases": "iceberg_bioimage.validation.contract",
+    "load_profile_column_aliases": "iceberg_bioimage.profiles.contract",
     "load_warehouse_manifest": "iceberg_bioimage.api",
     "maintain_catalog": "iceberg_bioimage.api",
     "publish_chunk_index": "iceberg_bioimage.api",
@@ -63,7 +63,7 @@ _LAZY = {
     "scan_result_as_arrow_table": "iceberg_bioimage.api",
     "scan_store": "iceberg_bioimage.api",
     "summarize_store": "iceberg_bioimage.api",
-    "validate_microscopy_profile_table": "iceberg_bioimage.validation.contract",
+    "validate_microscopy_profile_table": "iceberg_bioimage.profiles.contract",
     "validate_warehouse": "iceberg_bioimage.validation.warehouse",
 }
 
@@ -95,7 +95,6 @@ if TYPE_CHECKING:
         embedded_catalog,
     )
     from iceberg_bioimage.integrations.duckdb import (
-        join_report,
         query_metadata_table,
     )
     from iceberg_bioimage.models import (
@@ -112,10 +111,13 @@ if TYPE_CHECKING:
     from iceberg_bioimage.models.warehouse import (
         WarehouseManifest,
     )
-    from iceberg_bioimage.validation.contract import (
+    from iceberg_bioimage.profiles.contract import (
         ContractValidationResult,
         load_profile_column_aliases,
         validate_microscopy_profile_table,
+    )
+    from iceberg_bioimage.profiles.join import (
+        join_report,
     )
     from iceberg_bioimage.validation.warehouse import (
         WarehouseValidationResult,

@@ -366,12 +366,12 @@ def join_image_assets_with_profiles(
 ) -> pa.Table:
     """Join profiles to image metadata with DuckDB on the most specific shared keys.
 
-    See :func:`iceberg_bioimage.integrations.duckdb.join_image_assets_with_profiles`;
+    See :func:`iceberg_bioimage.profiles.join.join_image_assets_with_profiles`;
     the keys used and matched/unmatched counts are in :func:`join_report`.
     """
-    from iceberg_bioimage.integrations import duckdb as duckdb_helpers
+    from iceberg_bioimage.profiles import join as profile_join
 
-    return duckdb_helpers.join_image_assets_with_profiles(
+    return profile_join.join_image_assets_with_profiles(
         image_assets,
         profiles,
         chunk_index=chunk_index,
@@ -408,7 +408,7 @@ def _profile_dataset_ids(
 ) -> list[str]:
     import pyarrow.compute as pc
 
-    from iceberg_bioimage.validation.contract import (
+    from iceberg_bioimage.profiles.contract import (
         canonical_profile_keys,
         validate_microscopy_profile_table,
     )
@@ -432,7 +432,7 @@ def join_catalog_image_assets_with_profiles(
     alias_map: Mapping[str, Any] | None = None,
 ) -> pa.Table:
     """Load catalog tables (only the profiles' datasets), then join profiles to them."""
-    from iceberg_bioimage.validation.profiles_io import read_profile_table
+    from iceberg_bioimage.profiles.files import read_profile_table
 
     table, _label = read_profile_table(profiles)
     aliases = dict(alias_map) if alias_map else None

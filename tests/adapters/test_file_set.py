@@ -226,7 +226,7 @@ def _cellprofiler_profiles(path: Path) -> Path:
 
 
 def test_join_profiles_matches_every_row_once(plates: dict[str, Any], tmp_path: Path) -> None:
-    from iceberg_bioimage.integrations.duckdb import join_report
+    from iceberg_bioimage.profiles.join import join_report
 
     profiles = _cellprofiler_profiles(tmp_path)
     joined = api.join_profiles_with_store(plates["phenix"][ip.PLATES[0]].path, str(profiles))

@@ -45,7 +45,7 @@ aliases_option = click.option(
 def _alias_map(path: str | None) -> dict[str, Any] | None:
     if path is None:
         return None
-    from iceberg_bioimage.validation.contract import load_profile_column_aliases
+    from iceberg_bioimage.profiles.contract import load_profile_column_aliases
 
     return dict(load_profile_column_aliases(path))
 
@@ -59,7 +59,7 @@ def validate_contract(
     profiles: str, profile_dataset_id: str | None, aliases_path: str | None, as_json: bool
 ) -> None:
     """Check a profile table against the microscopy join contract."""
-    from iceberg_bioimage.validation.contract import validate_microscopy_profile_table
+    from iceberg_bioimage.profiles.contract import validate_microscopy_profile_table
 
     result = validate_microscopy_profile_table(
         profiles, profile_dataset_id=profile_dataset_id, alias_map=_alias_map(aliases_path)
@@ -139,7 +139,7 @@ def join_profiles(
     file_set: FileSetOptions | None = None,
 ) -> None:
     """Join a profile table to the images of a store (DuckDB)."""
-    from iceberg_bioimage.integrations.duckdb import join_report
+    from iceberg_bioimage.profiles.join import join_report
 
     if output:
         _check_output(output)

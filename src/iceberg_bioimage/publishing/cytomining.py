@@ -9,15 +9,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iceberg_bioimage.exceptions import ContractError
-from iceberg_bioimage.integrations.duckdb import join_image_assets_with_profiles, join_report
 from iceberg_bioimage.models.warehouse import qualified_table_name
-from iceberg_bioimage.publishing.arrow_tables import ChunkIndexRows
-from iceberg_bioimage.publishing.warehouse import TableRequest
-from iceberg_bioimage.validation.contract import (
+from iceberg_bioimage.profiles.contract import (
     canonical_profile_keys,
     validate_microscopy_profile_table,
 )
-from iceberg_bioimage.validation.profiles_io import read_profile_table
+from iceberg_bioimage.profiles.files import read_profile_table
+from iceberg_bioimage.profiles.join import join_image_assets_with_profiles, join_report
+from iceberg_bioimage.publishing.arrow_tables import ChunkIndexRows
+from iceberg_bioimage.publishing.warehouse import TableRequest
 
 PROFILE_KEYS = ("dataset_id", "image_id", "plate_id", "well_id", "site_id", "object_id")
 QC_ALIASES = ("qc_pass", "QC_Pass", "qcpass", "Metadata_qc_pass")

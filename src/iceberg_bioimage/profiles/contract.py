@@ -21,10 +21,10 @@ import pyarrow.compute as pc
 
 from iceberg_bioimage.exceptions import ContractError, StoreNotFoundError
 from iceberg_bioimage.models.keys import normalize_well_id
-from iceberg_bioimage.validation.profiles_io import read_profile_table
+from iceberg_bioimage.profiles.files import read_profile_table
 
 if TYPE_CHECKING:
-    from iceberg_bioimage.validation.profiles_io import ProfileSource
+    from iceberg_bioimage.profiles.files import ProfileSource
 
 AliasMap: TypeAlias = Mapping[str, str | Sequence[str]]
 

@@ -16,14 +16,14 @@ from hypothesis import strategies as st
 
 from iceberg_bioimage.exceptions import ContractError, StoreNotFoundError
 from iceberg_bioimage.models.keys import normalize_well_id, row_letters
-from iceberg_bioimage.validation.contract import (
+from iceberg_bioimage.profiles.contract import (
     CANONICAL_KEYS,
     DEFAULT_ALIASES,
     canonical_profile_keys,
     load_profile_column_aliases,
     validate_microscopy_profile_table,
 )
-from iceberg_bioimage.validation.profiles_io import read_profile_table
+from iceberg_bioimage.profiles.files import read_profile_table
 
 
 def cellprofiler_table() -> pa.Table:
