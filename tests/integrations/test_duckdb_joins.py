@@ -90,11 +90,30 @@ def test_image_id_is_preferred_when_both_sides_have_it(datasets):
     assert joined["array_path"].to_pylist() == ["1/0", "0/0"]  # level 0 only, row order kept
 
 
-def test_a_key_set_that_would_multiply_rows_is_refused(datasets):
+def test_well_level_profiles_join_at_well_grain_with_every_field(datasets):
     images = scan_as_arrow_table(datasets["plate04"].path)
+    profiles = pa.table({"Metadata_Well": ["A01", "Z99"], "Cells_x": [1.0, 2.0]})  # no site
+    joined = join_image_assets_with_profiles(images, profiles, profile_dataset_id="plate04")
+    report = join_report(joined)
+    assert report["grain"] == "well"
+    assert (report["matched_rows"], report["unmatched_rows"]) == (1, 1)
+    assert joined.num_rows == 2  # one row per profile row, never one per field
+    level0 = images.filter(
+        pc.and_(pc.equal(images["well_id"], "A01"), pc.equal(images["multiscale_level"], 0))
+    )
+    expected = sorted(level0["image_id"].to_pylist(), key=lambda i: int(i.rsplit("/", 1)[1]))
+    assert joined["image_ids"].to_pylist() == [expected, None]
+    assert len(expected) == 2
+
+
+def test_a_key_set_that_names_several_images_per_row_is_refused_with_chunks(datasets):
+    images = scan_as_arrow_table(datasets["plate04"].path)
+    chunks = scan_as_arrow_table(datasets["plate04"].path, table="chunk_index")
     profiles = pa.table({"Metadata_Well": ["A01"], "Cells_x": [1.0]})  # no site: 2 fields
     with pytest.raises(ContractError, match="site_id"):
-        join_image_assets_with_profiles(images, profiles, profile_dataset_id="plate04")
+        join_image_assets_with_profiles(
+            images, profiles, profile_dataset_id="plate04", chunk_index=chunks
+        )
 
 
 def test_include_chunks_adds_one_row_per_chunk(datasets, profile_files):

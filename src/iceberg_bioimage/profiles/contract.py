@@ -31,13 +31,22 @@ AliasMap: TypeAlias = Mapping[str, str | Sequence[str]]
 CANONICAL_KEYS = ("dataset_id", "image_id", "plate_id", "well_id", "site_id", "object_id")
 
 DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
-    "dataset_id": ("Metadata_dataset_id", "Metadata_DatasetID"),
+    "dataset_id": ("Metadata_dataset_id", "Metadata_DatasetID", "Metadata_Source"),
     "image_id": ("Metadata_image_id", "Metadata_ImageID"),
-    "plate_id": ("Metadata_Plate", "Metadata_plate_id"),
-    "well_id": ("Metadata_Well", "Metadata_well_id"),
-    "site_id": ("Metadata_Site", "Metadata_Field", "Metadata_site_id"),
+    "plate_id": ("Metadata_Plate", "Metadata_plate_id", "Image_Metadata_Plate"),
+    "well_id": ("Metadata_Well", "Metadata_well_id", "Image_Metadata_Well"),
+    "site_id": (
+        "Metadata_Site",
+        "Metadata_Field",
+        "Metadata_site_id",
+        "Image_Metadata_Site",
+        "Metadata_SiteNumber",
+        "Metadata_FOV",
+    ),
     "object_id": ("ObjectNumber", "Metadata_ObjectNumber", "Metadata_object_id"),
 }
+#: CellProfiler's per-object-table layout names the object number ``<Object>_Number_Object_Number``.
+OBJECT_NUMBER_SUFFIX = "_number_object_number"
 
 _MAX_EXAMPLES = 5
 
@@ -146,6 +155,10 @@ def validate_microscopy_profile_table(
     table, source = read_profile_table(table_or_path)
     candidates = _alias_candidates(alias_map)
     resolved, errors = _resolve_columns(table.column_names, candidates)
+    if "object_id" not in resolved:
+        numbered = [c for c in table.column_names if c.lower().endswith(OBJECT_NUMBER_SUFFIX)]
+        if len(numbered) == 1:
+            resolved["object_id"] = numbered[0]
     warnings: list[str] = [] if table.num_rows else ["the table has no rows"]
     missing: list[str] = []
 

@@ -20,7 +20,12 @@ if TYPE_CHECKING:
         str | os.PathLike[str] | pa.Table | pa.RecordBatchReader | pd.DataFrame
     )
 
-_SUPPORTED = "expected .parquet, .csv, .csv.gz, .tsv, .tsv.gz or a folder of .parquet files"
+#: File suffixes of single profile tables.
+TABLE_SUFFIXES = (".parquet", ".csv.gz", ".csv", ".tsv.gz", ".tsv")
+_SUPPORTED = (
+    "expected .parquet, .csv, .csv.gz, .tsv, .tsv.gz, a CellProfiler SQLite, "
+    "a folder of .parquet files or CellProfiler output folders"
+)
 
 
 def read_profile_table(table_or_path: ProfileSource) -> tuple[pa.Table, str]:
@@ -60,7 +65,7 @@ def _read_path(path: Path, label: str) -> pa.Table:
             return _read_parquet_folder(path, label)
         if name.endswith(".parquet"):
             return pq.read_table(path)
-        if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
+        if name.endswith(TABLE_SUFFIXES[1:]):
             delimiter = "\t" if name.endswith((".tsv", ".tsv.gz")) else ","
             return _text_columns(
                 pacsv.read_csv(

@@ -20,6 +20,8 @@ from iceberg_bioimage.profiles.contract import (
     validate_microscopy_profile_table,
 )
 from iceberg_bioimage.profiles.files import read_profile_table
+from iceberg_bioimage.profiles.object_ids import duplicate_count, is_object_number, object_ids
+from iceberg_bioimage.profiles.sites import map_sites, site_offset_warning
 from iceberg_bioimage.profiles.sql import connect, quote_identifier
 
 if TYPE_CHECKING:
@@ -106,14 +108,19 @@ def _match_rows(
 
 
 def _assemble(
-    table: pa.Table, canonical: pa.Table, matches: pa.Table, image_columns: Sequence[str]
+    table: pa.Table,
+    canonical: pa.Table,
+    matches: pa.Table,
+    image_columns: Sequence[str],
+    object_column: str | None,
+    compartment: str | None,
 ) -> pa.Table:
     """Original columns, canonical keys (profile value, else the image's), image columns."""
     rows = matches[ROW_NUMBER]
     repeated = matches.num_rows != table.num_rows
     base = table.take(rows) if repeated else table
     keys = canonical.take(rows) if repeated else canonical
-    out = base.drop_columns([c for c in CANONICAL_OUTPUT if c in base.column_names])
+    out = base.drop_columns([c for c in (*CANONICAL_OUTPUT, "object_id") if c in base.column_names])
     for name in CANONICAL_OUTPUT:
         values = [keys[name]] if name in keys.column_names else []
         if name in image_columns:
@@ -121,8 +128,11 @@ def _assemble(
         if values:
             column = values[0] if len(values) == 1 else pc.coalesce(*values)
             out = out.append_column(name, column)
-    if "object_id" in keys.column_names and "object_id" not in out.column_names:
-        out = out.append_column("object_id", keys["object_id"])
+    if "object_id" in keys.column_names:
+        ids = keys["object_id"]
+        if is_object_number(object_column) and "image_id" in out.column_names:
+            ids = object_ids(out["image_id"], ids, compartment)
+        out = out.append_column("object_id", ids)
     for name in ("uri", "array_path"):
         if name in image_columns:
             out = out.append_column(name, matches[IMAGE_PREFIX + name])
@@ -133,6 +143,41 @@ def _assemble(
     return out
 
 
+def _well_grain(images: pa.Table, keys: Sequence[str]) -> bool:
+    """Whether ``keys`` (no site, no image id) name several images of one well."""
+    if "image_id" in keys or "site_id" in keys:
+        return False
+    grouped = images.group_by(list(keys)).aggregate([([], "count_all")])
+    return grouped.num_rows < images.num_rows
+
+
+def _match_wells(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> pa.Table:
+    """Row number of each profile row with the ``image_ids`` of its well, in row order."""
+    group = ", ".join(quote_identifier(k) for k in keys)
+    on = " AND ".join(f"p.{quote_identifier(k)} = w.{quote_identifier(k)}" for k in keys)
+    matches = con.sql(
+        f"""
+        WITH wells AS (
+            SELECT {group}, list(image_id ORDER BY try_cast(site_id AS BIGINT) NULLS LAST,
+                                 site_id, image_id) AS image_ids
+            FROM images GROUP BY {group}
+        )
+        SELECT p.{ROW_NUMBER}, w.image_ids IS NOT NULL AS __ib_matched, w.image_ids
+        FROM profile_keys p LEFT JOIN wells w ON {on}
+        """
+    ).to_arrow_table()
+    return matches.sort_by(ROW_NUMBER)
+
+
+def _assemble_wells(table: pa.Table, canonical: pa.Table, matches: pa.Table) -> pa.Table:
+    """Original columns, canonical keys and ``image_ids``: one row per profile row."""
+    out = table.drop_columns([c for c in CANONICAL_OUTPUT if c in table.column_names])
+    for name in CANONICAL_OUTPUT:
+        if name in canonical.column_names:
+            out = out.append_column(name, canonical[name])
+    return out.append_column("image_ids", matches["image_ids"])
+
+
 def join_image_assets_with_profiles(
     image_assets: pa.Table,
     profiles: Any,
@@ -141,6 +186,8 @@ def join_image_assets_with_profiles(
     profile_dataset_id: str | None = None,
     alias_map: dict[str, Any] | None = None,
     multiscale_level: int | None = 0,
+    compartment: str | None = None,
+    site_base: int | None = None,
 ) -> pa.Table:
     """Join profiles to images on the most specific shared key set (DuckDB).
 
@@ -149,6 +196,13 @@ def join_image_assets_with_profiles(
     rows get nulls and are counted in :func:`join_report`. A profile row never
     matches more than one image (level ``multiscale_level`` only; ``None`` keeps all
     levels) unless ``chunk_index`` is given, which adds one row per chunk.
+
+    Grain: rows with an image or site key join one image; rows keyed by well only,
+    on a plate with several fields per well, join at well grain and get the list
+    ``image_ids``. Object rows get ``object_id`` =
+    ``<image_id>:<compartment>:<ObjectNumber>``. ``site_base`` (0 or 1) says where
+    the profiles' site numbers start and maps them onto the fields in field order;
+    without it, an offset between profile sites and image fields is a warning.
     """
     table, label = read_profile_table(profiles)
     contract = validate_microscopy_profile_table(
@@ -159,26 +213,51 @@ def join_image_assets_with_profiles(
     images = _image_side(image_assets, multiscale_level)
     keys = choose_join_keys(contract, images)
     canonical = canonical_profile_keys(table, contract)
+    warnings = list(contract.warnings)
+    if "site_id" in keys:
+        well_keys = [k for k in keys if k != "site_id"]
+        if site_base is not None:
+            canonical = map_sites(canonical, images, well_keys, site_base, label)
+        else:
+            offset = site_offset_warning(canonical["site_id"], images["site_id"])
+            warnings += [offset] if offset else []
     con = connect()
     profile_keys = canonical.select(list(keys)).append_column(
         ROW_NUMBER, pa.array(np.arange(table.num_rows, dtype=np.int64))
     )
     con.register("profile_keys", profile_keys)
     con.register("images", images)
-    if multiscale_level is not None:
-        _check_unique(con, keys, label)
-    if chunk_index is not None:
-        con.register("chunks", chunk_index)
-    image_columns = [c for c in IMAGE_COLUMNS if c in images.column_names]
-    matches = _match_rows(con, keys, image_columns, chunk_index is not None)
-    joined = _assemble(table, canonical, matches, image_columns)
+    well_grain = multiscale_level is not None and chunk_index is None and _well_grain(images, keys)
+    if well_grain:
+        matches = _match_wells(con, keys)
+        joined = _assemble_wells(table, canonical, matches)
+        grain = "well"
+    else:
+        if multiscale_level is not None:
+            _check_unique(con, keys, label)
+        if chunk_index is not None:
+            con.register("chunks", chunk_index)
+        image_columns = [c for c in IMAGE_COLUMNS if c in images.column_names]
+        matches = _match_rows(con, keys, image_columns, chunk_index is not None)
+        joined = _assemble(
+            table, canonical, matches, image_columns, contract.object_key, compartment
+        )
+        grain = "object" if "object_id" in joined.column_names else "image"
+    if "object_id" in joined.column_names and chunk_index is None:
+        repeats = duplicate_count(joined["object_id"])
+        if repeats:
+            warnings.append(f"{repeats:,} rows repeat an object_id of an earlier row")
     matched = matches["__ib_matched"]
     report = {
         "join_keys": list(keys),
+        "grain": grain,
+        "compartment": compartment,
         "profile_rows": table.num_rows,
         "matched_rows": int(pc.sum(matched).as_py() or 0),
         "unmatched_rows": int(pc.sum(pc.invert(matched)).as_py() or 0),
         "resolved_aliases": contract.resolved_aliases,
+        "site_base": site_base,
+        "warnings": warnings,
     }
     return joined.replace_schema_metadata(
         {**(joined.schema.metadata or {}), JOIN_METADATA_KEY: json.dumps(report).encode()}
