@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
     from pyiceberg.expressions import BooleanExpression
 
+    from iceberg_bioimage.profiles.source_join import JoinedProfiles, ProfileOptions
     from iceberg_bioimage.publishing.warehouse import TableRequest
 
 
@@ -363,20 +364,46 @@ def join_image_assets_with_profiles(
     chunk_index: pa.Table | None = None,
     profile_dataset_id: str | None = None,
     alias_map: Mapping[str, Any] | None = None,
+    compartment: str | None = None,
+    image_table: Any = None,
+    site_base: int | None = None,
+    platemap: str | os.PathLike[str] | None = None,
 ) -> pa.Table:
     """Join profiles to image metadata with DuckDB on the most specific shared keys.
 
-    See :func:`iceberg_bioimage.profiles.join.join_image_assets_with_profiles`;
-    the keys used and matched/unmatched counts are in :func:`join_report`.
+    ``profiles`` is a table, a file, a folder (CellProfiler output or per-site
+    folders) or a CellProfiler SQLite; ``compartment`` picks one of its tables when
+    it has several; ``image_table`` gives the Image table of ``ImageNumber``-keyed
+    rows; ``site_base`` (0 or 1) says where profile site numbers start; ``platemap``
+    annotates the rows. See :func:`iceberg_bioimage.profiles.join.join_image_assets_with_profiles`;
+    keys, grain and matched/unmatched counts are in :func:`join_report`.
     """
-    from iceberg_bioimage.profiles import join as profile_join
+    from iceberg_bioimage.profiles.source_join import ProfileOptions, join_profile_source
 
-    return profile_join.join_image_assets_with_profiles(
+    options = ProfileOptions(
+        compartment=compartment, image_table=image_table, site_base=site_base, platemap=platemap
+    )
+    joined = join_profile_source(
         image_assets,
         profiles,
+        options=options,
         chunk_index=chunk_index,
         profile_dataset_id=profile_dataset_id,
-        alias_map=dict(alias_map) if alias_map else None,
+        alias_map=alias_map,
+    )
+    return _only_table(joined, profiles)
+
+
+def _only_table(joined: Sequence[JoinedProfiles], profiles: Any) -> pa.Table:
+    """The one joined table; a source with several compartments needs ``compartment=``."""
+    from iceberg_bioimage.exceptions import ContractError
+
+    if len(joined) == 1:
+        return joined[0].table
+    names = ", ".join(str(j.compartment) for j in joined)
+    label = os.fspath(profiles) if isinstance(profiles, str | os.PathLike) else "<profiles>"
+    raise ContractError(
+        label, f"holds several compartments ({names}); choose one with compartment= (--compartment)"
     )
 
 
@@ -389,6 +416,10 @@ def join_profiles_with_store(
     alias_map: Mapping[str, Any] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     file_set: FileSetOptions | None = None,
+    compartment: str | None = None,
+    image_table: Any = None,
+    site_base: int | None = None,
+    platemap: str | os.PathLike[str] | None = None,
 ) -> pa.Table:
     """Scan a store and join profiles to its images (dataset id defaults to the store's)."""
     from iceberg_bioimage.publishing.arrow_tables import canonical_table
@@ -400,6 +431,50 @@ def join_profiles_with_store(
         chunk_index=canonical_table(result, "chunk_index") if include_chunks else None,
         profile_dataset_id=profile_dataset_id or result.dataset_id,
         alias_map=alias_map,
+        compartment=compartment,
+        image_table=image_table,
+        site_base=site_base,
+        platemap=platemap,
+    )
+
+
+def join_catalog_image_assets_with_profiles(
+    catalog: str | Catalog,
+    namespace: str,
+    profiles: Any,
+    *,
+    image_assets_table: str = "image_assets",
+    chunk_index_table: str | None = None,
+    profile_dataset_id: str | None = None,
+    alias_map: Mapping[str, Any] | None = None,
+    compartment: str | None = None,
+    image_table: Any = None,
+    site_base: int | None = None,
+    platemap: str | os.PathLike[str] | None = None,
+) -> pa.Table:
+    """Load catalog tables (only the profiles' datasets), then join profiles to them."""
+    from iceberg_bioimage.profiles.sources import read_profile_set
+
+    aliases = dict(alias_map) if alias_map else None
+    profile_set = read_profile_set(profiles, image_table=image_table, alias_map=aliases)
+    chosen, table = profile_set.select(compartment)
+    ids = _profile_dataset_ids(table, profile_dataset_id, aliases)
+    only = [("dataset_id", "in", ids)]
+    images = load_catalog_table(catalog, namespace, image_assets_table, filters=only)
+    chunks = (
+        load_catalog_table(catalog, namespace, chunk_index_table, filters=only)
+        if chunk_index_table
+        else None
+    )
+    return join_image_assets_with_profiles(
+        images,
+        profile_set,
+        chunk_index=chunks,
+        profile_dataset_id=profile_dataset_id,
+        alias_map=aliases,
+        compartment=chosen,
+        site_base=site_base,
+        platemap=platemap,
     )
 
 
@@ -421,58 +496,67 @@ def _profile_dataset_ids(
     return sorted(v for v in pc.unique(keys["dataset_id"]).to_pylist() if v is not None)
 
 
-def join_catalog_image_assets_with_profiles(
-    catalog: str | Catalog,
-    namespace: str,
-    profiles: Any,
-    *,
-    image_assets_table: str = "image_assets",
-    chunk_index_table: str | None = None,
-    profile_dataset_id: str | None = None,
-    alias_map: Mapping[str, Any] | None = None,
-) -> pa.Table:
-    """Load catalog tables (only the profiles' datasets), then join profiles to them."""
-    from iceberg_bioimage.profiles.files import read_profile_table
-
-    table, _label = read_profile_table(profiles)
-    aliases = dict(alias_map) if alias_map else None
-    ids = _profile_dataset_ids(table, profile_dataset_id, aliases)
-    only = [("dataset_id", "in", ids)]
-    images = load_catalog_table(catalog, namespace, image_assets_table, filters=only)
-    chunks = (
-        load_catalog_table(catalog, namespace, chunk_index_table, filters=only)
-        if chunk_index_table
-        else None
-    )
-    return join_image_assets_with_profiles(
-        images, table, chunk_index=chunks, profile_dataset_id=profile_dataset_id, alias_map=aliases
-    )
-
-
 def _export(
     warehouse_root: str | os.PathLike[str],
     requests: list[TableRequest],
     *,
     mode: Mode,
     layout: Layout,
-    join: dict[str, Any] | None = None,
+    joined: Sequence[JoinedProfiles] = (),
     warnings: Sequence[str] = (),
 ) -> CytominingExportResult:
     from iceberg_bioimage.publishing.warehouse import write_tables
 
     manifest_path, writes = write_tables(warehouse_root, requests, mode=mode, layout=layout)
-    unmatched = (join or {}).get("unmatched_rows", 0)
-    if unmatched:
-        warnings = [*warnings, f"{unmatched:,} profile rows match no image"]
+    reports = [j.report for j in joined]
+    warnings = [*warnings, *_join_warnings(reports)]
     return CytominingExportResult(
         warehouse_root=os.fspath(warehouse_root),
         layout=layout,
         mode=mode,
         manifest_path=str(manifest_path),
         tables=tuple(writes),
-        join=join,
-        warnings=tuple(warnings),
+        join=reports[0] if len(reports) == 1 else None,
+        joins=tuple(reports),
+        warnings=tuple(dict.fromkeys(warnings)),
     )
+
+
+def _join_warnings(reports: Sequence[dict[str, Any]]) -> list[str]:
+    """Each join's warnings and its unmatched rows, named by compartment."""
+    warnings = []
+    for report in reports:
+        where = f"{report['compartment']}: " if report.get("compartment") else ""
+        warnings += [f"{where}{w}" for w in report.get("warnings", [])]
+        if report.get("unmatched_rows"):
+            warnings.append(f"{where}{report['unmatched_rows']:,} profile rows match no image")
+    return warnings
+
+
+def _profile_requests(
+    images: pa.Table,
+    profiles: Any,
+    *,
+    options: ProfileOptions,
+    profile_dataset_id: str | None,
+    alias_map: Mapping[str, Any] | None,
+    sources: Sequence[str],
+) -> tuple[list[TableRequest], list[JoinedProfiles]]:
+    from iceberg_bioimage.profiles.source_join import join_profile_source
+    from iceberg_bioimage.publishing.cytomining import joined_profile_requests, platemap_request
+
+    joined = join_profile_source(
+        images,
+        profiles,
+        options=options,
+        profile_dataset_id=profile_dataset_id,
+        alias_map=alias_map,
+    )
+    one = options.compartment is not None or len(joined) == 1
+    requests = joined_profile_requests(joined, chosen=one, sources=sources)
+    if options.platemap is not None:
+        requests.append(platemap_request(options.platemap))
+    return requests, joined
 
 
 def export_store_to_cytomining_warehouse(
@@ -488,14 +572,22 @@ def export_store_to_cytomining_warehouse(
     alias_map: Mapping[str, Any] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     file_set: FileSetOptions | None = None,
+    compartment: str | None = None,
+    image_table: Any = None,
+    site_base: int | None = None,
+    platemap: str | os.PathLike[str] | None = None,
 ) -> CytominingExportResult:
     """Scan a store and write its tables (and joined profiles) to a Parquet warehouse.
 
-    Everything is computed before the warehouse is touched, so a failure (e.g.
-    profiles violating the contract) leaves an existing warehouse as it was.
+    Profiles are written one table per compartment (``profiles.nuclei_profiles``…);
+    when there is one compartment (the only one, or the ``compartment`` chosen) it
+    is also ``profiles.joined_profiles``, as is a single table of unknown compartment. Everything is
+    computed before the warehouse is touched, so a failure (e.g. profiles violating
+    the contract) leaves an existing warehouse as it was.
     """
+    from iceberg_bioimage.profiles.source_join import ProfileOptions
     from iceberg_bioimage.publishing.arrow_tables import chunk_index_rows, image_assets_table
-    from iceberg_bioimage.publishing.cytomining import image_requests, joined_profiles_request
+    from iceberg_bioimage.publishing.cytomining import image_requests
 
     result = scan_store(
         uri, dataset_id=dataset_id, storage_options=storage_options, file_set=file_set
@@ -503,18 +595,22 @@ def export_store_to_cytomining_warehouse(
     images = image_assets_table(result)
     chunks = chunk_index_rows(result) if include_chunks else None
     requests = image_requests(images, chunks, [result.uri])
-    report = None
+    joined: list[JoinedProfiles] = []
     if profiles is not None:
-        request, report = joined_profiles_request(
+        options = ProfileOptions(
+            compartment=compartment, image_table=image_table, site_base=site_base, platemap=platemap
+        )
+        more, joined = _profile_requests(
             images,
             profiles,
+            options=options,
             profile_dataset_id=profile_dataset_id or result.dataset_id,
-            alias_map=dict(alias_map) if alias_map else None,
+            alias_map=alias_map,
             sources=[result.uri],
         )
-        requests.append(request)
+        requests += more
     return _export(
-        warehouse_root, requests, mode=mode, layout=layout, join=report, warnings=result.warnings
+        warehouse_root, requests, mode=mode, layout=layout, joined=joined, warnings=result.warnings
     )
 
 
@@ -530,9 +626,14 @@ def export_catalog_to_cytomining_warehouse(
     mode: Mode = "overwrite",
     layout: Layout = "namespaced",
     alias_map: Mapping[str, Any] | None = None,
+    compartment: str | None = None,
+    image_table: Any = None,
+    site_base: int | None = None,
+    platemap: str | os.PathLike[str] | None = None,
 ) -> CytominingExportResult:
     """Write catalog tables (optionally some datasets) and joined profiles to a warehouse."""
-    from iceberg_bioimage.publishing.cytomining import image_requests, joined_profiles_request
+    from iceberg_bioimage.profiles.source_join import ProfileOptions
+    from iceberg_bioimage.publishing.cytomining import image_requests
 
     only = [("dataset_id", "in", list(dataset_ids))] if dataset_ids else None
     images = load_catalog_table(catalog, namespace, "image_assets", filters=only)
@@ -543,17 +644,21 @@ def export_catalog_to_cytomining_warehouse(
     )
     sources = sorted(set(images["uri"].to_pylist()))
     requests = image_requests(images, chunks, sources)
-    report = None
+    joined: list[JoinedProfiles] = []
     if profiles is not None:
-        request, report = joined_profiles_request(
+        options = ProfileOptions(
+            compartment=compartment, image_table=image_table, site_base=site_base, platemap=platemap
+        )
+        more, joined = _profile_requests(
             images,
             profiles,
+            options=options,
             profile_dataset_id=profile_dataset_id,
-            alias_map=dict(alias_map) if alias_map else None,
+            alias_map=alias_map,
             sources=sources,
         )
-        requests.append(request)
-    return _export(warehouse_root, requests, mode=mode, layout=layout, join=report)
+        requests += more
+    return _export(warehouse_root, requests, mode=mode, layout=layout, joined=joined)
 
 
 def _warehouse_image_assets(root: str | os.PathLike[str]) -> pa.Table | None:
@@ -578,6 +683,7 @@ def export_profiles_to_cytomining_warehouse(
     profile_dataset_id: str | None = None,
     alias_map: Mapping[str, Any] | None = None,
     mode: Mode = "append",
+    compartment: str | None = None,
 ) -> CytominingExportResult:
     """Add a profile table (e.g. pycytominer or coSMicQC output) to a warehouse.
 
@@ -597,6 +703,7 @@ def export_profiles_to_cytomining_warehouse(
         profile_dataset_id=profile_dataset_id,
         alias_map=dict(alias_map) if alias_map else None,
         image_assets=_warehouse_image_assets(warehouse_root),
+        compartment=compartment,
     )
     return _export(warehouse_root, [request], mode=mode, layout=manifest_layout)
 

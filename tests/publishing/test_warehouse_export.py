@@ -62,7 +62,7 @@ def test_namespaced_layout_and_manifest(datasets, cells, tmp_path):
         assert len(names) == 1 and re.fullmatch(r"plate04\.[0-9a-f]{12}\.parquet", names[0])
     manifest = json.loads((root / "warehouse_manifest.json").read_text())
     assert manifest["warehouse_spec_version"] == "1.0.0"
-    assert manifest["conformance_profiles"] == ["core", "profiles-qc"]
+    assert "conformance_profiles" not in manifest  # the merged spec defines none
     entries = {t["table_name"]: t for t in manifest["tables"]}
     assert entries["images.image_assets"]["row_count"] == 16
     assert entries["images.chunk_index"]["row_count"] == 80
@@ -169,8 +169,8 @@ def test_profiles_and_qc_tables(datasets, cells, tmp_path):
         role="quality_control",
         profile_dataset_id="plate04",
     )
-    assert result.tables[0].table_name == "profiles.cosmicqc_profiles"
-    stored = pq.read_table(root / "profiles/cosmicqc_profiles")
+    assert result.tables[0].table_name == "quality_control.cosmicqc_profiles"
+    stored = pq.read_table(root / "quality_control/cosmicqc_profiles")
     assert stored.schema.field("qc_pass").type == pa.bool_()
     assert stored["image_id"].null_count == 0  # looked up from the warehouse images
     with pytest.raises(ContractError, match="qc_pass"):
@@ -216,7 +216,7 @@ def test_flat_layout_refuses_two_tables_in_one_folder(datasets, tmp_path):
             clash,
             tmp_path,
             table_name="other.image_assets",
-            role="image_assets",
+            role="annotations",
             join_keys=["dataset_id"],
         )
     assert snapshot(tmp_path) == before

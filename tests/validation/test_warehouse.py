@@ -49,7 +49,7 @@ def warehouse(datasets, profiles, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def qc_warehouse(warehouse, tmp_path_factory) -> Path:
-    """``warehouse`` plus a coSMicQC-style ``profiles.cosmicqc_profiles`` QC table."""
+    """``warehouse`` plus a coSMicQC-style ``quality_control.cosmicqc_profiles`` QC table."""
     root = tmp_path_factory.mktemp("qc") / "wh"
     shutil.copytree(warehouse, root)
     joined = pq.read_table(root / "profiles" / "joined_profiles")
@@ -86,12 +86,12 @@ def add_hand_written_qc(root: Path, qc_column: str | None) -> None:
     table = joined.select(KEYS)
     if qc_column is not None:
         table = table.append_column(qc_column, pa.array([True] * table.num_rows))
-    (root / "profiles" / "hand_qc").mkdir()
-    pq.write_table(table, root / "profiles" / "hand_qc" / "plate04.parquet")
+    (root / "quality_control" / "hand_qc").mkdir(parents=True)
+    pq.write_table(table, root / "quality_control" / "hand_qc" / "plate04.parquet")
     entry = TableEntry(
-        table_name="profiles.hand_qc",
+        table_name="quality_control.hand_qc",
         role="quality_control",
-        path="profiles/hand_qc",
+        path="quality_control/hand_qc",
         join_keys=("dataset_id", "image_id"),
         columns=tuple({"name": f.name, "type": str(f.type)} for f in table.schema),
         grain={"profile_level": "object", "compartment": None},
@@ -113,13 +113,13 @@ def only_error(root: Path, fragment: str) -> str:
 # -- Valid warehouses --------------------------------------------------------------
 
 
-def test_exported_warehouse_is_valid_with_core_and_profiles_qc(warehouse: Path, profiles) -> None:
+def test_exported_warehouse_meets_every_requirement(warehouse: Path, profiles) -> None:
     result = validate_warehouse(warehouse)
     assert result.is_valid, result.errors
     assert result.errors == () and result.warnings == ()
     assert result.layout == "namespaced"
     assert result.spec_version == "1.0.0"
-    assert result.conformance_profiles == ("core", "profiles-qc")
+    assert result.failed_requirements == ()
     tables = {t["table_name"]: t for t in result.tables}
     assert set(tables) == {"images.image_assets", "images.chunk_index", "profiles.joined_profiles"}
     assert tables["profiles.joined_profiles"] == {
@@ -136,17 +136,19 @@ def test_exported_warehouse_is_valid_with_core_and_profiles_qc(warehouse: Path, 
 def test_qc_table_exported_through_the_api_keeps_the_warehouse_valid(qc_warehouse: Path) -> None:
     result = validate_warehouse(qc_warehouse)
     assert result.is_valid, result.errors
-    assert result.conformance_profiles == ("core", "profiles-qc")
+    assert result.failed_requirements == ()
     qc = next(t for t in result.tables if t["role"] == "quality_control")
-    assert qc["table_name"] == "profiles.cosmicqc_profiles"
+    assert qc["table_name"] == "quality_control.cosmicqc_profiles"
+    assert (qc_warehouse / "quality_control" / "cosmicqc_profiles").is_dir()
+    assert not (qc_warehouse / "profiles" / "cosmicqc_profiles").exists()
     assert qc["ok"] and qc["rows"] > 0
 
 
-def test_core_only_without_joined_profiles(datasets, tmp_path: Path) -> None:
+def test_images_only_warehouse_is_valid(datasets, tmp_path: Path) -> None:
     export_store_to_cytomining_warehouse(datasets["pyramid"].path, tmp_path / "wh")
     result = validate_warehouse(tmp_path / "wh")
     assert result.is_valid, result.errors
-    assert result.conformance_profiles == ("core",)
+    assert result.failed_requirements == ()
 
 
 def test_flat_layout_export_is_valid(datasets, profiles, tmp_path: Path) -> None:
@@ -158,7 +160,8 @@ def test_flat_layout_export_is_valid(datasets, profiles, tmp_path: Path) -> None
     assert result.is_valid, result.errors
     assert result.layout == "flat"
     assert {t["path"] for t in result.tables} == {"image_assets", "chunk_index", "joined_profiles"}
-    assert result.conformance_profiles == ("core", "profiles-qc")
+    assert result.failed_requirements == ()
+    assert any("flat layout" in w for w in result.warnings)
 
 
 def test_newer_minor_version_is_a_warning(damaged: Path) -> None:
@@ -173,8 +176,7 @@ def test_qc_pass_spelled_qc_pass_upper_is_accepted_with_a_warning(damaged: Path)
     add_hand_written_qc(damaged, "QC_Pass")
     result = validate_warehouse(damaged)
     assert result.is_valid, result.errors
-    assert result.conformance_profiles == ("core", "profiles-qc")
-    assert any("profiles.hand_qc" in w and "QC_Pass" in w for w in result.warnings)
+    assert any("quality_control.hand_qc" in w and "QC_Pass" in w for w in result.warnings)
 
 
 def test_leftovers_of_interrupted_writes_are_warnings(damaged: Path) -> None:
@@ -207,7 +209,7 @@ def test_unknown_major_version_fails_fast(damaged: Path) -> None:
     assert "2.0.0" in message and MANIFEST_NAME in message
     result = validate_warehouse(damaged)
     assert result.spec_version == "2.0.0"
-    assert result.tables == () and result.conformance_profiles == ()
+    assert result.tables == () and result.failed_requirements == ("version",)
 
 
 def test_missing_file(damaged: Path) -> None:
@@ -217,7 +219,7 @@ def test_missing_file(damaged: Path) -> None:
         damaged,
         f"table profiles.joined_profiles: {name} is listed in the manifest but missing",
     )
-    assert validate_warehouse(damaged).conformance_profiles == ()
+    assert validate_warehouse(damaged).failed_requirements == ("files",)
 
 
 def test_row_count_mismatch(damaged: Path) -> None:
@@ -249,11 +251,31 @@ def test_unreadable_parquet_file(damaged: Path) -> None:
     only_error(damaged, f"table images.chunk_index: {name} is not a readable")
 
 
-def test_qc_table_without_qc_pass_breaks_only_profiles_qc(damaged: Path) -> None:
-    add_hand_written_qc(damaged, None)
-    only_error(damaged, "table profiles.hand_qc: quality_control tables need a boolean qc_pass")
+def test_qc_table_without_qc_pass_is_a_warning(damaged: Path) -> None:
+    add_hand_written_qc(damaged, None)  # the spec says SHOULD carry a boolean flag
     result = validate_warehouse(damaged)
-    assert result.conformance_profiles == ("core",)
+    assert result.is_valid, result.errors
+    assert any(
+        "quality_control.hand_qc: quality_control tables should carry a boolean qc_pass" in w
+        for w in result.warnings
+    )
+
+
+def test_qc_table_outside_quality_control_breaks_the_namespace_requirement(
+    damaged: Path,
+) -> None:
+    add_hand_written_qc(damaged, "qc_pass")
+    edit_manifest(
+        damaged,
+        lambda doc: entry_of(doc, "quality_control.hand_qc").update(
+            table_name="profiles.hand_qc", path="profiles/hand_qc"
+        ),
+    )
+    shutil.move(damaged / "quality_control" / "hand_qc", damaged / "profiles" / "hand_qc")
+    message = only_error(damaged, "table profiles.hand_qc: quality_control tables live in")
+    assert message.startswith("[namespaces] ")
+    result = validate_warehouse(damaged)
+    assert result.failed_requirements == ("namespaces",)
     assert {t["table_name"]: t["ok"] for t in result.tables}["profiles.hand_qc"] is False
 
 
@@ -265,7 +287,8 @@ def test_missing_image_assets(damaged: Path) -> None:
             tables=[t for t in doc["tables"] if t["table_name"] != "images.image_assets"]
         ),
     )
-    only_error(damaged, "no table has role image_assets")
+    message = only_error(damaged, "no images.image_assets table")
+    assert message.startswith("[image-assets] ")
 
 
 def test_missing_chunk_index_is_fine(damaged: Path) -> None:
@@ -283,8 +306,8 @@ def test_missing_chunk_index_is_fine(damaged: Path) -> None:
     ("edit", "fragment"),
     [
         (
-            lambda doc: entry_of(doc, "profiles.cosmicqc_profiles").update(role="banana"),
-            "table profiles.cosmicqc_profiles: unknown role 'banana'",
+            lambda doc: entry_of(doc, "quality_control.cosmicqc_profiles").update(role="banana"),
+            "table quality_control.cosmicqc_profiles: unknown role 'banana'",
         ),
         (
             lambda doc: entry_of(doc, "images.image_assets").update(format="csv"),
@@ -321,10 +344,10 @@ def test_missing_chunk_index_is_fine(damaged: Path) -> None:
             "table images.chunk_index: path 'chunk_index' does not match the namespaced layout",
         ),
         (
-            lambda doc: entry_of(doc, "profiles.cosmicqc_profiles")["files"][0].update(
+            lambda doc: entry_of(doc, "quality_control.cosmicqc_profiles")["files"][0].update(
                 path="../joined_profiles/plate04.parquet"
             ),
-            "(profiles.cosmicqc_profiles) is malformed: ValueError: file "
+            "(quality_control.cosmicqc_profiles) is malformed: ValueError: file "
             "'../joined_profiles/plate04.parquet' must be a plain .parquet file name",
         ),
     ],
@@ -359,7 +382,7 @@ def test_manifest_less_flat_warehouse_reports_its_tables(datasets, profiles, tmp
     result = validate_warehouse(root)
     assert not result.is_valid
     assert len(result.errors) == 1 and f"no {MANIFEST_NAME}" in result.errors[0]
-    assert result.layout == "flat" and result.conformance_profiles == ()
+    assert result.layout == "flat" and result.failed_requirements == ("manifest",)
     tables = {t["table_name"]: t for t in result.tables}
     assert set(tables) == {"images.image_assets", "images.chunk_index", "profiles.joined_profiles"}
     assert tables["profiles.joined_profiles"]["path"] == "joined_profiles"

@@ -355,6 +355,14 @@ def export_cytomining_profiles(
     _print_export(result, as_json)
 
 
+def _requirements_line(failed: tuple[str, ...]) -> str:
+    from iceberg_bioimage.validation.warehouse import REQUIREMENTS
+
+    if not failed:
+        return f"all {len(REQUIREMENTS)} requirements of the warehouse specification hold"
+    return f"fails: {', '.join(failed)}"
+
+
 @click.command("validate-warehouse")
 @click.argument("warehouse_root", type=click.Path())
 @command_options
@@ -369,7 +377,7 @@ def validate_warehouse(warehouse_root: str, as_json: bool) -> None:
     else:
         table = Table(
             title=f"{warehouse_root}: {'valid' if result.is_valid else 'INVALID'} "
-            f"({', '.join(result.conformance_profiles) or 'no profile'})",
+            f"({_requirements_line(result.failed_requirements)})",
             title_justify="left",
             box=None,
             header_style="bold",

@@ -140,10 +140,11 @@ class CytominingExportResult:
     manifest_path: str
     tables: tuple[WarehouseTableWrite, ...]
     join: dict[str, Any] | None = None
+    joins: tuple[dict[str, Any], ...] = ()
     warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """Return JSON-safe values."""
+        """Return JSON-safe values (``join``: the one join; ``joins``: one per compartment)."""
         return {
             "warehouse_root": self.warehouse_root,
             "layout": self.layout,
@@ -151,6 +152,7 @@ class CytominingExportResult:
             "manifest_path": self.manifest_path,
             "tables": [t.to_dict() for t in self.tables],
             "join": self.join,
+            "joins": list(self.joins),
             "warnings": list(self.warnings),
         }
 

@@ -1,33 +1,64 @@
-"""The Cytomining warehouse manifest (Cytomining Warehouse Specification 1.0.0)."""
+"""The Cytomining warehouse manifest (the merged Cytomining Warehouse Specification, 1.0.0).
+
+Roles come from the specification's controlled vocabulary. Each role has the one
+namespace the specification requires for it (profile tables in ``profiles``, image
+tables in ``images``, quality control in ``quality_control``); roles without one
+(``embeddings``, ``annotations``, ``reports``) default to ``profiles``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from iceberg_bioimage.exceptions import InvalidNameError
 from iceberg_bioimage.models.names import check_table_name
 from iceberg_bioimage.models.paths import relative_key
 
 WAREHOUSE_SPEC_VERSION = "1.0.0"
 MANIFEST_NAME = "warehouse_manifest.json"
-REQUIRED_ROLES = ("image_assets", "chunk_index", "joined_profiles", "quality_control")
+REQUIRED_ROLES = ("profiles", "image_assets", "chunk_index", "joined_profiles", "quality_control")
 OPTIONAL_ROLES = ("image_crops", "source_images", "embeddings", "annotations", "reports")
 ROLES = REQUIRED_ROLES + OPTIONAL_ROLES
 Layout = Literal["namespaced", "flat"]
 Mode = Literal["overwrite", "append"]
 
-#: Default namespace of each role when a table name has none.
+#: The namespace the specification requires for a role (MUST).
 ROLE_NAMESPACES = {
+    "profiles": "profiles",
+    "joined_profiles": "profiles",
     "image_assets": "images",
     "chunk_index": "images",
     "image_crops": "images",
     "source_images": "images",
+    "quality_control": "quality_control",
 }
+#: Namespace of a bare table name whose role requires none.
+DEFAULT_NAMESPACE = "profiles"
 
 
 def qualified_table_name(name: str, role: str) -> str:
-    """``pycytominer_profiles`` → ``profiles.pycytominer_profiles`` (dotted, as written)."""
-    return name if "." in name else f"{ROLE_NAMESPACES.get(role, 'profiles')}.{name}"
+    """``pycytominer_profiles`` → ``profiles.pycytominer_profiles`` (dotted, as written).
+
+    Raises :class:`InvalidNameError` when a dotted name puts the table outside the
+    namespace its role requires (``profiles.qc`` with role ``quality_control``).
+    """
+    required = ROLE_NAMESPACES.get(role)
+    if "." not in name:
+        return f"{required or DEFAULT_NAMESPACE}.{name}"
+    namespace = name.split(".", 1)[0]
+    if required is not None and namespace != required:
+        raise InvalidNameError(
+            f"table {name}",
+            f"{role} tables live in the {required} namespace "
+            f"({required}.{name.split('.', 1)[1]}), as the warehouse specification requires",
+        )
+    return name
+
+
+def required_namespace(role: str) -> str | None:
+    """The namespace the specification requires for ``role``, if it requires one."""
+    return ROLE_NAMESPACES.get(role)
 
 
 def table_path(table_name: str, layout: Layout) -> str:
@@ -149,19 +180,6 @@ class WarehouseManifest:
     warehouse_spec_version: str = WAREHOUSE_SPEC_VERSION
     updated_at: str | None = None
 
-    @property
-    def conformance_profiles(self) -> tuple[str, ...]:
-        """Profiles this warehouse fully meets (``core``; ``profiles-qc`` with profiles)."""
-        roles = {t.role for t in self.tables}
-        claims = ["core"]
-        if "joined_profiles" in roles and all(
-            "qc_pass" in {c["name"] for c in t.columns}
-            for t in self.tables
-            if t.role == "quality_control"
-        ):
-            claims.append("profiles-qc")
-        return tuple(claims)
-
     def table(self, table_name: str) -> TableEntry | None:
         """The entry of ``table_name``, if any."""
         return next((t for t in self.tables if t.table_name == table_name), None)
@@ -175,7 +193,6 @@ class WarehouseManifest:
         """JSON-safe values, as written to the manifest file."""
         return {
             "warehouse_spec_version": self.warehouse_spec_version,
-            "conformance_profiles": list(self.conformance_profiles),
             "layout": self.layout,
             "producer": dict(self.producer),
             "updated_at": self.updated_at,
@@ -197,3 +214,28 @@ class WarehouseManifest:
             warehouse_spec_version=str(doc["warehouse_spec_version"]),
             updated_at=doc.get("updated_at"),
         )
+
+
+def migrated(manifest: WarehouseManifest) -> tuple[WarehouseManifest, list[tuple[str, str]]]:
+    """A 0.2 manifest brought to the merged specification, and the folders to move.
+
+    0.2 followed an earlier draft that put quality-control tables under
+    ``profiles.``; they move to ``quality_control.<name>``. Returns the new manifest
+    and ``(old folder, new folder)`` pairs (empty when nothing moves).
+    """
+    moves: list[tuple[str, str]] = []
+    tables = []
+    names = {t.table_name for t in manifest.tables}
+    for entry in manifest.tables:
+        required = required_namespace(entry.role)
+        namespace, _dot, rest = entry.table_name.partition(".")
+        if required is None or namespace == required or f"{required}.{rest}" in names:
+            tables.append(entry)
+            continue
+        name = f"{required}.{rest}"
+        path = table_path(name, manifest.layout)
+        if path != entry.path:
+            moves.append((entry.path, path))
+        tables.append(replace(entry, table_name=name, path=path))
+    tables.sort(key=lambda t: t.table_name)
+    return replace(manifest, tables=tuple(tables)), moves

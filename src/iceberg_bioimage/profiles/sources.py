@@ -53,6 +53,8 @@ class ProfileSet:
     tables: dict[str | None, pa.Table]
     image: pa.Table | None = None
     warnings: tuple[str, ...] = field(default=())
+    #: Whether the source holds several tables (a folder or SQLite), not one table.
+    multi_table: bool = False
 
     @property
     def compartments(self) -> tuple[str | None, ...]:
@@ -89,6 +91,7 @@ class _RawSource:
     label: str
     objects: dict[str | None, tuple[str, pa.Table]]
     image: tuple[str, pa.Table] | None
+    multi_table: bool = True
 
 
 def read_profile_set(
@@ -103,6 +106,8 @@ def read_profile_set(
     Raises :class:`StoreNotFoundError` for a missing path and :class:`ContractError`
     naming the file or table for anything unreadable.
     """
+    if isinstance(source, ProfileSet):
+        return source
     raw_sources = _raw_sources(source)
     extra_image = None
     if image_table is not None:
@@ -133,7 +138,10 @@ def read_profile_set(
     image = _concat(images, label) if images else None
     if extra_image is not None and image is None:
         image = extra_image[1]
-    return ProfileSet(label=label, tables=tables, image=image, warnings=tuple(warnings))
+    multi_table = len(raw_sources) > 1 or any(r.multi_table for r in raw_sources)
+    return ProfileSet(
+        label=label, tables=tables, image=image, warnings=tuple(warnings), multi_table=multi_table
+    )
 
 
 def _label(source: Any) -> str:
@@ -152,7 +160,7 @@ def _concat(tables: Sequence[pa.Table], label: str) -> pa.Table:
 def _raw_sources(source: Any) -> list[_RawSource]:
     if not isinstance(source, str | os.PathLike):
         table, label = read_profile_table(source)
-        return [_RawSource(label, {None: (label, table)}, None)]
+        return [_RawSource(label, {None: (label, table)}, None, multi_table=False)]
     label = os.fspath(source)
     path = Path(label)
     if not path.exists():
@@ -242,7 +250,7 @@ def _file_source(path: Path, label: str) -> _RawSource:
     stem = _stem(path)
     compartment = _compartment_of(stem) if _compartment_of(stem) in COMPARTMENTS else None
     if compartment == "image":
-        return _RawSource(label, {}, (table_label, table))
+        return _RawSource(label, {}, (table_label, table), multi_table=False)
     image = None
     if path.is_file() and needs_image_table(table):
         sibling = _table_files(path.parent)
@@ -250,7 +258,7 @@ def _file_source(path: Path, label: str) -> _RawSource:
         if image_path is not None:
             image_table, image_label = read_profile_table(image_path)
             image = (image_label, image_table)
-    return _RawSource(label, {compartment: (table_label, table)}, image)
+    return _RawSource(label, {compartment: (table_label, table)}, image, multi_table=False)
 
 
 def _stem(path: Path) -> str:

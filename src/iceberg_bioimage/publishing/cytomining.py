@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,13 +17,17 @@ from iceberg_bioimage.profiles.contract import (
 )
 from iceberg_bioimage.profiles.files import read_profile_table
 from iceberg_bioimage.profiles.join import join_image_assets_with_profiles, join_report
+from iceberg_bioimage.profiles.object_ids import is_object_number, object_ids
 from iceberg_bioimage.publishing.arrow_tables import ChunkIndexRows
 from iceberg_bioimage.publishing.warehouse import TableRequest
+
+if TYPE_CHECKING:
+    from iceberg_bioimage.profiles.source_join import JoinedProfiles
 
 PROFILE_KEYS = ("dataset_id", "image_id", "plate_id", "well_id", "site_id", "object_id")
 QC_ALIASES = ("qc_pass", "QC_Pass", "qcpass", "Metadata_qc_pass")
 #: Roles whose rows join to images, so they must carry ``image_id`` (warehouse spec).
-IMAGE_JOINABLE_ROLES = ("joined_profiles", "quality_control")
+IMAGE_JOINABLE_ROLES = ("joined_profiles", "profiles", "quality_control")
 
 
 def image_requests(
@@ -64,33 +69,51 @@ def _keys_of(table: pa.Table) -> tuple[str, ...]:
     return tuple(k for k in PROFILE_KEYS if k in table.column_names and k != "object_id")
 
 
-def joined_profiles_request(
-    image_assets: pa.Table,
-    profiles: Any,
-    *,
-    profile_dataset_id: str | None,
-    alias_map: dict[str, Any] | None,
-    sources: Sequence[str],
-) -> tuple[TableRequest, dict[str, Any]]:
-    """``profiles.joined_profiles``: profiles joined to their images, plus the join report."""
-    joined = join_image_assets_with_profiles(
-        image_assets,
-        profiles,
-        profile_dataset_id=profile_dataset_id,
-        alias_map=alias_map,
-    )
-    report = join_report(joined)
-    joined = joined.replace_schema_metadata(None)
-    return (
-        TableRequest(
-            table_name="profiles.joined_profiles",
-            role="joined_profiles",
-            data=joined,
-            join_keys=_keys_of(joined),
-            grain=_grain(joined),
-            sources=tuple(sources),
-        ),
-        report,
+def joined_profile_requests(
+    joined: Sequence[JoinedProfiles], *, chosen: bool, sources: Sequence[str]
+) -> list[TableRequest]:
+    """Profile table requests: one per compartment, ``profiles.joined_profiles`` for one.
+
+    A single profile table is ``profiles.joined_profiles``; each compartment ``c`` of
+    a source with several tables is ``profiles.<c>_profiles`` (role ``profiles``),
+    plus ``profiles.joined_profiles`` when ``chosen`` (one compartment is exported).
+    """
+    requests = []
+    for part in joined:
+        data = part.table.replace_schema_metadata(None)
+        report = part.report
+        grain = {"profile_level": report.get("grain"), "compartment": part.compartment}
+        names = []
+        if not part.own_table or chosen:
+            names.append(("profiles.joined_profiles", "joined_profiles"))
+        if part.own_table:
+            names.append((f"profiles.{part.compartment}_profiles", "profiles"))
+        requests += [
+            TableRequest(
+                table_name=name,
+                role=role,
+                data=data,
+                join_keys=_keys_of(data),
+                grain=grain,
+                sources=tuple(sources),
+            )
+            for name, role in names
+        ]
+    return requests
+
+
+def platemap_request(path: str | os.PathLike[str]) -> TableRequest:
+    """``images.platemap`` (role ``annotations``): the platemap as read, keyed by plate and well."""
+    from iceberg_bioimage.profiles.platemap import read_platemap
+
+    table = read_platemap(path)
+    return TableRequest(
+        table_name="images.platemap",
+        role="annotations",
+        data=table,
+        join_keys=tuple(k for k in ("plate_id", "well_id") if k in table.column_names),
+        grain={"level": "well"},
+        sources=(os.fspath(path),),
     )
 
 
@@ -123,8 +146,13 @@ def profiles_request(
     profile_dataset_id: str | None,
     alias_map: dict[str, Any] | None,
     image_assets: pa.Table | None,
+    compartment: str | None = None,
 ) -> TableRequest:
-    """A profile or QC table with canonical key columns (original columns kept)."""
+    """A profile or QC table with canonical key columns (original columns kept).
+
+    Rows without ``image_id`` get it (or, for well-level rows, ``image_ids``) from
+    ``image_assets``; object numbers become ``<image_id>:<compartment>:<n>`` ids.
+    """
     table, label = read_profile_table(profiles)
     if role == "quality_control":
         table = _qc_column(table, label)
@@ -133,16 +161,25 @@ def profiles_request(
     )
     if not contract.is_valid:
         raise ContractError(label, "; ".join(contract.errors))
-    data = _with_canonical_keys(table, canonical_profile_keys(table, contract))
+    keys = canonical_profile_keys(table, contract)
+    numbers = keys["object_id"] if is_object_number(contract.object_key) else None
+    data = _with_canonical_keys(table, keys)
     data = data.replace_schema_metadata(None)  # e.g. pandas metadata, stale after the keys
+    level = None
     if role in IMAGE_JOINABLE_ROLES and "image_id" not in data.column_names:
-        data = _resolve_image_ids(data, image_assets, label, profile_dataset_id, alias_map)
+        data, level = _resolve_image_ids(data, image_assets, label, profile_dataset_id, alias_map)
+    if numbers is not None and "image_id" in data.column_names:
+        ids = object_ids(data["image_id"], numbers, compartment)
+        data = data.set_column(data.column_names.index("object_id"), "object_id", ids)
+    grain = _grain(data, compartment)
+    if level == "well":
+        grain["profile_level"] = "well"
     return TableRequest(
         table_name=qualified_table_name(table_name, role),
         role=role,
         data=data,
         join_keys=_keys_of(data),
-        grain=_grain(data),
+        grain=grain,
         sources=(label,),
     )
 
@@ -153,8 +190,11 @@ def _resolve_image_ids(
     label: str,
     profile_dataset_id: str | None,
     alias_map: dict[str, Any] | None,
-) -> pa.Table:
-    """Profile and QC tables must carry image_id: look it up in the warehouse's images."""
+) -> tuple[pa.Table, str]:
+    """Profile and QC tables must carry image ids: look them up in the warehouse's images.
+
+    Returns the table with ``image_id`` (or ``image_ids`` at well grain) and the grain.
+    """
     if image_assets is None:
         raise ContractError(
             label, "profile tables need image_id; export images to this warehouse first"
@@ -162,7 +202,10 @@ def _resolve_image_ids(
     joined = join_image_assets_with_profiles(
         image_assets, data, profile_dataset_id=profile_dataset_id, alias_map=alias_map
     )
-    unmatched = join_report(joined).get("unmatched_rows", 0)
-    if unmatched:
-        raise ContractError(label, f"{unmatched} rows match no image in the warehouse")
-    return data.append_column("image_id", joined["image_id"])
+    report = join_report(joined)
+    if report.get("unmatched_rows", 0):
+        raise ContractError(
+            label, f"{report['unmatched_rows']} rows match no image in the warehouse"
+        )
+    name = "image_ids" if report.get("grain") == "well" else "image_id"
+    return data.append_column(name, joined[name]), report.get("grain", "image")

@@ -16,6 +16,7 @@ Every path is resolved inside the root (:func:`~iceberg_bioimage.models.paths.re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -51,6 +52,7 @@ from iceberg_bioimage.models.warehouse import (
     TableEntry,
     TableFile,
     WarehouseManifest,
+    migrated,
     table_path,
 )
 from iceberg_bioimage.publishing.arrow_tables import ChunkIndexRows
@@ -337,9 +339,10 @@ def write_tables(
                 f"this warehouse uses the {manifest.layout} layout; "
                 f"pass layout='{manifest.layout}'",
             )
-        _check_folders(manifest, requests, layout)
         _remove_leftovers(base, manifest)
-        return _write_locked(base, manifest, requests, mode=mode, layout=layout)
+        manifest, moves = migrated(manifest)
+        _check_folders(manifest, requests, layout)
+        return _write_locked(base, manifest, requests, mode=mode, layout=layout, moves=moves)
 
 
 def _write_locked(
@@ -349,6 +352,7 @@ def _write_locked(
     *,
     mode: Mode,
     layout: Layout,
+    moves: Sequence[tuple[str, str]] = (),
 ) -> tuple[Path, list[WarehouseTableWrite]]:
     token = uuid.uuid4().hex[:12]
     plans = [(request, *_plan(manifest, request, mode, token)) for request in requests]
@@ -366,6 +370,7 @@ def _write_locked(
         for source, target in staged:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
+        staged += _link_moved_tables(base, previous, moves)
         when = datetime.now(UTC).isoformat()
         results = []
         for request, writes, kept in plans:
@@ -391,7 +396,50 @@ def _write_locked(
         shutil.rmtree(staging, ignore_errors=True)
     for request in requests:
         _remove_dropped(folders[request.table_name], previous.table(request.table_name), manifest)
+    _remove_moved_tables(base, previous, moves)
     return manifest_path, results
+
+
+def _moved_files(base: Path, previous: WarehouseManifest, old: str) -> list[str]:
+    entry = next((t for t in previous.tables if t.path == old), None)
+    return [f.path for f in entry.files] if entry is not None else []
+
+
+def _link_moved_tables(
+    base: Path, previous: WarehouseManifest, moves: Sequence[tuple[str, str]]
+) -> list[tuple[Path, Path]]:
+    """Give the files of tables that migrate a name in their new folder (hard links).
+
+    Returns ``(old, new)`` file pairs; the new names are removed again if the
+    manifest is not replaced, and the old ones after it is.
+    """
+    linked = []
+    for old, new in moves:
+        source_folder = resolve_inside(base, old, what="folder of a migrated table")
+        target_folder = resolve_inside(base, new, what="folder of a migrated table")
+        target_folder.mkdir(parents=True, exist_ok=True)
+        for name in _moved_files(base, previous, old):
+            source, target = source_folder / name, target_folder / name
+            temporary = target_folder / f".{name}.{uuid.uuid4().hex}.tmp"
+            try:
+                os.link(source, temporary)
+            except OSError:
+                shutil.copyfile(source, temporary)
+            os.replace(temporary, target)
+            linked.append((source, target))
+    return linked
+
+
+def _remove_moved_tables(
+    base: Path, previous: WarehouseManifest, moves: Sequence[tuple[str, str]]
+) -> None:
+    """Remove the old names of migrated tables (and their folders once empty)."""
+    for old, _new in moves:
+        folder = resolve_inside(base, old, what="folder of a migrated table")
+        for name in _moved_files(base, previous, old):
+            (folder / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _remove_dropped(folder: Path, before: TableEntry | None, after: WarehouseManifest) -> None:

@@ -1,13 +1,12 @@
-"""Check a Cytomining Parquet warehouse against the Cytomining Warehouse Specification 1.0.0.
+"""Check a Cytomining Parquet warehouse against the merged Cytomining Warehouse Specification.
 
-:func:`validate_warehouse` reads ``warehouse_manifest.json`` and only the footers of
-the Parquet files (row counts and schemas), never their rows; the one exception is
-a warehouse without a manifest, whose ``dataset_id`` columns are read to report
-its datasets. Every problem is one message naming the table or file: ``errors``
-break the specification, ``warnings`` leave the warehouse usable. A conformance
-profile is reported only when every check it needs passed: ``core`` (layout,
-manifest, files, join keys) and ``profiles-qc`` (``core``, a ``joined_profiles``
-table, and a boolean ``qc_pass`` in every ``quality_control`` table).
+:func:`validate_warehouse` reads ``warehouse_manifest.json`` and the footers of the
+Parquet files (row counts and schemas); of the rows it reads only ``object_id`` of
+object-level profile tables (uniqueness) and, for a warehouse without a manifest,
+``dataset_id``. Every problem is one message naming the table or file. An error
+starts with the requirement (a MUST of the specification, see :data:`REQUIREMENTS`)
+it breaks, e.g. ``[namespaces] table profiles.qc: ...``; warnings (SHOULDs, leftovers
+of interrupted writes) leave the warehouse usable.
 """
 
 from __future__ import annotations
@@ -34,12 +33,32 @@ from iceberg_bioimage.models.warehouse import (
     TableEntry,
     TableFile,
     WarehouseManifest,
+    required_namespace,
     table_path,
 )
 from iceberg_bioimage.publishing.warehouse import STAGING_PREFIX, WRITTEN_FILE
 
+#: The specification's MUSTs, by the id that starts each error message.
+REQUIREMENTS = {
+    "manifest": "<root>/warehouse_manifest.json exists and is a readable JSON object",
+    "version": "warehouse_spec_version is a semantic version with a major version readers know",
+    "entries": "every table entry has a unique dotted table_name, a role, format, join_keys "
+    "and columns",
+    "roles": "roles come from the controlled vocabulary",
+    "layout": "table <namespace>.<table> lives at <root>/<namespace>/<table>/",
+    "namespaces": "profile tables in profiles, image tables in images, quality-control tables "
+    "in quality_control",
+    "image-assets": "image metadata is in images.image_assets",
+    "profile-ids": "every profile table includes image identifiers and unique object identifiers",
+    "files": "readers see complete tables: every listed file exists, is Parquet, has the rows "
+    "and columns the manifest says, and table folders hold nothing else",
+}
 #: Roles whose tables join images, so carry ``dataset_id`` and ``image_id``.
-JOINABLE_ROLES = ("image_assets", "chunk_index", "joined_profiles", "quality_control")
+JOINABLE_ROLES = ("image_assets", "chunk_index", "joined_profiles", "profiles", "quality_control")
+#: Roles of profile tables (one kind of object per table, with object and image ids).
+PROFILE_ROLES = ("profiles", "joined_profiles")
+#: Profile levels whose rows are not objects (no object_id needed).
+AGGREGATES = ("image", "well")
 #: Tables of warehouses written before the manifest existed, found by their folders.
 LEGACY_TABLES = {
     "images.image_assets": "image_assets",
@@ -47,6 +66,8 @@ LEGACY_TABLES = {
     "profiles.joined_profiles": "joined_profiles",
 }
 QC_COLUMNS = ("qc_pass", "QC_Pass")
+IMAGE_ASSETS = "images.image_assets"
+_REQUIREMENT = re.compile(r"\[([a-z-]+)\] ")
 _SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:[-+].*)?")
 _TABLE_NAME = re.compile(r"[^./\\\s]+(?:\.[^./\\\s]+)+")
 
@@ -56,7 +77,7 @@ class WarehouseValidationResult:
     """Outcome of :func:`validate_warehouse`.
 
     ``layout`` is ``"namespaced"`` or ``"flat"`` (None when unknown);
-    ``conformance_profiles`` are the profiles verified here, not those claimed;
+    ``failed_requirements`` are the ids of :data:`REQUIREMENTS` some error breaks;
     ``tables`` has one dict per table (``table_name``, ``role``, ``path``,
     ``rows`` found in the Parquet footers, ``datasets``, ``ok``).
     """
@@ -65,7 +86,7 @@ class WarehouseValidationResult:
     is_valid: bool
     layout: str | None
     spec_version: str | None
-    conformance_profiles: tuple[str, ...]
+    failed_requirements: tuple[str, ...]
     tables: tuple[dict[str, Any], ...]
     errors: tuple[str, ...]
     warnings: tuple[str, ...]
@@ -77,7 +98,7 @@ class WarehouseValidationResult:
             "is_valid": self.is_valid,
             "layout": self.layout,
             "spec_version": self.spec_version,
-            "conformance_profiles": list(self.conformance_profiles),
+            "failed_requirements": list(self.failed_requirements),
             "tables": [{**t, "datasets": list(t["datasets"])} for t in self.tables],
             "errors": list(self.errors),
             "warnings": list(self.warnings),
@@ -86,11 +107,10 @@ class WarehouseValidationResult:
 
 @dataclass(frozen=True, kw_only=True)
 class _TableCheck:
-    """One table's summary and problems; ``qc_errors`` break only ``profiles-qc``."""
+    """One table's summary, errors and warnings."""
 
     summary: dict[str, Any]
     errors: tuple[str, ...]
-    qc_errors: tuple[str, ...]
     warnings: tuple[str, ...]
 
 
@@ -104,7 +124,9 @@ def validate_warehouse(root: str | os.PathLike[str]) -> WarehouseValidationResul
     """
     base = Path(root)
     if not base.is_dir():
-        return _result(base, errors=[f"{base}: no warehouse folder here"], warnings=[])
+        return _result(
+            base, errors=[_must("manifest", f"{base}: no warehouse folder here")], warnings=[]
+        )
     warnings = _leftover_warnings(base)
     if not (base / MANIFEST_NAME).is_file():
         return _without_manifest(base, warnings)
@@ -119,14 +141,14 @@ def _result(
     layout: Layout | None = None,
     spec_version: str | None = None,
     checks: Sequence[_TableCheck] = (),
-    profiles: tuple[str, ...] = (),
 ) -> WarehouseValidationResult:
+    failed = {m[1] for e in errors if (m := _REQUIREMENT.match(e))}
     return WarehouseValidationResult(
         root=str(base),
         is_valid=not errors,
         layout=layout,
         spec_version=spec_version,
-        conformance_profiles=profiles,
+        failed_requirements=tuple(r for r in REQUIREMENTS if r in failed),
         tables=tuple(c.summary for c in checks),
         errors=tuple(errors),
         warnings=tuple(warnings),
@@ -150,37 +172,41 @@ def _with_manifest(base: Path, warnings: list[str]) -> WarehouseValidationResult
     path = base / MANIFEST_NAME
     doc = _load_document(path)
     if isinstance(doc, str):
-        return _result(base, errors=[doc], warnings=warnings)
+        return _result(base, errors=[_must("manifest", doc)], warnings=warnings)
     version = doc.get("warehouse_spec_version")
     spec_version = version if isinstance(version, str) else None
     version_errors, version_warnings = _version_problems(path, version)
     warnings = [*warnings, *version_warnings]
     if version_errors:
-        return _result(base, errors=version_errors, warnings=warnings, spec_version=spec_version)
+        errors = [_must("version", e) for e in version_errors]
+        return _result(base, errors=errors, warnings=warnings, spec_version=spec_version)
     try:
         manifest = WarehouseManifest.from_dict({**doc, "tables": []})
     except (KeyError, TypeError, ValueError) as error:
-        problem = f"{path}: invalid manifest: {error}"
+        problem = _must("manifest", f"{path}: invalid manifest: {error}")
         return _result(base, errors=[problem], warnings=warnings, spec_version=spec_version)
     entries, errors = _parse_entries(path, doc.get("tables"))
+    errors = [_must("entries", e) for e in errors]
     checks = [_check_entry(base, entry, manifest.layout) for entry in entries]
     errors += [*_manifest_problems(path, entries), *(e for c in checks for e in c.errors)]
-    qc_errors = [e for c in checks for e in c.qc_errors]
-    profiles = _verified_profiles(entries, core_ok=not errors, qc_ok=not qc_errors)
     warnings += [
         *(w for c in checks for w in c.warnings),
         *_interrupted_write_warnings(base, entries),
         *_unlisted_folders(base, entries),
-        *_claim_warnings(path, doc.get("conformance_profiles"), profiles),
+        *_draft_warnings(path, doc),
     ]
+    if manifest.layout == "flat":
+        warnings.append(
+            f"{path}: the flat layout is read by every reader, but the specification places "
+            "tables at <namespace>/<table>/ (export with layout='namespaced')"
+        )
     return _result(
         base,
-        errors=[*errors, *qc_errors],
+        errors=errors,
         warnings=warnings,
         layout=manifest.layout,
         spec_version=spec_version,
         checks=checks,
-        profiles=profiles,
     )
 
 
@@ -243,28 +269,24 @@ def _parse_entry(raw: Any) -> TableEntry:
 def _manifest_problems(path: Path, entries: Sequence[TableEntry]) -> list[str]:
     """Duplicate names or folders, and a missing ``image_assets`` table."""
     counts = Counter(e.table_name for e in entries)
-    problems = [f"{path}: table {n} is listed {k} times" for n, k in counts.items() if k > 1]
+    problems = [
+        _must("entries", f"{path}: table {n} is listed {k} times")
+        for n, k in counts.items()
+        if k > 1
+    ]
     by_folder: defaultdict[str, set[str]] = defaultdict(set)
     for entry in entries:
         by_folder[entry.path].add(entry.table_name)
     problems += [
-        f"{path}: tables {', '.join(sorted(names))} share the folder {folder}"
+        _must("layout", f"{path}: tables {', '.join(sorted(names))} share the folder {folder}")
         for folder, names in by_folder.items()
         if len(names) > 1
     ]
-    if not any(e.role == "image_assets" for e in entries):
-        problems.append(f"{path}: no table has role image_assets (the core table)")
+    if not any(e.role == "image_assets" and e.table_name == IMAGE_ASSETS for e in entries):
+        problems.append(
+            _must("image-assets", f"{path}: no {IMAGE_ASSETS} table (role image_assets)")
+        )
     return problems
-
-
-def _verified_profiles(
-    entries: Sequence[TableEntry], *, core_ok: bool, qc_ok: bool
-) -> tuple[str, ...]:
-    if not core_ok:
-        return ()
-    if qc_ok and any(e.role == "joined_profiles" for e in entries):
-        return ("core", "profiles-qc")
-    return ("core",)
 
 
 def _unlisted_folders(base: Path, entries: Sequence[TableEntry]) -> list[str]:
@@ -297,13 +319,20 @@ def _interrupted_write_warnings(base: Path, entries: Sequence[TableEntry]) -> li
     return found
 
 
-def _claim_warnings(path: Path, claims: Any, verified: tuple[str, ...]) -> list[str]:
-    """Conformance profiles the manifest claims that were not verified here."""
+def _draft_warnings(path: Path, doc: dict[str, Any]) -> list[str]:
+    """What a manifest written to an earlier draft of the specification still says."""
+    claims = doc.get("conformance_profiles")
+    if not claims:
+        return []
     return [
-        f"{path}: the manifest claims conformance profile {claim!r}, which was not verified"
-        for claim in (claims if isinstance(claims, list) else [])
-        if claim not in verified
+        f"{path}: the manifest claims conformance profiles {claims!r}, which the merged "
+        "specification does not define; the next write drops the claim"
     ]
+
+
+def _must(requirement: str, message: str) -> str:
+    """An error message that names the requirement it breaks."""
+    return f"[{requirement}] {message}"
 
 
 # -- Warehouses without a manifest ---------------------------------------------------
@@ -316,12 +345,13 @@ def _without_manifest(base: Path, warnings: list[str]) -> WarehouseValidationRes
             base, errors=[f"{base}: no {MANIFEST_NAME} and no warehouse tables"], warnings=warnings
         )
     checks = [_check_entry(base, entry, layout) for entry in entries]
-    missing = (
+    missing = _must(
+        "manifest",
         f"{base}: no {MANIFEST_NAME}; found the {layout} layout's tables "
         f"{', '.join(e.table_name for e in entries)}, which readers accept, but only a "
-        "manifest makes the warehouse conformant (export to it again to write one)"
+        "manifest makes the warehouse conformant (export to it again to write one)",
     )
-    errors = [missing, *(e for c in checks for e in (*c.errors, *c.qc_errors))]
+    errors = [missing, *(e for c in checks for e in c.errors)]
     warnings += [*(w for c in checks for w in c.warnings), *_unlisted_folders(base, entries)]
     return _result(base, errors=errors, warnings=warnings, layout=layout, checks=checks)
 
@@ -387,27 +417,30 @@ def _check_entry(base: Path, entry: TableEntry, layout: Layout) -> _TableCheck:
     label = f"table {entry.table_name}"
     errors = [*_naming_problems(label, entry, layout), *_column_problems(label, entry)]
     footers: dict[str, pq.FileMetaData] = {}
+    warnings = []
     if _locatable(entry, layout):
         try:
             folder = resolve_inside(base, entry.path, what=f"folder of {label}")
         except MetadataError as error:
-            errors.append(f"{label}: {error}")
+            errors.append(_must("layout", f"{label}: {error}"))
         else:
             footers, disk_errors = _disk_problems(label, folder, entry)
-            errors += disk_errors
-    qc_errors, warnings = _qc_problems(label, entry, footers)
+            errors += [_must("files", e) for e in disk_errors]
+            if not errors and footers:
+                id_errors, warnings = _object_id_problems(label, folder, entry, footers)
+                errors += id_errors
+    warnings += _qc_warnings(label, entry, footers)
     summary = {
         "table_name": entry.table_name,
         "role": entry.role,
         "path": entry.path,
         "rows": sum(f.num_rows for f in footers.values()),
         "datasets": entry.datasets,
-        "ok": not errors and not qc_errors,
+        "ok": not errors,
     }
     return _TableCheck(
         summary=summary,
         errors=tuple(errors),
-        qc_errors=tuple(qc_errors),
         warnings=tuple(warnings),
     )
 
@@ -426,18 +459,34 @@ def _locatable(entry: TableEntry, layout: Layout) -> bool:
 
 
 def _naming_problems(label: str, entry: TableEntry, layout: Layout) -> list[str]:
-    """Name, role, format and folder of an entry."""
+    """Name, role, namespace, format and folder of an entry."""
     problems = []
     if _TABLE_NAME.fullmatch(entry.table_name) is None:
-        problems.append(f"{label}: table names are dotted, <namespace>.<table>")
+        problems.append(_must("entries", f"{label}: table names are dotted, <namespace>.<table>"))
     if entry.role not in ROLES:
-        problems.append(f"{label}: unknown role {entry.role!r}; use one of {', '.join(ROLES)}")
+        problems.append(
+            _must("roles", f"{label}: unknown role {entry.role!r}; use one of {', '.join(ROLES)}")
+        )
+    required = required_namespace(entry.role)
+    namespace = entry.table_name.split(".", 1)[0]
+    if required is not None and namespace != required:
+        problems.append(
+            _must(
+                "namespaces",
+                f"{label}: {entry.role} tables live in the {required} namespace, not {namespace}",
+            )
+        )
+    if entry.role == "image_assets" and entry.table_name != IMAGE_ASSETS:
+        problems.append(_must("image-assets", f"{label}: image metadata goes in {IMAGE_ASSETS}"))
     if entry.format != "parquet":
-        problems.append(f"{label}: format {entry.format!r} is not parquet")
+        problems.append(_must("entries", f"{label}: format {entry.format!r} is not parquet"))
     expected = table_path(entry.table_name, layout)
     if entry.path != expected:
         problems.append(
-            f"{label}: path {entry.path!r} does not match the {layout} layout ({expected!r})"
+            _must(
+                "layout",
+                f"{label}: path {entry.path!r} does not match the {layout} layout ({expected!r})",
+            )
         )
     return problems
 
@@ -446,16 +495,28 @@ def _column_problems(label: str, entry: TableEntry) -> list[str]:
     """Join keys, image keys and ``object_id`` against the columns the manifest lists."""
     columns = _column_names(entry)
     if not columns:
-        return [f"{label}: no columns are listed or readable"]
+        return [_must("entries", f"{label}: no columns are listed or readable")]
     problems = []
     stray_keys = [k for k in entry.join_keys if k not in columns]
     if stray_keys:
-        problems.append(f"{label}: join_keys {stray_keys} are not among its columns")
-    missing = [k for k in ("dataset_id", "image_id") if k not in columns]
+        problems.append(
+            _must("entries", f"{label}: join_keys {stray_keys} are not among its columns")
+        )
+    image_key = "image_ids" if entry.grain.get("profile_level") == "well" else "image_id"
+    missing = [k for k in ("dataset_id", image_key) if k not in columns]
     if entry.role in JOINABLE_ROLES and missing:
-        problems.append(f"{label}: {entry.role} tables carry dataset_id and image_id; no {missing}")
-    if entry.grain.get("profile_level") == "object" and "object_id" not in columns:
-        problems.append(f"{label}: object-level table (profile_level 'object') has no object_id")
+        problems.append(
+            _must(
+                "profile-ids",
+                f"{label}: {entry.role} tables carry dataset_id and {image_key}; no {missing}",
+            )
+        )
+    level = entry.grain.get("profile_level")
+    object_level = level == "object" or (entry.role in PROFILE_ROLES and level not in AGGREGATES)
+    if object_level and "object_id" not in columns:
+        problems.append(
+            _must("profile-ids", f"{label}: object-level profile tables carry object_id; none")
+        )
     return problems
 
 
@@ -534,23 +595,50 @@ def _schema_problems(
     return problems
 
 
-def _qc_problems(
-    label: str, entry: TableEntry, footers: dict[str, pq.FileMetaData]
-) -> tuple[list[str], list[str]]:
-    """Errors and warnings of the ``profiles-qc`` rules: a boolean ``qc_pass``."""
+def _qc_warnings(label: str, entry: TableEntry, footers: dict[str, pq.FileMetaData]) -> list[str]:
+    """The SHOULD of quality-control tables: a boolean flag such as ``qc_pass``."""
     if entry.role != "quality_control":
-        return [], []
+        return []
     columns = _column_names(entry)
     name = next((c for c in QC_COLUMNS if c in columns), None)
     if name is None:
-        return [f"{label}: quality_control tables need a boolean qc_pass column"], []
+        return [f"{label}: quality_control tables should carry a boolean qc_pass column"]
     warnings = [] if name == "qc_pass" else [f"{label}: {name} accepted; the spec names it qc_pass"]
-    errors = []
     for file_name, footer in footers.items():
         schema = footer.schema.to_arrow_schema()
         if name in schema.names and not pa.types.is_boolean(schema.field(name).type):
-            errors.append(
+            warnings.append(
                 f"{label}: {entry.path}/{file_name} stores {name} as "
                 f"{schema.field(name).type}, not boolean"
             )
+    return warnings
+
+
+def _object_id_problems(
+    label: str, folder: Path, entry: TableEntry, footers: dict[str, pq.FileMetaData]
+) -> tuple[list[str], list[str]]:
+    """Repeated ``object_id`` values (errors) and rows without one (warnings: no image).
+
+    Reads that one column of profile tables.
+    """
+    if entry.role not in PROFILE_ROLES or "object_id" not in _column_names(entry):
+        return [], []
+    try:
+        ids = pa.chunked_array(
+            [pq.read_table(folder / name, columns=["object_id"])["object_id"] for name in footers]
+        )
+    except (pa.ArrowException, OSError) as error:
+        return [_must("files", f"{label}: cannot read object_id: {error}")], []
+    present = ids.drop_null()
+    repeated = len(present) - len(present.unique())
+    errors = (
+        [_must("profile-ids", f"{label}: {repeated:,} rows repeat the object_id of another row")]
+        if repeated
+        else []
+    )
+    warnings = (
+        [f"{label}: {ids.null_count:,} rows have no object_id (they matched no image)"]
+        if ids.null_count
+        else []
+    )
     return errors, warnings

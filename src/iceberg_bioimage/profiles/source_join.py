@@ -1,0 +1,115 @@
+"""Join every chosen table of a profile source to its images, compartment by compartment."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from iceberg_bioimage.profiles.contract import AliasMap
+from iceberg_bioimage.profiles.join import (
+    JOIN_METADATA_KEY,
+    join_image_assets_with_profiles,
+    join_report,
+)
+from iceberg_bioimage.profiles.sources import read_profile_set
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProfileOptions:
+    """How to read and join a profile source (API keywords / CLI options of the same names).
+
+    ``compartment`` picks one table (``cells``, ``nuclei``, ``cytoplasm``, ``image``);
+    ``image_table`` is the Image table of object rows keyed by ``ImageNumber`` when
+    the source has none; ``site_base`` (0 or 1) is where the profiles' site numbers
+    start; ``platemap`` is a ``barcode_platemap.csv`` (or one platemap file) whose
+    columns annotate the joined rows.
+    """
+
+    compartment: str | None = None
+    image_table: str | os.PathLike[str] | pa.Table | None = None
+    site_base: int | None = None
+    platemap: str | os.PathLike[str] | None = None
+
+
+@dataclass(frozen=True)
+class JoinedProfiles:
+    """One compartment's joined rows (``None``: a single table of unknown compartment).
+
+    ``own_table`` is true for a compartment of a source with several tables (a
+    folder or SQLite), which is written as its own ``profiles.<compartment>_profiles``.
+    """
+
+    compartment: str | None
+    table: pa.Table
+    own_table: bool = False
+
+    @property
+    def report(self) -> dict[str, Any]:
+        """Keys, grain and matched/unmatched counts of the join."""
+        return join_report(self.table)
+
+
+def join_profile_source(
+    image_assets: pa.Table,
+    profiles: Any,
+    *,
+    options: ProfileOptions | None = None,
+    chunk_index: pa.Table | None = None,
+    profile_dataset_id: str | None = None,
+    alias_map: AliasMap | None = None,
+    multiscale_level: int | None = 0,
+) -> list[JoinedProfiles]:
+    """Read a profile source and join the chosen compartment, or each one present."""
+    options = options or ProfileOptions()
+    profile_set = read_profile_set(profiles, image_table=options.image_table, alias_map=alias_map)
+    if options.compartment is not None:
+        chosen = [profile_set.select(options.compartment)]
+    else:
+        chosen = [(c, profile_set.tables[c]) for c in profile_set.compartments]
+    platemap = _platemap(options.platemap)
+    joined = []
+    for compartment, table in chosen:
+        rows = join_image_assets_with_profiles(
+            image_assets,
+            table,
+            chunk_index=chunk_index,
+            profile_dataset_id=profile_dataset_id,
+            alias_map=dict(alias_map) if alias_map else None,
+            multiscale_level=multiscale_level,
+            compartment=compartment,
+            site_base=options.site_base,
+        )
+        rows = _with_source_warnings(rows, profile_set.warnings, profile_set.label)
+        if platemap is not None:
+            rows = _annotated(rows, platemap)
+        own = profile_set.multi_table and compartment is not None
+        joined.append(JoinedProfiles(compartment, rows, own_table=own))
+    return joined
+
+
+def _with_source_warnings(rows: pa.Table, warnings: tuple[str, ...], label: str) -> pa.Table:
+    """Record the reader's warnings (e.g. unmatched image numbers) in the join report."""
+    report = join_report(rows)
+    report["source"] = label
+    report["warnings"] = [*warnings, *report.get("warnings", [])]
+    metadata = {**(rows.schema.metadata or {}), JOIN_METADATA_KEY: json.dumps(report).encode()}
+    return rows.replace_schema_metadata(metadata)
+
+
+def _platemap(path: str | os.PathLike[str] | None) -> pa.Table | None:
+    if path is None:
+        return None
+    from iceberg_bioimage.profiles.platemap import read_platemap
+
+    return read_platemap(path)
+
+
+def _annotated(rows: pa.Table, platemap: pa.Table) -> pa.Table:
+    from iceberg_bioimage.profiles.platemap import annotate_with_platemap
+
+    metadata = rows.schema.metadata
+    return annotate_with_platemap(rows, platemap).replace_schema_metadata(metadata)
