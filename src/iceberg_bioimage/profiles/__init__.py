@@ -1,0 +1,1 @@
+"""Profiles: reading CellProfiler-family outputs, keys and the join to images."""
