@@ -8,7 +8,7 @@ after ``cytominer-database ingest --no-skip-image-prefix`` of its per-site folde
 every folder and the folder's ``TableNumber`` (md5 of its ``Image.csv``, TEXT), a ``Nuclei``
 table with 1,000,000 objects × 100 measured features (plus box/centre/parent columns) and a
 ``Cells`` table with as many objects × 20 features. Layout and values come from
-``tests/fixtures/cellprofiler_outputs.py`` (batch by batch, so memory stays small).
+``tests/fixtures/cellprofiler_measurements.py`` (batch by batch, so memory stays small).
 
 Rows go in with ``executemany`` inside one transaction, ``journal_mode=OFF`` and
 ``synchronous=OFF``; the file is built in a temporary name, renamed into place and then
@@ -42,14 +42,13 @@ from plate import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from fixtures.cellprofiler_outputs import (
+from fixtures.cellprofiler_measurements import (
     PlateProfiles,
-    create_indexes,
     image_csv_bytes,
     image_table,
     object_tables,
-    sqlite_insert,
 )
+from fixtures.cellprofiler_sqlite import create_indexes, sqlite_insert
 
 #: Bump when the generated layout changes so stale caches get rebuilt.
 GENERATOR_VERSION = 1
