@@ -11,8 +11,9 @@ Accepted sources:
   ``.csv``/``.csv.gz`` or ``.tsv``/``.tsv.gz`` file (``Nuclei.csv`` is the ``nuclei``
   compartment; an object file without plate/well keys uses the ``Image`` file beside
   it, or ``image_table=``);
-* a folder of ``.parquet`` files (one table), or of tables named by compartment
-  (CytoTable with ``join=False``: ``image.parquet``, ``nuclei.parquet``…);
+* a folder of ``.parquet`` files (one table), or of tables named by compartment,
+  as files or folders (CytoTable with ``join=False``: ``image/image.parquet``,
+  ``nuclei/nuclei.parquet``…);
 * a CellProfiler ExportToSpreadsheet folder (``Image.csv``, ``Nuclei.csv``…);
 * a folder of per-site output folders (``<plate>-<well>-<site>/Image.csv``…), each its
   own source (image numbers restart at 1 in each);
@@ -223,6 +224,13 @@ def _folder_sources(folder: Path, label: str) -> list[_RawSource]:
     if files:
         return [_file_source(folder, label)]  # one table in parts (a Parquet folder)
     children = [c for c in sorted(folder.iterdir()) if c.is_dir() and not c.name.startswith(".")]
+    table_folders = {
+        c.name.lower(): c
+        for c in children
+        if c.name.lower() in IMAGE_TABLES + COMPARTMENTS and any(c.glob("*.parquet"))
+    }
+    if table_folders:  # CytoTable with join=False: <root>/<table>/<table>.parquet
+        return [_tables_source(table_folders, label)]
     sites = [(c, _table_files(c)) for c in children]
     sites = [(c, f) for c, f in sites if _is_cellprofiler_folder(f)]
     if not sites:
