@@ -20,6 +20,7 @@ from iceberg_bioimage.cli.output import (
     stdout,
     working,
 )
+from iceberg_bioimage.cli.profile_options import profile_source_options
 from iceberg_bioimage.cli.storage_options import storage_option
 from iceberg_bioimage.exceptions import StoreNotFoundError, WarehouseError
 
@@ -124,6 +125,7 @@ def _write_table(table: pa.Table, output: str) -> None:
 @profile_dataset_option
 @click.option("--include-chunks", is_flag=True, help="One row per chunk of each matched image.")
 @aliases_option
+@profile_source_options
 @file_set_options
 @storage_option
 @command_options
@@ -135,6 +137,7 @@ def join_profiles(
     include_chunks: bool,
     aliases_path: str | None,
     as_json: bool,
+    profile_options: dict[str, Any],
     storage_options: dict[str, Any] | None = None,
     file_set: FileSetOptions | None = None,
 ) -> None:
@@ -152,12 +155,15 @@ def join_profiles(
             alias_map=_alias_map(aliases_path),
             storage_options=storage_options,
             file_set=file_set,
+            **profile_options,
         )
         if output:
             _write_table(joined, output)
     report = {**join_report(joined), "rows": joined.num_rows, "output": output}
+    warnings = list(report.get("warnings", []))
     if report.get("unmatched_rows"):
-        click.echo(f"warning: {report['unmatched_rows']:,} profile rows match no image", err=True)
+        warnings.append(f"{report['unmatched_rows']:,} profile rows match no image")
+    print_warnings(warnings)
     if as_json:
         emit_json(report)
         return
@@ -166,6 +172,7 @@ def join_profiles(
             f"joined {profiles} to {uri}",
             [
                 ("join keys", ", ".join(report.get("join_keys", []))),
+                ("grain", f"{report.get('grain')} ({report.get('compartment') or 'one table'})"),
                 ("profile rows", f"{report.get('profile_rows', 0):,}"),
                 ("matched", f"{report.get('matched_rows', 0):,}"),
                 ("unmatched", f"{report.get('unmatched_rows', 0):,}"),
@@ -193,10 +200,11 @@ def _print_export(result: Any, as_json: bool) -> None:
             write.table_name, write.role, f"{write.rows_written:,}", ", ".join(write.datasets)
         )
     stdout.print(table)
-    if result.join:
+    for join in result.joins:
+        where = f"{join['compartment']}: " if join.get("compartment") else ""
         stdout.print(
-            f"joined on {', '.join(result.join['join_keys'])}: "
-            f"{result.join['matched_rows']:,} matched, {result.join['unmatched_rows']:,} unmatched"
+            f"{where}joined on {', '.join(join['join_keys'])} at {join.get('grain')} grain: "
+            f"{join['matched_rows']:,} matched, {join['unmatched_rows']:,} unmatched"
         )
 
 
@@ -222,13 +230,18 @@ layout_option = click.option(
 @click.command("export-cytomining")
 @click.argument("uri")
 @warehouse_root_option
-@click.option("--profiles", help="Profile table to join and write as profiles.joined_profiles.")
+@click.option(
+    "--profiles",
+    help="Profiles to join: a table, CellProfiler output folder(s) or SQLite "
+    "(profiles.joined_profiles, or one table per compartment).",
+)
 @profile_dataset_option
 @mode_option
 @layout_option
 @click.option("--no-chunks", is_flag=True, help="Do not write images.chunk_index.")
 @click.option("--dataset-id", help="Dataset id (default: the store name minus its suffix).")
 @aliases_option
+@profile_source_options
 @file_set_options
 @storage_option
 @command_options
@@ -243,6 +256,7 @@ def export_cytomining(
     dataset_id: str | None,
     aliases_path: str | None,
     as_json: bool,
+    profile_options: dict[str, Any],
     storage_options: dict[str, Any] | None = None,
     file_set: FileSetOptions | None = None,
 ) -> None:
@@ -260,6 +274,7 @@ def export_cytomining(
             alias_map=_alias_map(aliases_path),
             storage_options=storage_options,
             file_set=file_set,
+            **profile_options,
         )
     _print_export(result, as_json)
 
@@ -271,12 +286,17 @@ def export_cytomining(
 @click.option(
     "--dataset-id", "dataset_ids", multiple=True, help="Only these datasets (repeatable)."
 )
-@click.option("--profiles", help="Profile table to join and write as profiles.joined_profiles.")
+@click.option(
+    "--profiles",
+    help="Profiles to join: a table, CellProfiler output folder(s) or SQLite "
+    "(profiles.joined_profiles, or one table per compartment).",
+)
 @profile_dataset_option
 @mode_option
 @layout_option
 @click.option("--no-chunks", is_flag=True, help="Do not write images.chunk_index.")
 @aliases_option
+@profile_source_options
 @command_options
 def export_cytomining_catalog(
     catalog: str,
@@ -290,6 +310,7 @@ def export_cytomining_catalog(
     no_chunks: bool,
     aliases_path: str | None,
     as_json: bool,
+    profile_options: dict[str, Any],
 ) -> None:
     """Write catalog tables (and joined profiles) to a Cytomining Parquet warehouse."""
     resolved = _catalog(catalog)
@@ -305,6 +326,7 @@ def export_cytomining_catalog(
             mode=mode,  # type: ignore[arg-type]
             layout=layout,  # type: ignore[arg-type]
             alias_map=_alias_map(aliases_path),
+            **profile_options,
         )
     _print_export(result, as_json)
 
@@ -312,11 +334,15 @@ def export_cytomining_catalog(
 @click.command("export-cytomining-profiles")
 @click.argument("profiles")
 @warehouse_root_option
-@click.option("--table-name", required=True, help="e.g. pycytominer_profiles (→ profiles.…).")
+@click.option(
+    "--table-name",
+    required=True,
+    help="e.g. normalized_profiles (→ profiles.…; QC tables → quality_control.…).",
+)
 @click.option(
     "--role",
     type=click.Choice(
-        ["joined_profiles", "quality_control", "embeddings", "annotations", "reports"]
+        ["joined_profiles", "profiles", "quality_control", "embeddings", "annotations", "reports"]
     ),
     default="joined_profiles",
     show_default=True,
@@ -331,6 +357,7 @@ def export_cytomining_catalog(
     help="append refuses datasets already in the table; overwrite replaces them.",
 )
 @aliases_option
+@click.option("--compartment", help="Compartment of the rows (cells, nuclei…), for object ids.")
 @command_options
 def export_cytomining_profiles(
     profiles: str,
@@ -340,6 +367,7 @@ def export_cytomining_profiles(
     profile_dataset_id: str | None,
     mode: str,
     aliases_path: str | None,
+    compartment: str | None,
     as_json: bool,
 ) -> None:
     """Add a profile table (pycytominer, coSMicQC output...) to a warehouse."""
@@ -351,6 +379,7 @@ def export_cytomining_profiles(
         profile_dataset_id=profile_dataset_id,
         alias_map=_alias_map(aliases_path),
         mode=mode,  # type: ignore[arg-type]
+        compartment=compartment,
     )
     _print_export(result, as_json)
 

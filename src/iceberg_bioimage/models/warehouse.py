@@ -216,7 +216,11 @@ class WarehouseManifest:
         )
 
 
-def migrated(manifest: WarehouseManifest) -> tuple[WarehouseManifest, list[tuple[str, str]]]:
+#: A folder a migrated table moves from, the folder it moves to, and its file names.
+TableMove = tuple[str, str, tuple[str, ...]]
+
+
+def migrated(manifest: WarehouseManifest) -> tuple[WarehouseManifest, list[TableMove]]:
     """A 0.2 manifest brought to the merged specification, and the folders to move.
 
     0.2 followed an earlier draft that put quality-control tables under
@@ -235,7 +239,7 @@ def migrated(manifest: WarehouseManifest) -> tuple[WarehouseManifest, list[tuple
         name = f"{required}.{rest}"
         path = table_path(name, manifest.layout)
         if path != entry.path:
-            moves.append((entry.path, path))
+            moves.append((entry.path, path, tuple(f.path for f in entry.files)))
         tables.append(replace(entry, table_name=name, path=path))
     tables.sort(key=lambda t: t.table_name)
     return replace(manifest, tables=tuple(tables)), moves

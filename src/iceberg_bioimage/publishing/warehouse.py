@@ -51,6 +51,7 @@ from iceberg_bioimage.models.warehouse import (
     Mode,
     TableEntry,
     TableFile,
+    TableMove,
     WarehouseManifest,
     migrated,
     table_path,
@@ -352,7 +353,7 @@ def _write_locked(
     *,
     mode: Mode,
     layout: Layout,
-    moves: Sequence[tuple[str, str]] = (),
+    moves: Sequence[TableMove] = (),
 ) -> tuple[Path, list[WarehouseTableWrite]]:
     token = uuid.uuid4().hex[:12]
     plans = [(request, *_plan(manifest, request, mode, token)) for request in requests]
@@ -370,7 +371,7 @@ def _write_locked(
         for source, target in staged:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
-        staged += _link_moved_tables(base, previous, moves)
+        staged += _link_moved_tables(base, moves)
         when = datetime.now(UTC).isoformat()
         results = []
         for request, writes, kept in plans:
@@ -396,29 +397,22 @@ def _write_locked(
         shutil.rmtree(staging, ignore_errors=True)
     for request in requests:
         _remove_dropped(folders[request.table_name], previous.table(request.table_name), manifest)
-    _remove_moved_tables(base, previous, moves)
+    _remove_moved_tables(base, moves)
     return manifest_path, results
 
 
-def _moved_files(base: Path, previous: WarehouseManifest, old: str) -> list[str]:
-    entry = next((t for t in previous.tables if t.path == old), None)
-    return [f.path for f in entry.files] if entry is not None else []
-
-
-def _link_moved_tables(
-    base: Path, previous: WarehouseManifest, moves: Sequence[tuple[str, str]]
-) -> list[tuple[Path, Path]]:
+def _link_moved_tables(base: Path, moves: Sequence[TableMove]) -> list[tuple[Path, Path]]:
     """Give the files of tables that migrate a name in their new folder (hard links).
 
     Returns ``(old, new)`` file pairs; the new names are removed again if the
     manifest is not replaced, and the old ones after it is.
     """
     linked = []
-    for old, new in moves:
+    for old, new, names in moves:
         source_folder = resolve_inside(base, old, what="folder of a migrated table")
         target_folder = resolve_inside(base, new, what="folder of a migrated table")
         target_folder.mkdir(parents=True, exist_ok=True)
-        for name in _moved_files(base, previous, old):
+        for name in names:
             source, target = source_folder / name, target_folder / name
             temporary = target_folder / f".{name}.{uuid.uuid4().hex}.tmp"
             try:
@@ -430,13 +424,11 @@ def _link_moved_tables(
     return linked
 
 
-def _remove_moved_tables(
-    base: Path, previous: WarehouseManifest, moves: Sequence[tuple[str, str]]
-) -> None:
+def _remove_moved_tables(base: Path, moves: Sequence[TableMove]) -> None:
     """Remove the old names of migrated tables (and their folders once empty)."""
-    for old, _new in moves:
+    for old, _new, names in moves:
         folder = resolve_inside(base, old, what="folder of a migrated table")
-        for name in _moved_files(base, previous, old):
+        for name in names:
             (folder / name).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             folder.rmdir()
