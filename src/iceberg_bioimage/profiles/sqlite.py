@@ -49,10 +49,14 @@ def read_sqlite_table(path: Path, table: str) -> pa.Table:
     scanner = _duckdb_scanner()
     if scanner is not None:
         with scanner:
-            try:
-                return scanner.sql(
-                    "SELECT * FROM sqlite_scan(?, ?)", params=[os.fspath(path), table]
-                ).to_arrow_table()
+            try:  # execute() streams; a relation (con.sql) would materialise every column first
+                result = scanner.execute("SELECT * FROM sqlite_scan(?, ?)", [os.fspath(path), table])
+                reader = (
+                    result.to_arrow_reader(_BATCH_ROWS)
+                    if hasattr(result, "to_arrow_reader")
+                    else result.fetch_record_batch(_BATCH_ROWS)
+                )
+                return reader.read_all()
             except Exception as error:  # duckdb raises its own error hierarchy
                 raise ContractError(f"{path}:{table}", f"cannot read the table: {error}") from error
     batches = list(_sqlite3_batches(path, table))
