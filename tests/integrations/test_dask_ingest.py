@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import distributed
 import pyarrow.compute as pc
 import pytest
 import zarr
@@ -29,8 +30,6 @@ from fixtures import writers
 from iceberg_bioimage import ingest_stores_to_warehouse
 from iceberg_bioimage.exceptions import IcebergBioimageError
 from s3_server import s3_filesystem, upload
-
-distributed = pytest.importorskip("distributed")
 
 pytestmark = pytest.mark.slow
 
