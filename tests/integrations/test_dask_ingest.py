@@ -1,34 +1,32 @@
 """Distributed ingest on a real Dask cluster: 120 stores on moto S3 into PostgreSQL + S3.
 
 A ``distributed.LocalCluster`` with 3 worker processes scans the stores and writes the
-data files to an ``s3://`` warehouse; the test process commits. The stores are NGFF
-plates (Zarr v2 and v3, written by ome-zarr), OME-TIFF files (tifffile) and TIFF-folder
-plates (ImageXpress names, tifffile), every expected count coming from the writers.
-NGFF copies are uploaded without their chunk objects: a Zarr array whose chunks are
-absent is valid (they read as the fill value), and a metadata scan never reads them.
+data files to an ``s3://`` warehouse; the test process commits. The stores (NGFF
+plates, OME-TIFF files, TIFF-folder plates) and their expected row counts come from
+:mod:`fixtures.dask_stores`.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import signal
+import subprocess
+import sys
 import uuid
-import warnings
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import distributed
 import pyarrow.compute as pc
 import pytest
-import zarr
 from pyiceberg.catalog.sql import SqlCatalog
 
-import fixtures.instrument_plates as ip
 from fixtures import writers
+from fixtures.dask_stores import upload_screen
 from iceberg_bioimage import ingest_stores_to_warehouse
 from iceberg_bioimage.exceptions import IcebergBioimageError
+from iceberg_bioimage.integrations.dask_ingest import STORE_RETRIES
 from s3_server import s3_filesystem, upload
 
 pytestmark = pytest.mark.slow
@@ -37,82 +35,14 @@ BUCKET = "dask-stores"
 WAREHOUSE_BUCKET = "dask-lake"
 STORES_PER_KIND = 40
 TABLES = ("image_assets", "chunk_index")
-TIFF_FOLDER_WELLS = ip.WELLS[:2]
-
-
-def _tiff_folder_plate(folder: Path, plate: str) -> dict[str, int]:
-    """One ImageXpress plate: 2 wells × 1 site × 2 channels; returns its expected rows."""
-    chunks = 0
-    for row, column in TIFF_FOLDER_WELLS:
-        for channel in range(2):
-            name = ip.imagexpress_name(plate, row, column, 1, channel, 0, 0)
-            data = ip.pixels(plate, row, column, channel)
-            chunks += ip.write_plane(folder / name, data, tiled=row == 0 and column == 0)
-    return {"image_assets": len(TIFF_FOLDER_WELLS), "chunk_index": chunks}
-
-
-def _zarr_rows(fixture: writers.Fixture) -> dict[str, int]:
-    chunks = sum(len(keys) for keys in fixture.expected["chunk_keys"].values())
-    return {"image_assets": len(fixture.expected["array_paths"]), "chunk_index": chunks}
-
-
-def _tiff_rows(fixture: writers.Fixture) -> dict[str, int]:
-    arrays = fixture.expected["arrays"]
-    return {"image_assets": len(arrays), "chunk_index": sum(a["tiles"] for a in arrays.values())}
-
-
-def _metadata_files(store: Path) -> list[Path]:
-    return sorted(p for p in store.rglob("*") if p.is_file() and p.name in writers.METADATA_FILES)
-
-
-def _consolidated_root(plate: writers.Fixture, target: Path) -> list[Path]:
-    """A consolidated copy of ``plate``; its root documents (all a scan of it reads)."""
-    shutil.copytree(plate.path, target)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # zarr: v3 consolidated metadata not in the spec yet
-        zarr.consolidate_metadata(str(target))
-    return [p for p in sorted(target.iterdir()) if p.is_file() and p.name in writers.METADATA_FILES]
 
 
 @pytest.fixture(scope="module")
 def remote_stores(s3_endpoint, tmp_path_factory) -> dict[str, dict[str, int]]:
-    """120 stores on S3 (40 NGFF plates, 40 OME-TIFFs, 40 TIFF-folder plates): uri → rows.
-
-    One NGFF plate in four is uploaded with every metadata document; the others are
-    consolidated copies, uploaded with their root documents only.
-    """
-    root: Path = tmp_path_factory.mktemp("dask-stores")
-    plates = [writers.write_ngff04_plate(root), writers.write_ngff05_plate(root)]
-    plain = [(plate.path, _metadata_files(plate.path)) for plate in plates]
-    consolidated = [
-        (root / f"c{plate.path.name}", _consolidated_root(plate, root / f"c{plate.path.name}"))
-        for plate in plates
-    ]
-    tiff = writers.write_pyramid_ome_tiff(root)
-    local: list[str] = []
-    remote: list[str] = []
-    expected: dict[str, dict[str, int]] = {}
-    for index in range(STORES_PER_KIND):
-        name = f"{BUCKET}/ngff/screen{index:03d}.ome.zarr"
-        folder, files = (plain if index % 4 == 0 else consolidated)[index % 2]
-        local.extend(map(str, files))
-        remote.extend(f"{name}/{path.relative_to(folder).as_posix()}" for path in files)
-        expected[f"s3://{name}"] = _zarr_rows(plates[index % 2])
-        name = f"{BUCKET}/tiff/stack{index:03d}.ome.tiff"
-        local.append(str(tiff.path))
-        remote.append(name)
-        expected[f"s3://{name}"] = _tiff_rows(tiff)
-        plate_id = f"PL{index:03d}"
-        folder = root / "folders" / plate_id
-        expected[f"s3://{BUCKET}/folders/{plate_id}"] = _tiff_folder_plate(folder, plate_id)
-        for path in sorted(folder.iterdir()):
-            local.append(str(path))
-            remote.append(f"{BUCKET}/folders/{plate_id}/{path.name}")
-    fs = s3_filesystem(s3_endpoint)
-    for bucket in (BUCKET, WAREHOUSE_BUCKET):
-        fs.call_s3("create_bucket", Bucket=bucket)
-    fs.put(local, remote)
-    return expected
+    """120 stores on S3 (40 NGFF plates, 40 OME-TIFFs, 40 TIFF-folder plates): uri → rows."""
+    s3_filesystem(s3_endpoint).call_s3("create_bucket", Bucket=WAREHOUSE_BUCKET)
+    root = tmp_path_factory.mktemp("dask-stores")
+    return upload_screen(s3_endpoint, root, BUCKET, STORES_PER_KIND)
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +147,12 @@ def test_120_stores_one_commit_per_table_with_a_worker_killed(
     assert _data_files(s3_endpoint, catalog, namespace) == _referenced(catalog, namespace)
 
 
+def _processing_counts(dask_scheduler) -> dict[str, int]:
+    """How many times each task key was sent to a worker (scheduler transition log)."""
+    return dict(Counter(str(entry[0]) for entry in dask_scheduler.transition_log
+                        if entry[2] == "processing"))  # fmt: skip
+
+
 def test_a_broken_store_aborts_with_nothing_committed_and_no_file_left(
     cluster, remote_stores, pg_uri, s3_endpoint, s3_options, tmp_path
 ):
@@ -238,6 +174,14 @@ def test_a_broken_store_aborts_with_nothing_committed_and_no_file_left(
             batch, catalog, namespace, storage_options=s3_options, client=cluster
         )
 
+    # the broken store's task ran 1 + STORE_RETRIES times, then the batch aborted
+    broken_key = f"-{batch.index(broken)}"
+    attempts = {
+        key: n
+        for key, n in cluster.run_on_scheduler(_processing_counts).items()
+        if key.startswith("iceberg-bioimage-") and key.endswith(broken_key)
+    }
+    assert STORE_RETRIES + 1 in attempts.values(), attempts
     message = str(raised.value)
     assert f"{BUCKET}/broken/{corrupt.path.name}" in message
     assert "nothing committed" in message
@@ -257,3 +201,50 @@ def test_missing_dask_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # what `import` does when absent
     with pytest.raises(MissingDependencyError, match=r"pip install 'iceberg-bioimage\[dask\]'"):
         require_distributed()
+
+
+def _cli(*args: str, cwd, env=None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "iceberg_bioimage", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_cli_ingest_on_a_scheduler(cluster, tmp_path):
+    plate = writers.write_ngff04_plate(tmp_path)
+    tiff = writers.write_pyramid_ome_tiff(tmp_path)
+    env = {"ICEBERG_BIOIMAGE_WAREHOUSE": str(tmp_path / "warehouse")}
+    address = cluster.scheduler.address
+    done = _cli(
+        "ingest", str(plate.path), str(tiff.path), "--scheduler", address, "--json",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert sorted(d["dataset_id"] for d in result["datasets"]) == ["plate04", "pyramid"]
+    rows = {t["table"].rsplit(".", 1)[-1]: t["rows_written"] for t in result["tables"]}
+    assert rows["image_assets"] == len(plate.expected["array_paths"]) + len(
+        tiff.expected["array_paths"]
+    )
+
+    both = _cli("ingest", str(plate.path), "--scheduler", address, "--dask-workers", "2",
+                cwd=tmp_path, env=env)  # fmt: skip
+    assert both.returncode == 2 and "--scheduler or --dask-workers" in both.stderr
+    threads = _cli("ingest", str(plate.path), "--dask-workers", "2", "--workers", "2",
+                   cwd=tmp_path, env=env)  # fmt: skip
+    assert threads.returncode == 2 and "--workers" in threads.stderr
+
+
+def test_version_does_not_import_dask(tmp_path):
+    code = (
+        "import sys; from iceberg_bioimage.cli import main\n"
+        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

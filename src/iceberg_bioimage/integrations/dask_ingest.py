@@ -45,6 +45,8 @@ from iceberg_bioimage.publishing.iceberg_files import (
 from iceberg_bioimage.publishing.iceberg_sink import conform_to, replace_with_files
 from iceberg_bioimage.publishing.registration import (
     aborted_error,
+    check_identity,
+    check_schemas,
     commit_tables,
     prepare_batch,
     prepare_tables,
@@ -177,12 +179,14 @@ def _failure(uri: str, error: BaseException | None) -> BaseException:
     """The error that aborts the batch, naming the store that kept failing."""
     if isinstance(error, IcebergBioimageError):
         return aborted_error(error)
-    kind = type(error).__name__ if error is not None else "cancelled"
-    return DistributedIngestError(
-        uri,
-        f"failed on the Dask workers after {STORE_RETRIES + 1} attempts ({kind}: {error}); "
-        "batch aborted, nothing committed",
-    )
+    if error is None:
+        problem = "its task was cancelled on the Dask cluster"
+    else:
+        problem = (
+            f"failed on the Dask workers after {STORE_RETRIES + 1} attempts "
+            f"({type(error).__name__}: {error})"
+        )
+    return DistributedIngestError(uri, f"{problem}; batch aborted, nothing committed")
 
 
 def _abort(client: Any, job: IngestJob, futures: Sequence[Any]) -> None:
@@ -219,8 +223,9 @@ def _gather(
     outputs: dict[str, StoreFiles] = {}
     try:
         for future in distributed.as_completed(list(futures)):
-            if future.status != "finished":
-                raise _failure(futures[future], future.exception())
+            if future.status != "finished":  # "error" after its retries, or "cancelled"
+                error = future.exception() if future.status == "error" else None
+                raise _failure(futures[future], error)
             output = future.result()
             # forget the result on the cluster: a worker lost later must not re-run the store
             future.release()
@@ -251,6 +256,7 @@ def ingest_on_dask(
     called on the driver for each dataset as its store completes.
     """
     parts = namespace_parts(namespace)
+    check_schemas(resolved, parts)
     prepared = prepare_tables(resolved, parts, tables)
     job = IngestJob(
         batch_id=uuid.uuid4().hex,
@@ -276,7 +282,8 @@ def ingest_on_dask(
         return write
 
     try:
-        writes = commit_tables(resolved, parts, records, tables, commit, replace=replace)
+        moved = check_identity(resolved, parts, records, replace)
+        writes = commit_tables(resolved, parts, records, tables, commit, moved)
     except BaseException:
         for target in job.targets:
             if target.name not in committed:

@@ -120,14 +120,18 @@ def check_identity(
 def prepare_tables(
     resolved: ResolvedCatalog, parts: tuple[str, ...], names: Sequence[str]
 ) -> dict[str, Table]:
-    """Refuse conflicting schemas, then create or evolve the ``names`` tables.
+    """Create or evolve the ``names`` tables (after :func:`check_schemas`).
 
     Runs before any data file is written, so files are written with the schema
     (and field ids) they are committed under.
     """
+    return {table: ensure_table(resolved.catalog, parts, table) for table in names}
+
+
+def check_schemas(resolved: ResolvedCatalog, parts: tuple[str, ...]) -> None:
+    """Refuse existing canonical tables whose schema conflicts, before touching anything."""
     for table in CANONICAL_TABLES:
         check_existing(resolved.catalog, parts, table)
-    return {table: ensure_table(resolved.catalog, parts, table) for table in names}
 
 
 #: Commits one table: ``(table name, dataset ids, snapshot summary)`` → its write.
@@ -140,10 +144,11 @@ def commit_tables(
     records: Sequence[DatasetRecord],
     names: Sequence[str],
     commit: TableCommit,
-    *,
-    replace: bool = False,
+    moved: set[str],
 ) -> tuple[TableWrite, ...]:
-    """Check identities, then commit each table of ``names`` (in :data:`COMMIT_ORDER`).
+    """Commit each table of ``names`` (in :data:`COMMIT_ORDER`) with one registration id.
+
+    ``moved`` are the re-pointed dataset ids :func:`check_identity` returned.
 
     ``image_assets`` is the commit point: ``chunk_index`` is committed first, so a
     process killed between the two commits leaves new chunks under the old (or no)
@@ -152,7 +157,6 @@ def commit_tables(
     :func:`interrupted_registrations` finds a pair whose second commit is missing,
     and re-running the registration repairs it.
     """
-    moved = check_identity(resolved, parts, records, replace)
     ordered = [table for table in COMMIT_ORDER if table in names]
     ids = [record.dataset_id for record in records]
     stale = sorted(moved) if moved and "chunk_index" not in ordered else []
@@ -181,6 +185,8 @@ def publish_batch(
     """
     parts = namespace_parts(namespace)
     names = [table for table in COMMIT_ORDER if table in batch.tables]
+    check_schemas(resolved, parts)
+    moved = check_identity(resolved, parts, batch.records, replace)
     prepare_tables(resolved, parts, names)
 
     def commit(table: str, ids: list[str], summary: dict[str, str]) -> TableWrite:
@@ -188,7 +194,7 @@ def publish_batch(
             resolved.catalog, parts, table, batch.tables.pop(table), ids, summary
         )
 
-    return commit_tables(resolved, parts, batch.records, names, commit, replace=replace)
+    return commit_tables(resolved, parts, batch.records, names, commit, moved)
 
 
 def _registrations(table: Any) -> dict[str, tuple[int, str, str]]:
