@@ -34,11 +34,15 @@ class NamedCase(Protocol):
 CaseT = TypeVar("CaseT", bound=NamedCase)
 
 
-def parse_args(description: str, argv: list[str] | None) -> argparse.Namespace:
+def parse_args(
+    description: str, argv: list[str] | None, *, repeat: int = 5, warmup: int = 1
+) -> argparse.Namespace:
     """Parse the options every benchmark takes (``argv=None``: ``sys.argv``)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--repeat", type=int, default=5, help="counted runs per case")
-    parser.add_argument("--warmup", type=int, default=1, help="discarded runs per case (OS caches)")
+    parser.add_argument("--repeat", type=int, default=repeat, help="counted runs per case")
+    parser.add_argument(
+        "--warmup", type=int, default=warmup, help="discarded runs per case (OS caches)"
+    )
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--json", action="store_true", help="print figures as JSON")
     parser.add_argument("--check", action="store_true", help="exit non-zero if a target is missed")

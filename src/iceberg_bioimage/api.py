@@ -27,9 +27,11 @@ from iceberg_bioimage.models.file_sets import FileSetOptions
 from iceberg_bioimage.models.names import check_table_name
 from iceberg_bioimage.models.results import (
     CytominingExportResult,
+    DatasetRecord,
     DeregistrationResult,
     MaintenanceResult,
     RegistrationResult,
+    TableWrite,
     WarehouseIngestResult,
 )
 from iceberg_bioimage.models.warehouse import (
@@ -41,9 +43,11 @@ from iceberg_bioimage.models.warehouse import (
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from distributed import Client
     from pyiceberg.catalog import Catalog
     from pyiceberg.expressions import BooleanExpression
 
+    from iceberg_bioimage.integrations.catalog import ResolvedCatalog
     from iceberg_bioimage.profiles.source_join import JoinedProfiles, ProfileOptions
     from iceberg_bioimage.publishing.warehouse import TableRequest
 
@@ -203,21 +207,21 @@ def ingest_stores_to_warehouse(
     workers: int | None = None,
     replace: bool = False,
     storage_options: Mapping[str, Any] | None = None,
-    on_scanned: Callable[[ScanResult], None] | None = None,
+    on_scanned: Callable[[DatasetRecord], None] | None = None,
+    client: Client | None = None,
 ) -> WarehouseIngestResult:
     """Scan many stores in parallel and publish them with ONE commit per table.
 
     ``uris`` are stores, or folders searched with ``glob`` (e.g. ``"*.ome.zarr"``).
     If any store fails to scan, nothing is committed and the error names it.
+    ``workers`` threads scan the stores here; with ``client`` (a
+    ``dask.distributed.Client``, extra ``dask``) the stores are scanned and their
+    data files written on the Dask workers instead, each store retried a bounded
+    number of times, and this process commits. ``on_scanned`` is called with each
+    dataset as its store is done. See :mod:`iceberg_bioimage.integrations.dask_ingest`.
     """
     from iceberg_bioimage.integrations.catalog import resolve_catalog
-    from iceberg_bioimage.publishing.registration import (
-        CANONICAL_TABLES,
-        expand_uris,
-        prepare_batch,
-        publish_batch,
-        scan_many,
-    )
+    from iceberg_bioimage.publishing.registration import CANONICAL_TABLES, expand_uris
 
     resolved = resolve_catalog(catalog)
     listed = [uris] if isinstance(uris, str | os.PathLike) else list(uris)
@@ -227,19 +231,57 @@ def ingest_stores_to_warehouse(
             ", ".join(map(str, listed)) or "(no stores)",
             f"nothing to ingest{f' matching {glob!r}' if glob else ''}",
         )
+    tables = CANONICAL_TABLES if publish_chunks else ("image_assets",)
+    if client is not None:
+        from iceberg_bioimage.integrations.dask_ingest import ingest_on_dask
+
+        records, writes = ingest_on_dask(
+            client,
+            resolved,
+            namespace,
+            stores,
+            tables,
+            replace=replace,
+            storage_options=storage_options,
+            on_stored=on_scanned,
+        )
+    else:
+        records, writes = _ingest_here(
+            resolved, namespace, stores, tables, workers, replace, storage_options, on_scanned
+        )
+    return WarehouseIngestResult(
+        catalog=resolved.name, namespace=namespace, datasets=records, tables=writes
+    )
+
+
+def _ingest_here(
+    resolved: ResolvedCatalog,
+    namespace: str,
+    stores: Sequence[str],
+    tables: Sequence[str],
+    workers: int | None,
+    replace: bool,
+    storage_options: Mapping[str, Any] | None,
+    on_scanned: Callable[[DatasetRecord], None] | None,
+) -> tuple[tuple[DatasetRecord, ...], tuple[TableWrite, ...]]:
+    """Scan on local threads, then publish from this process."""
+    from iceberg_bioimage.publishing.registration import (
+        dataset_record,
+        prepare_batch,
+        publish_batch,
+        scan_many,
+    )
+
     results = scan_many(
         stores,
         options=ScanOptions(),
         workers=workers,
         storage_options=storage_options,
-        on_scanned=on_scanned,
+        on_scanned=(lambda result: on_scanned(dataset_record(result))) if on_scanned else None,
     )
-    batch = prepare_batch(results, CANONICAL_TABLES if publish_chunks else ("image_assets",))
+    batch = prepare_batch(results, tables)
     del results
-    writes = publish_batch(resolved, namespace, batch, replace=replace)
-    return WarehouseIngestResult(
-        catalog=resolved.name, namespace=namespace, datasets=batch.records, tables=writes
-    )
+    return batch.records, publish_batch(resolved, namespace, batch, replace=replace)
 
 
 def deregister_store(

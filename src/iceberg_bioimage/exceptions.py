@@ -16,6 +16,17 @@ class IcebergBioimageError(Exception):
         self.subject = subject
         self.problem = problem
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle by subject and problem (errors cross process boundaries, e.g. Dask)."""
+        return (_rebuild, (type(self), self.subject, self.problem), self.__dict__)
+
+
+def _rebuild(cls: type[IcebergBioimageError], subject: str, problem: str) -> IcebergBioimageError:
+    """An error of ``cls`` with this subject and problem, whatever ``cls.__init__`` takes."""
+    error = cls.__new__(cls)
+    IcebergBioimageError.__init__(error, subject, problem)
+    return error
+
 
 class StoreNotFoundError(IcebergBioimageError, FileNotFoundError):
     """The given store, file or folder does not exist."""
@@ -71,3 +82,7 @@ class WarehouseError(IcebergBioimageError, ValueError):
 
 class FilterError(IcebergBioimageError, ValueError):
     """A row filter is malformed (operator, value or pattern)."""
+
+
+class DistributedIngestError(IcebergBioimageError, RuntimeError):
+    """A store kept failing on the Dask workers (or they were lost), so the batch aborted."""

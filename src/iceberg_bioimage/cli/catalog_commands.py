@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -55,6 +57,20 @@ def _catalog(name: str) -> Catalog:
             f"in {resolved.embedded_warehouse}"
         )
     return resolved.catalog
+
+
+@contextlib.contextmanager
+def _ingest_client(scheduler: str | None, dask_workers: int | None) -> Iterator[Any]:
+    """A Dask client when asked for (``--scheduler``/``--dask-workers``), else ``None``."""
+    if scheduler is None and dask_workers is None:
+        yield None
+        return
+    from iceberg_bioimage.integrations.dask_ingest import dask_client
+
+    with contextlib.ExitStack() as stack:
+        with working("Starting Dask" if scheduler is None else f"Connecting to {scheduler}"):
+            client = stack.enter_context(dask_client(scheduler=scheduler, n_workers=dask_workers))
+        yield client
 
 
 def _writes_table(title: str, writes: Any) -> Table:
@@ -150,7 +166,19 @@ def publish_chunks(
 @click.option(
     "--glob", "pattern", help="Treat URIS as folders and ingest the stores matching this."
 )
-@click.option("--workers", type=click.IntRange(1, 64), help="Stores scanned at once.")
+@click.option("--workers", type=click.IntRange(1, 64), help="Stores scanned at once (threads).")
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Scan and write on the workers of this Dask scheduler (tcp://host:8786); "
+    "needs the 'dask' extra.",
+)
+@click.option(
+    "--dask-workers",
+    type=click.IntRange(1, 256),
+    metavar="N",
+    help="Scan and write on a local Dask cluster of N worker processes; needs the 'dask' extra.",
+)
 @click.option("--no-chunks", is_flag=True, help="Publish image_assets only.")
 @click.option("--replace", is_flag=True, help="Re-point dataset ids registered for other stores.")
 @storage_option
@@ -161,17 +189,35 @@ def ingest(
     namespace: str,
     pattern: str | None,
     workers: int | None,
+    scheduler: str | None,
+    dask_workers: int | None,
     no_chunks: bool,
     replace: bool,
     as_json: bool,
     storage_options: dict[str, Any] | None = None,
 ) -> None:
-    """Scan many stores in parallel and publish them with one commit per table."""
+    """Scan many stores in parallel and publish them with one commit per table.
+
+    With --scheduler or --dask-workers, Dask workers scan the stores and write the
+    data files; this process commits once per table.
+    """
     from iceberg_bioimage.publishing.registration import expand_uris
 
+    if scheduler is not None and dask_workers is not None:
+        raise click.BadParameter(
+            "give --scheduler or --dask-workers, not both", param_hint="'--dask-workers'"
+        )
+    if workers is not None and (scheduler is not None or dask_workers is not None):
+        raise click.BadParameter(
+            "--workers sets local threads; Dask runs one task per store",
+            param_hint="'--workers'",
+        )
     resolved = _catalog(catalog)
     stores = expand_uris(list(uris), pattern, storage_options)
-    with counted_progress(len(stores), "scanning") as advance:
+    with (
+        _ingest_client(scheduler, dask_workers) as client,
+        counted_progress(len(stores), "scanning") as advance,
+    ):
         result = api.ingest_stores_to_warehouse(
             stores,
             resolved,
@@ -180,7 +226,8 @@ def ingest(
             workers=workers,
             replace=replace,
             storage_options=storage_options,
-            on_scanned=(lambda scanned: advance(scanned.dataset_id)) if advance else None,
+            on_scanned=(lambda dataset: advance(dataset.dataset_id)) if advance else None,
+            client=client,
         )
     for dataset in result.datasets:
         print_warnings(dataset.warnings)

@@ -114,6 +114,8 @@ def command_options(func: F) -> F:
         root.meta[_QUIET_KEY] = quiet or bool(root.meta.get(_QUIET_KEY))
         try:
             return func(*args, **kwargs)
+        except click.ClickException:  # a usage error found in the body: click reports it
+            raise
         except Exception as error:
             message, code = error_line(error)
             fail(message, code, debug)

@@ -50,7 +50,9 @@ def read_sqlite_table(path: Path, table: str) -> pa.Table:
     if scanner is not None:
         with scanner:
             try:  # execute() streams; a relation (con.sql) would materialise every column first
-                result = scanner.execute("SELECT * FROM sqlite_scan(?, ?)", [os.fspath(path), table])
+                result = scanner.execute(
+                    "SELECT * FROM sqlite_scan(?, ?)", [os.fspath(path), table]
+                )
                 reader = (
                     result.to_arrow_reader(_BATCH_ROWS)
                     if hasattr(result, "to_arrow_reader")

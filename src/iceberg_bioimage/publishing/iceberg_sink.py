@@ -141,7 +141,11 @@ def ensure_table(catalog: Catalog, namespace: tuple[str, ...], table_name: str) 
 
 def conform(data: pa.Table, table: Table) -> pa.Table:
     """Cast ``data`` to the table's current Arrow schema (extra optional columns → nulls)."""
-    target = table.schema().as_arrow()
+    return conform_to(data, table.schema().as_arrow())
+
+
+def conform_to(data: pa.Table, target: pa.Schema) -> pa.Table:
+    """Cast ``data`` to ``target`` (columns it lacks → nulls of their declared type)."""
     if data.schema.equals(target, check_metadata=True):
         return data
     columns = [
@@ -210,26 +214,60 @@ def replace_datasets(
     def overwrite(table: Table) -> TableWrite:
         paths = write_data_files(table, data, dataset_ids, lambda rows: conform(rows, table))
         try:
-            properties = dict(summary or {})
-            with _first_write_is_quiet(), table.transaction() as transaction:
-                transaction.delete(
-                    delete_filter=dataset_filter(dataset_ids), snapshot_properties=properties
-                )
-                if paths:
-                    transaction.add_files(
-                        paths, snapshot_properties=properties, check_duplicate_files=False
-                    )
+            return _commit_files(table, ident, paths, dataset_ids, summary, data.num_rows)
         except BaseException:
             remove_files(table, paths)
             raise
-        snapshot = table.current_snapshot()
-        return TableWrite(
-            table=_dotted(ident),
-            rows_written=data.num_rows,
-            snapshot_id=snapshot.snapshot_id if snapshot else None,
-        )
 
     return with_retries(catalog, ident, overwrite)
+
+
+def _commit_files(
+    table: Table,
+    ident: tuple[str, ...],
+    paths: Sequence[str],
+    dataset_ids: Sequence[str],
+    summary: Mapping[str, str] | None,
+    rows: int,
+) -> TableWrite:
+    """Delete the datasets' rows and add ``paths`` in one transaction (one commit)."""
+    properties = dict(summary or {})
+    with _first_write_is_quiet(), table.transaction() as transaction:
+        transaction.delete(
+            delete_filter=dataset_filter(dataset_ids), snapshot_properties=properties
+        )
+        if paths:
+            transaction.add_files(
+                list(paths), snapshot_properties=properties, check_duplicate_files=False
+            )
+    snapshot = table.current_snapshot()
+    return TableWrite(
+        table=_dotted(ident),
+        rows_written=rows,
+        snapshot_id=snapshot.snapshot_id if snapshot else None,
+    )
+
+
+def replace_with_files(
+    catalog: Catalog,
+    namespace: tuple[str, ...],
+    table_name: str,
+    paths: Sequence[str],
+    dataset_ids: Sequence[str],
+    *,
+    rows: int,
+    summary: Mapping[str, str] | None = None,
+) -> TableWrite:
+    """Replace the rows of ``dataset_ids`` with data files already written (one commit).
+
+    The files must carry the table's schema and field ids (see
+    :class:`~iceberg_bioimage.publishing.iceberg_files.DataFileTarget`); the caller
+    owns them and removes them if this raises.
+    """
+    ident = identifier(namespace, table_name)
+    return with_retries(
+        catalog, ident, lambda table: _commit_files(table, ident, paths, dataset_ids, summary, rows)
+    )
 
 
 def delete_datasets(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
+from pyiceberg.table import Table
 
 from iceberg_bioimage.adapters import scan
 from iceberg_bioimage.adapters.plate_files import SeveralPlatesError
@@ -87,12 +88,15 @@ def prepare_batch(results: Sequence[ScanResult], tables: Sequence[str]) -> Batch
     return Batch(records=tuple(dataset_record(result) for result in results), tables=built)
 
 
-def _check_identity(
-    resolved: ResolvedCatalog, parts: tuple[str, ...], batch: Batch, replace: bool
+def check_identity(
+    resolved: ResolvedCatalog,
+    parts: tuple[str, ...],
+    records: Sequence[DatasetRecord],
+    replace: bool,
 ) -> set[str]:
     """Refuse a dataset id already registered for another URI; return re-pointed ids."""
     seen: dict[str, str] = {}
-    for record in batch.records:
+    for record in records:
         if record.dataset_id in seen and seen[record.dataset_id] != record.uri:
             raise DatasetConflictError(
                 f"dataset '{record.dataset_id}'",
@@ -113,43 +117,84 @@ def _check_identity(
     return moved
 
 
-def publish_batch(
-    resolved: ResolvedCatalog, namespace: str, batch: Batch, *, replace: bool = False
+def prepare_tables(
+    resolved: ResolvedCatalog, parts: tuple[str, ...], names: Sequence[str]
+) -> dict[str, Table]:
+    """Create or evolve the ``names`` tables (after :func:`check_schemas`).
+
+    Runs before any data file is written, so files are written with the schema
+    (and field ids) they are committed under.
+    """
+    return {table: ensure_table(resolved.catalog, parts, table) for table in names}
+
+
+def check_schemas(resolved: ResolvedCatalog, parts: tuple[str, ...]) -> None:
+    """Refuse existing canonical tables whose schema conflicts, before touching anything."""
+    for table in CANONICAL_TABLES:
+        check_existing(resolved.catalog, parts, table)
+
+
+#: Commits one table: ``(table name, dataset ids, snapshot summary)`` → its write.
+TableCommit = Callable[[str, list[str], dict[str, str]], TableWrite]
+
+
+def commit_tables(
+    resolved: ResolvedCatalog,
+    parts: tuple[str, ...],
+    records: Sequence[DatasetRecord],
+    names: Sequence[str],
+    commit: TableCommit,
+    moved: set[str],
 ) -> tuple[TableWrite, ...]:
-    """Write the batch's canonical tables: one commit per table, ``image_assets`` last.
+    """Commit each table of ``names`` (in :data:`COMMIT_ORDER`) with one registration id.
+
+    ``moved`` are the re-pointed dataset ids :func:`check_identity` returned.
 
     ``image_assets`` is the commit point: ``chunk_index`` is committed first, so a
     process killed between the two commits leaves new chunks under the old (or no)
     ``image_assets`` rows, never images without their chunks. Both commits record
     one registration id (:data:`REGISTRATION_ID`) in their snapshot summaries;
     :func:`interrupted_registrations` finds a pair whose second commit is missing,
-    and re-running the registration repairs it. Tables are handed to the sink one
-    at a time and dropped from the batch, so a large ``chunk_index`` exists once
-    while it is written.
+    and re-running the registration repairs it.
     """
-    parts = namespace_parts(namespace)
-    for table in CANONICAL_TABLES:  # refuse conflicting schemas before touching anything
-        check_existing(resolved.catalog, parts, table)
-    moved = _check_identity(resolved, parts, batch, replace)
-    names = [table for table in COMMIT_ORDER if table in batch.tables]
-    for table in names:  # create or evolve every table before any data is written
-        ensure_table(resolved.catalog, parts, table)
-    ids = batch.dataset_ids
-    stale = sorted(moved) if moved and "chunk_index" not in names else []
+    ordered = [table for table in COMMIT_ORDER if table in names]
+    ids = [record.dataset_id for record in records]
+    stale = sorted(moved) if moved and "chunk_index" not in ordered else []
     summary = {
         REGISTRATION_ID: uuid.uuid4().hex,
-        REGISTRATION_TABLES: ",".join(["chunk_index"] * bool(stale) + names),
+        REGISTRATION_TABLES: ",".join(["chunk_index"] * bool(stale) + ordered),
         REGISTRATION_DATASETS: json.dumps(sorted(set(ids))),
     }
     writes = []
     if stale:  # chunks of the old store are stale now
         deleted = delete_datasets(resolved.catalog, parts, "chunk_index", stale, summary)
         writes.extend([deleted] if deleted else [])
-    for table in names:
-        writes.append(
-            replace_datasets(resolved.catalog, parts, table, batch.tables.pop(table), ids, summary)
-        )
+    for table in ordered:
+        writes.append(commit(table, ids, summary))
     return tuple(sorted(writes, key=lambda w: CANONICAL_TABLES.index(w.table.rsplit(".")[-1])))
+
+
+def publish_batch(
+    resolved: ResolvedCatalog, namespace: str, batch: Batch, *, replace: bool = False
+) -> tuple[TableWrite, ...]:
+    """Write the batch's canonical tables: one commit per table, ``image_assets`` last.
+
+    See :func:`commit_tables` for the commit order. Tables are handed to the sink
+    one at a time and dropped from the batch, so a large ``chunk_index`` exists
+    once while it is written.
+    """
+    parts = namespace_parts(namespace)
+    names = [table for table in COMMIT_ORDER if table in batch.tables]
+    check_schemas(resolved, parts)
+    moved = check_identity(resolved, parts, batch.records, replace)
+    prepare_tables(resolved, parts, names)
+
+    def commit(table: str, ids: list[str], summary: dict[str, str]) -> TableWrite:
+        return replace_datasets(
+            resolved.catalog, parts, table, batch.tables.pop(table), ids, summary
+        )
+
+    return commit_tables(resolved, parts, batch.records, names, commit, moved)
 
 
 def _registrations(table: Any) -> dict[str, tuple[int, str, str]]:
@@ -247,7 +292,7 @@ def scan_many(
             for future in done:
                 error = future.exception()
                 if error is not None:
-                    raise _aborted(error) from error
+                    raise aborted_error(error) from error
                 scanned = future.result()
                 results[os.fspath(futures[future])] = scanned
                 if on_scanned is not None:
@@ -258,7 +303,8 @@ def scan_many(
     return [result for uri in uris for result in results[os.fspath(uri)]]
 
 
-def _aborted(error: BaseException) -> BaseException:
+def aborted_error(error: BaseException) -> BaseException:
+    """``error`` saying that the batch was aborted with nothing committed (same type)."""
     if isinstance(error, IcebergBioimageError):
         try:
             return type(error)(error.subject, f"{error.problem}; batch aborted, nothing committed")
