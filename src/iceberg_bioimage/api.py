@@ -441,7 +441,7 @@ def _only_table(joined: Sequence[JoinedProfiles], profiles: Any) -> pa.Table:
     from iceberg_bioimage.exceptions import ContractError
 
     if len(joined) == 1:
-        return joined[0].table
+        return joined[0].to_table()
     names = ", ".join(str(j.compartment) for j in joined)
     label = os.fspath(profiles) if isinstance(profiles, str | os.PathLike) else "<profiles>"
     raise ContractError(
@@ -495,12 +495,15 @@ def join_catalog_image_assets_with_profiles(
     platemap: str | os.PathLike[str] | None = None,
 ) -> pa.Table:
     """Load catalog tables (only the profiles' datasets), then join profiles to them."""
+    import pyarrow as pa
+
     from iceberg_bioimage.profiles.sources import read_profile_set
 
     aliases = dict(alias_map) if alias_map else None
     profile_set = read_profile_set(profiles, image_table=image_table, alias_map=aliases)
     chosen, table = profile_set.select(compartment)
-    ids = _profile_dataset_ids(table, profile_dataset_id, aliases)
+    keyed = table if isinstance(table, pa.Table) or profile_set.image is None else profile_set.image
+    ids = _profile_dataset_ids(keyed, profile_dataset_id, aliases)
     only = [("dataset_id", "in", ids)]
     images = load_catalog_table(catalog, namespace, image_assets_table, filters=only)
     chunks = (

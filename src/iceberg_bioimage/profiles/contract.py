@@ -155,10 +155,9 @@ def validate_microscopy_profile_table(
     table, source = read_profile_table(table_or_path)
     candidates = _alias_candidates(alias_map)
     resolved, errors = _resolve_columns(table.column_names, candidates)
-    if "object_id" not in resolved:
-        numbered = [c for c in table.column_names if c.lower().endswith(OBJECT_NUMBER_SUFFIX)]
-        if len(numbered) == 1:
-            resolved["object_id"] = numbered[0]
+    object_column = resolve_object_column(table.column_names, alias_map)
+    if object_column is not None:
+        resolved["object_id"] = object_column
     warnings: list[str] = [] if table.num_rows else ["the table has no rows"]
     missing: list[str] = []
 
@@ -209,6 +208,15 @@ def validate_microscopy_profile_table(
         profile_dataset_id=used_dataset_id,
         object_key=resolved.get("object_id"),
     )
+
+
+def resolve_object_column(names: Sequence[str], alias_map: AliasMap | None = None) -> str | None:
+    """The column of object ids or numbers (``ObjectNumber``, ``Nuclei_Number_Object_Number``)."""
+    resolved, _errors = _resolve_columns(names, _alias_candidates(alias_map))
+    if "object_id" in resolved:
+        return resolved["object_id"]
+    numbered = [c for c in names if c.lower().endswith(OBJECT_NUMBER_SUFFIX)]
+    return numbered[0] if len(numbered) == 1 else None
 
 
 def canonical_profile_keys(table: pa.Table, result: ContractValidationResult) -> pa.Table:

@@ -80,7 +80,7 @@ def attach_image_keys(
     resolved, errors = _resolve_columns(image.column_names, _alias_candidates(alias_map))
     if errors:
         raise ContractError(image_label, "; ".join(errors))
-    copied = {resolved[key]: _target_name(resolved[key]) for key in HOPPED_KEYS if key in resolved}
+    copied = {resolved[key]: target_name(resolved[key]) for key in HOPPED_KEYS if key in resolved}
     if not ({"well_id", "image_id"} & resolved.keys()):
         raise ContractError(
             image_label,
@@ -94,10 +94,10 @@ def attach_image_keys(
     image_table = find_column(image.column_names, TABLE_NUMBER)
     if object_table is not None and image_table is not None:
         on.append((object_table, image_table))
-    right = _key_table(image, [i for _o, i in on], "__ib_key_")
+    right = image_key_table(image, [i for _o, i in on], "__ib_key_")
     _check_unique(right, image_label)
     right = right.append_column(_ROW, pa.array(np.arange(image.num_rows, dtype=np.int64)))
-    left = _key_table(objects, [o for o, _i in on], "__ib_key_")
+    left = image_key_table(objects, [o for o, _i in on], "__ib_key_")
     left = left.append_column("__ib_left", pa.array(np.arange(objects.num_rows, dtype=np.int64)))
     matched = left.join(right, keys=list(left.column_names[:-1]), join_type="left outer")
     matched = matched.sort_by("__ib_left")
@@ -108,12 +108,12 @@ def attach_image_keys(
     return out, HopReport(added_columns=tuple(copied.values()), unmatched_rows=rows.null_count)
 
 
-def _target_name(column: str) -> str:
+def target_name(column: str) -> str:
     """``Image_Metadata_Well`` → ``Metadata_Well``; other names unchanged."""
     return column[len("Image_") :] if column.lower().startswith("image_metadata_") else column
 
 
-def _key_table(table: pa.Table, columns: Sequence[str], prefix: str) -> pa.Table:
+def image_key_table(table: pa.Table, columns: Sequence[str], prefix: str) -> pa.Table:
     """Key columns under shared names: image numbers as int64, table numbers as strings."""
     keys = {}
     for index, name in enumerate(columns):

@@ -9,13 +9,16 @@ from typing import Any
 
 import pyarrow as pa
 
+from iceberg_bioimage.exceptions import ContractError
 from iceberg_bioimage.profiles.contract import AliasMap
 from iceberg_bioimage.profiles.join import (
     JOIN_METADATA_KEY,
     join_image_assets_with_profiles,
     join_report,
 )
-from iceberg_bioimage.profiles.sources import read_profile_set
+from iceberg_bioimage.profiles.sources import ProfileSet, read_profile_set
+from iceberg_bioimage.profiles.sqlite import SqliteTable
+from iceberg_bioimage.profiles.streamed_join import StreamedJoin, join_streamed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,13 +47,19 @@ class JoinedProfiles:
     """
 
     compartment: str | None
-    table: pa.Table
+    table: pa.Table | StreamedJoin
     own_table: bool = False
 
     @property
     def report(self) -> dict[str, Any]:
-        """Keys, grain and matched/unmatched counts of the join."""
+        """Keys, grain and matched/unmatched counts of the join (a streamed one: once written)."""
+        if isinstance(self.table, StreamedJoin):
+            return self.table.report
         return join_report(self.table)
+
+    def to_table(self) -> pa.Table:
+        """The joined rows in memory, the report in the schema metadata."""
+        return self.table.to_table() if isinstance(self.table, StreamedJoin) else self.table
 
 
 def join_profile_source(
@@ -73,6 +82,24 @@ def join_profile_source(
     platemap = _platemap(options.platemap)
     joined = []
     for compartment, table in chosen:
+        if isinstance(table, SqliteTable):
+            joined.append(
+                JoinedProfiles(
+                    compartment,
+                    _streamed(
+                        image_assets,
+                        table,
+                        profile_set,
+                        compartment,
+                        options,
+                        platemap,
+                        profile_dataset_id,
+                        alias_map,
+                    ),
+                    own_table=profile_set.multi_table and compartment is not None,
+                )
+            )
+            continue
         rows = join_image_assets_with_profiles(
             image_assets,
             table,
@@ -89,6 +116,36 @@ def join_profile_source(
         own = profile_set.multi_table and compartment is not None
         joined.append(JoinedProfiles(compartment, rows, own_table=own))
     return joined
+
+
+def _streamed(
+    image_assets: pa.Table,
+    table: SqliteTable,
+    profile_set: ProfileSet,
+    compartment: str | None,
+    options: ProfileOptions,
+    platemap: pa.Table | None,
+    profile_dataset_id: str | None,
+    alias_map: AliasMap | None,
+) -> StreamedJoin:
+    """A SQLite object table joined batch by batch through the source's Image table."""
+    if profile_set.image is None:
+        raise ContractError(table.label, "no Image table to key its rows; pass image_table=")
+    streamed = join_streamed(
+        image_assets,
+        table,
+        profile_set.image,
+        image_label=profile_set.label,
+        compartment=compartment,
+        profile_dataset_id=profile_dataset_id,
+        alias_map=alias_map,
+        site_base=options.site_base,
+    )
+    if platemap is not None:
+        from iceberg_bioimage.profiles.platemap import annotate_with_platemap
+
+        streamed.annotate = lambda rows: annotate_with_platemap(rows, platemap)
+    return streamed
 
 
 def _with_source_warnings(rows: pa.Table, warnings: tuple[str, ...], label: str) -> pa.Table:

@@ -36,7 +36,7 @@ from iceberg_bioimage.exceptions import ContractError, StoreNotFoundError
 from iceberg_bioimage.profiles.contract import AliasMap
 from iceberg_bioimage.profiles.files import TABLE_SUFFIXES, read_profile_table
 from iceberg_bioimage.profiles.image_keys import attach_image_keys, needs_image_table
-from iceberg_bioimage.profiles.sqlite import is_sqlite, read_sqlite_table, table_names
+from iceberg_bioimage.profiles.sqlite import SqliteTable, is_sqlite, read_sqlite_table, table_names
 
 #: Table names (file stems, SQLite tables) of per-image tables.
 IMAGE_TABLES = ("image", "per_image")
@@ -51,7 +51,7 @@ class ProfileSet:
     """The tables of a profile source, keyed by compartment (``None``: unknown)."""
 
     label: str
-    tables: dict[str | None, pa.Table]
+    tables: dict[str | None, pa.Table | SqliteTable]
     image: pa.Table | None = None
     warnings: tuple[str, ...] = field(default=())
     #: Whether the source holds several tables (a folder or SQLite), not one table.
@@ -62,7 +62,7 @@ class ProfileSet:
         """Object compartments present, in name order (``None`` for a single table)."""
         return tuple(sorted(self.tables, key=lambda c: (c is not None, c or "")))
 
-    def select(self, compartment: str | None) -> tuple[str | None, pa.Table]:
+    def select(self, compartment: str | None) -> tuple[str | None, pa.Table | SqliteTable]:
         """The table of ``compartment`` (``image`` = the Image table); the only one if None.
 
         Raises :class:`ContractError` naming the compartments present when the choice
@@ -90,7 +90,7 @@ class _RawSource:
     """One source before the hop: object tables by compartment and its Image table."""
 
     label: str
-    objects: dict[str | None, tuple[str, pa.Table]]
+    objects: dict[str | None, tuple[str, pa.Table | SqliteTable]]
     image: tuple[str, pa.Table] | None
     multi_table: bool = True
 
@@ -115,7 +115,7 @@ def read_profile_set(
         table, label = read_profile_table(image_table)
         extra_image = (label, table)
     label = raw_sources[0].label if len(raw_sources) == 1 else _label(source)
-    parts: dict[str | None, list[pa.Table]] = {}
+    parts: dict[str | None, list[pa.Table | SqliteTable]] = {}
     images: list[pa.Table] = []
     warnings: list[str] = []
     for raw in raw_sources:
@@ -123,6 +123,9 @@ def read_profile_set(
         if raw.image is not None:
             images.append(raw.image[1])
         for compartment, (table_label, table) in raw.objects.items():
+            if isinstance(table, SqliteTable):  # keyed through the Image table when joined
+                parts.setdefault(compartment, []).append(table)
+                continue
             if image is not None and needs_image_table(table, alias_map):
                 table, report = attach_image_keys(
                     table, image[1], label=table_label, image_label=image[0], alias_map=alias_map
@@ -149,9 +152,10 @@ def _label(source: Any) -> str:
     return os.fspath(source) if isinstance(source, str | os.PathLike) else "<profiles>"
 
 
-def _concat(tables: Sequence[pa.Table], label: str) -> pa.Table:
+def _concat(tables: Sequence[pa.Table | SqliteTable], label: str) -> pa.Table | SqliteTable:
     if len(tables) == 1:
         return tables[0]
+    tables = [t if isinstance(t, pa.Table) else read_sqlite_table(t.path, t.name) for t in tables]
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except pa.ArrowException as error:
@@ -189,10 +193,10 @@ def _sqlite_source(path: Path, label: str) -> _RawSource:
     ]
     if not image_names and not object_names:
         raise ContractError(label, "the SQLite file holds no Image or object tables")
-    objects: dict[str | None, tuple[str, pa.Table]] = {}
-    for name in object_names:
+    objects: dict[str | None, tuple[str, pa.Table | SqliteTable]] = {}
+    for name in object_names:  # streamed when joined: object tables can be GiBs
         compartment = None if name.lower() == "per_object" else _compartment_of(name)
-        objects[compartment] = (f"{label}:{name}", read_sqlite_table(path, name))
+        objects[compartment] = (f"{label}:{name}", SqliteTable(path, name))
     image = None
     if image_names:
         image = (f"{label}:{image_names[0]}", read_sqlite_table(path, image_names[0]))

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import functools
 import glob
+import itertools
 import os
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,27 +46,92 @@ def table_names(path: Path) -> list[str]:
     return [name for (name,) in rows]
 
 
+@dataclass(frozen=True)
+class SqliteTable:
+    """One table of a SQLite file, read batch by batch each time it is iterated.
+
+    Large CellProfiler databases (a JUMP plate is several GiB) never sit in memory
+    whole: :meth:`batches` streams them, and :func:`read_sqlite_table` collects
+    small tables such as ``Image``.
+    """
+
+    path: Path
+    name: str
+
+    @property
+    def label(self) -> str:
+        """``<file>:<table>`` for messages."""
+        return f"{self.path}:{self.name}"
+
+    @functools.cached_property
+    def num_rows(self) -> int:
+        """Rows in the table (one ``count(*)``)."""
+        with _connect(self.path) as con:
+            return int(con.execute(f"SELECT count(*) FROM {_quoted(self.name)}").fetchone()[0])
+
+    @functools.cached_property
+    def schema(self) -> pa.Schema:
+        """The Arrow schema the batches have (read from the first row)."""
+        return self._reader(limit=1).read_all().schema
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The rows in table order, ``_BATCH_ROWS`` at a time."""
+        yield from self._reader()
+
+    def _reader(self, limit: int | None = None) -> pa.RecordBatchReader:
+        return _batches(self.path, self.name, limit)
+
+
 def read_sqlite_table(path: Path, table: str) -> pa.Table:
     """Read one table whole (DuckDB's scanner when available, else ``sqlite3``)."""
+    return _batches(path, table).read_all()
+
+
+def _quoted(name: str) -> str:
+    """A table name from ``sqlite_master``, quoted as an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _batches(path: Path, table: str, limit: int | None = None) -> pa.RecordBatchReader:
+    """A reader of the table's rows (DuckDB's scanner when available, else ``sqlite3``)."""
+    suffix = "" if limit is None else f" LIMIT {int(limit)}"
     scanner = _duckdb_scanner()
     if scanner is not None:
-        with scanner:
-            try:  # execute() streams; a relation (con.sql) would materialise every column first
-                result = scanner.execute(
-                    "SELECT * FROM sqlite_scan(?, ?)", [os.fspath(path), table]
-                )
-                reader = (
-                    result.to_arrow_reader(_BATCH_ROWS)
-                    if hasattr(result, "to_arrow_reader")
-                    else result.fetch_record_batch(_BATCH_ROWS)
-                )
-                return reader.read_all()
-            except Exception as error:  # duckdb raises its own error hierarchy
-                raise ContractError(f"{path}:{table}", f"cannot read the table: {error}") from error
-    batches = list(_sqlite3_batches(path, table))
-    if not batches:
-        return pa.table({})
-    return pa.Table.from_batches(batches)
+        try:  # execute() streams; a relation (con.sql) would materialise every column first
+            result = scanner.execute(
+                f"SELECT * FROM sqlite_scan(?, ?){suffix}", [os.fspath(path), table]
+            )
+            reader = (
+                result.to_arrow_reader(_BATCH_ROWS)
+                if hasattr(result, "to_arrow_reader")
+                else result.fetch_record_batch(_BATCH_ROWS)
+            )
+        except Exception as error:  # duckdb raises its own error hierarchy
+            raise ContractError(f"{path}:{table}", f"cannot read the table: {error}") from error
+        return _closing(reader, scanner, f"{path}:{table}")
+    return _sqlite3_reader(path, table, suffix)
+
+
+def _closing(reader: pa.RecordBatchReader, con: Any, label: str) -> pa.RecordBatchReader:
+    """``reader``, closing ``con`` once it is exhausted; read errors name the table."""
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader
+        except Exception as error:  # duckdb raises its own error hierarchy
+            raise ContractError(label, f"cannot read the table: {error}") from error
+        finally:
+            con.close()
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+def _sqlite3_reader(path: Path, table: str, suffix: str) -> pa.RecordBatchReader:
+    batches = _sqlite3_batches(path, table, suffix)
+    first = next(batches, None)
+    if first is None:
+        return pa.RecordBatchReader.from_batches(pa.schema([]), iter(()))
+    return pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -74,11 +141,10 @@ def _connect(path: Path) -> sqlite3.Connection:
         raise ContractError(os.fspath(path), f"cannot open the SQLite file: {error}") from error
 
 
-def _sqlite3_batches(path: Path, table: str) -> Iterator[pa.RecordBatch]:
-    quoted = '"' + table.replace('"', '""') + '"'
+def _sqlite3_batches(path: Path, table: str, suffix: str = "") -> Iterator[pa.RecordBatch]:
     con = _connect(path)
     try:
-        cursor = con.execute(f"SELECT * FROM {quoted}")  # a name from sqlite_master, quoted
+        cursor = con.execute(f"SELECT * FROM {_quoted(table)}{suffix}")
         names = [d[0] for d in cursor.description]
         while rows := cursor.fetchmany(_BATCH_ROWS):
             columns = list(zip(*rows, strict=True))

@@ -80,9 +80,10 @@ def joined_profile_requests(
     """
     requests = []
     for part in joined:
-        data = part.table.replace_schema_metadata(None)
-        report = part.report
-        grain = {"profile_level": report.get("grain"), "compartment": part.compartment}
+        data = part.table
+        if isinstance(data, pa.Table):
+            data = data.replace_schema_metadata(None)
+        grain = {"profile_level": part.report.get("grain"), "compartment": part.compartment}
         names = []
         if not part.own_table or chosen:
             names.append(("profiles.joined_profiles", "joined_profiles"))

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -56,7 +57,27 @@ from iceberg_bioimage.models.warehouse import (
     migrated,
     table_path,
 )
-from iceberg_bioimage.publishing.arrow_tables import ChunkIndexRows
+
+
+class StreamedRows(Protocol):
+    """Rows written batch by batch (a ``chunk_index``, a streamed profile join)."""
+
+    @property
+    def schema(self) -> pa.Schema: ...
+
+    @property
+    def column_names(self) -> list[str]: ...
+
+    @property
+    def num_rows(self) -> int: ...
+
+    @property
+    def dataset_ids(self) -> list[str]: ...
+
+    def for_dataset(self, dataset_id: str) -> StreamedRows: ...
+
+    def batches(self) -> Iterator[pa.RecordBatch]: ...
+
 
 STAGING_PREFIX = ".iceberg-bioimage-staging-"
 LOCK_NAME = ".iceberg-bioimage.lock"
@@ -69,12 +90,14 @@ PRODUCER = {"name": "iceberg-bioimage", "version": __version__}
 class TableRequest:
     """A table to write: its dotted name, role, rows, keys, grain and sources.
 
-    ``data`` is a table, or a streamed ``chunk_index`` written batch by batch.
+    ``data`` is a table, or rows streamed batch by batch (a ``chunk_index``, a large
+    profile table): anything with ``schema``, ``column_names``, ``num_rows``,
+    ``dataset_ids``, ``for_dataset()`` and ``batches()``.
     """
 
     table_name: str
     role: str
-    data: pa.Table | ChunkIndexRows
+    data: pa.Table | StreamedRows
     join_keys: tuple[str, ...]
     grain: dict[str, str | None]
     sources: tuple[str, ...] = ()
@@ -128,10 +151,12 @@ def _file_name(dataset_id: str, token: str) -> str:
 
 
 def _split_by_dataset(
-    data: pa.Table | ChunkIndexRows,
-) -> list[tuple[str | None, pa.Table | ChunkIndexRows]]:
-    if isinstance(data, ChunkIndexRows):
+    data: pa.Table | StreamedRows,
+) -> list[tuple[str | None, pa.Table | StreamedRows]]:
+    if not isinstance(data, pa.Table):
         ids = data.dataset_ids
+        if not ids:
+            raise WarehouseError("<table>", "the rows have no dataset_id")
         return [(ids[0], data)] if len(ids) == 1 else [(i, data.for_dataset(i)) for i in ids]
     if "dataset_id" not in data.column_names:
         return [(None, data)]
@@ -178,7 +203,7 @@ def _check_folders(
 
 def _plan(
     manifest: WarehouseManifest, request: TableRequest, mode: Mode, token: str
-) -> tuple[list[tuple[str, pa.Table | ChunkIndexRows, TableFile]], list[TableFile]]:
+) -> tuple[list[tuple[str, pa.Table | StreamedRows, TableFile]], list[TableFile]]:
     """New files to write, and the existing files the table keeps."""
     existing = manifest.table(request.table_name)
     kept = list(existing.files) if existing else []
@@ -212,7 +237,7 @@ def _stamped(schema: pa.Schema) -> pa.Schema:
     return schema.with_metadata(metadata)
 
 
-def _write_parquet(rows: pa.Table | ChunkIndexRows, path: Path) -> None:
+def _write_parquet(rows: pa.Table | StreamedRows, path: Path) -> None:
     """Write ``rows`` to ``path``; a streamed table one record batch at a time."""
     if isinstance(rows, pa.Table):
         pq.write_table(
@@ -363,10 +388,15 @@ def _write_locked(
     staging.mkdir()
     try:
         staged: list[tuple[Path, Path]] = []
+        written: dict[int, Path] = {}  # one file per rows object, linked for other tables
         for request, writes, _kept in plans:
             for name, rows, _file in writes:
                 source = staging / f"{len(staged)}.parquet"
-                _write_parquet(rows, source)
+                if id(rows) in written:
+                    _link_or_copy(written[id(rows)], source)
+                else:
+                    _write_parquet(rows, source)
+                    written[id(rows)] = source
                 staged.append((source, folders[request.table_name] / name))
         for source, target in staged:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -401,6 +431,14 @@ def _write_locked(
     return manifest_path, results
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link to ``source`` (a copy where links are not supported)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def _link_moved_tables(base: Path, moves: Sequence[TableMove]) -> list[tuple[Path, Path]]:
     """Give the files of tables that migrate a name in their new folder (hard links).
 
@@ -415,10 +453,7 @@ def _link_moved_tables(base: Path, moves: Sequence[TableMove]) -> list[tuple[Pat
         for name in names:
             source, target = source_folder / name, target_folder / name
             temporary = target_folder / f".{name}.{uuid.uuid4().hex}.tmp"
-            try:
-                os.link(source, temporary)
-            except OSError:
-                shutil.copyfile(source, temporary)
+            _link_or_copy(source, temporary)
             os.replace(temporary, target)
             linked.append((source, target))
     return linked
