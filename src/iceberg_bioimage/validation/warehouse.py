@@ -37,6 +37,12 @@ from iceberg_bioimage.models.warehouse import (
     table_path,
 )
 from iceberg_bioimage.publishing.warehouse import STAGING_PREFIX, WRITTEN_FILE
+from iceberg_bioimage.validation.foreign import (
+    ForeignTable,
+    describe,
+    find_registry,
+    registry_tables,
+)
 
 #: The specification's MUSTs, by the id that starts each error message.
 REQUIREMENTS = {
@@ -339,6 +345,9 @@ def _must(requirement: str, message: str) -> str:
 
 
 def _without_manifest(base: Path, warnings: list[str]) -> WarehouseValidationResult:
+    registry = find_registry(base)
+    if registry is not None:
+        return _iceberg_registry(base, registry, warnings)
     layout, entries = _legacy_entries(base)
     if layout is None:
         return _result(
@@ -354,6 +363,70 @@ def _without_manifest(base: Path, warnings: list[str]) -> WarehouseValidationRes
     errors = [missing, *(e for c in checks for e in c.errors)]
     warnings += [*(w for c in checks for w in c.warnings), *_unlisted_folders(base, entries)]
     return _result(base, errors=errors, warnings=warnings, layout=layout, checks=checks)
+
+
+def _iceberg_registry(base: Path, registry: Path, warnings: list[str]) -> WarehouseValidationResult:
+    """What an Iceberg warehouse another tool wrote (CytoTable's) lacks, table by table."""
+    tables, views, problem = registry_tables(base, registry)
+    if problem is not None:
+        return _result(base, errors=[_must("manifest", problem)], warnings=warnings)
+    errors = [
+        _must(
+            "manifest",
+            f"{base}: no {MANIFEST_NAME}; {registry.name} registers Iceberg tables "
+            f"{describe(tables)} (CytoTable's layout), which the specification reads only "
+            f"through a manifest (export them to a warehouse with export-cytomining-profiles)",
+        )
+    ]
+    checks = []
+    for table in tables:
+        label = f"table {table.table_name}"
+        problems = [] if table.problem is None else [_must("files", f"{label}: {table.problem}")]
+        if table.problem is None:
+            expected = table_path(table.table_name, "namespaced")
+            if table.folder != expected:
+                problems.append(
+                    _must(
+                        "layout",
+                        f"{label}: Iceberg table folder {table.folder}/ (data/ and metadata/), "
+                        f"not {expected}/ holding only Parquet files",
+                    )
+                )
+            problems += _foreign_id_problems(label, table)
+        errors += problems
+        checks.append(
+            _TableCheck(
+                summary={
+                    "table_name": table.table_name,
+                    "role": table.role,
+                    "path": table.folder,
+                    "rows": table.rows,
+                    "datasets": (),
+                    "ok": not problems,
+                },
+                errors=tuple(problems),
+                warnings=(),
+            )
+        )
+    if not any(t.table_name == IMAGE_ASSETS for t in tables):
+        errors.append(_must("image-assets", f"{registry}: no {IMAGE_ASSETS} table"))
+    warnings += [
+        f"{registry}: view {name} is not a table; readers of Parquet skip it" for name in views
+    ]
+    return _result(base, errors=errors, warnings=warnings, checks=checks)
+
+
+def _foreign_id_problems(label: str, table: ForeignTable) -> list[str]:
+    """Identifier columns the specification needs that a foreign table lacks."""
+    needed = ["dataset_id", "image_id"]
+    if table.role in PROFILE_ROLES or table.role == "image_crops":
+        needed.append("object_id")
+    missing = [c for c in needed if c not in table.columns]
+    if not missing or table.role not in (*JOINABLE_ROLES, "image_crops", "source_images"):
+        return []
+    present = [c for c in table.columns if c.startswith("Metadata_")][:8]
+    has = ", ".join(present) or "no Metadata_ columns"
+    return [_must("profile-ids", f"{label}: lacks {', '.join(missing)} (it has {has})")]
 
 
 def _legacy_entries(base: Path) -> tuple[Layout | None, list[TableEntry]]:
