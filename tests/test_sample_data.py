@@ -48,6 +48,9 @@ def test_paths_and_to_dict(sample):
     assert sample.profiles == sample.directory / "cells.parquet"
     assert sample.phenix == sample.directory / "phenix"
     assert sample.load_data == sample.directory / "load_data.csv"
+    assert sample.cellprofiler_sqlite == sample.directory / "cellprofiler.sqlite"
+    assert sample.cellprofiler_folders == sample.directory / "analysis"
+    assert sample.platemap == sample.directory / "platemap"
     for path in (
         sample.plate,
         sample.image,
@@ -55,6 +58,9 @@ def test_paths_and_to_dict(sample):
         sample.profiles,
         sample.phenix,
         sample.load_data,
+        sample.cellprofiler_sqlite,
+        sample.cellprofiler_folders / "phenix-A01-1" / "Nuclei.csv",
+        sample.platemap / "barcode_platemap.csv",
     ):
         assert path.exists()
     as_dict = json.loads(json.dumps(sample.to_dict()))
@@ -66,6 +72,9 @@ def test_paths_and_to_dict(sample):
         "profiles": str(sample.profiles),
         "phenix": str(sample.phenix),
         "load_data": str(sample.load_data),
+        "cellprofiler_sqlite": str(sample.cellprofiler_sqlite),
+        "cellprofiler_folders": str(sample.cellprofiler_folders),
+        "platemap": str(sample.platemap),
     }
     assert _leftovers(sample.directory) == []
 

@@ -24,6 +24,10 @@ to write in well under a second:
     CellProfiler-style per-cell profiles for every field of the plate, keyed by
     ``Metadata_Plate`` / ``Metadata_Well`` / ``Metadata_Site``, with a few
     outlier cells for quality-control tools to flag.
+``cellprofiler.sqlite``, ``analysis/``, ``platemap/``
+    CellProfiler outputs for the Phenix plate: a cytominer-database SQLite, per-site
+    ExportToSpreadsheet folders, and its JUMP-style platemap
+    (:mod:`iceberg_bioimage.sample_cellprofiler`).
 
 Pixels show gaussian "nuclei" (DNA) inside broader "cells" (Mito); every value
 comes from a fixed seed, so repeated runs write identical data.
@@ -45,6 +49,11 @@ import tifffile
 import zarr
 
 from iceberg_bioimage.exceptions import MissingDependencyError
+from iceberg_bioimage.sample_cellprofiler import (
+    write_cellprofiler_folders,
+    write_cellprofiler_sqlite,
+    write_platemap,
+)
 
 __all__ = ["SampleData", "write_sample_data"]
 
@@ -80,6 +89,9 @@ class SampleData:
     profiles: Path
     phenix: Path
     load_data: Path
+    cellprofiler_sqlite: Path
+    cellprofiler_folders: Path
+    platemap: Path
 
     def to_dict(self) -> dict[str, str]:
         """Return every path as a string, keyed by field name (JSON-safe)."""
@@ -119,6 +131,9 @@ def write_sample_data(directory: str | os.PathLike[str], *, overwrite: bool = Fa
         profiles=root / "cells.parquet",
         phenix=root / "phenix",
         load_data=root / "load_data.csv",
+        cellprofiler_sqlite=root / "cellprofiler.sqlite",
+        cellprofiler_folders=root / "analysis",
+        platemap=root / "platemap",
     )
     writers: dict[Path, Callable[[Path], None]] = {
         sample.plate: _write_plate,
@@ -127,6 +142,9 @@ def write_sample_data(directory: str | os.PathLike[str], *, overwrite: bool = Fa
         sample.profiles: _write_profiles,
         sample.phenix: _write_phenix,
         sample.load_data: _write_load_data,
+        sample.cellprofiler_sqlite: write_cellprofiler_sqlite,
+        sample.cellprofiler_folders: write_cellprofiler_folders,
+        sample.platemap: write_platemap,
     }
     if not overwrite:
         for target in writers:

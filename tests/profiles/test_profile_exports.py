@@ -168,3 +168,22 @@ def test_a_0_2_warehouse_is_read_then_migrated_on_the_next_write(
     result = validate_warehouse(root)
     assert result.is_valid, result.errors
     assert result.warnings == ()
+
+
+def test_sqlite_columns_without_a_declared_type_are_read_as_text(
+    plate: Path, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "untyped.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE Image (ImageNumber, Image_Metadata_Plate, Image_Metadata_Well, "
+                "Image_Metadata_Site)")  # fmt: skip
+    con.execute("CREATE TABLE Nuclei (ImageNumber, ObjectNumber, Nuclei_AreaShape_Area)")
+    con.execute("INSERT INTO Image VALUES (1, ?, 'A01', 1), (2, ?, 'C10', 3)", [PLATE, PLATE])
+    con.executemany("INSERT INTO Nuclei VALUES (?, ?, 10.5)", [(1, 1), (1, 2), (2, 1)])
+    con.commit()
+    con.close()
+    joined = api.join_profiles_with_store(plate, path)
+    assert joined["image_id"].to_pylist() == [f"{PLATE}:A/1/1", f"{PLATE}:A/1/1", f"{PLATE}:C/10/3"]
+    assert joined["object_id"][2].as_py() == f"{PLATE}:C/10/3:nuclei:1"

@@ -188,6 +188,7 @@ def join_image_assets_with_profiles(
     multiscale_level: int | None = 0,
     compartment: str | None = None,
     site_base: int | None = None,
+    label: str | None = None,
 ) -> pa.Table:
     """Join profiles to images on the most specific shared key set (DuckDB).
 
@@ -203,8 +204,10 @@ def join_image_assets_with_profiles(
     ``<image_id>:<compartment>:<ObjectNumber>``. ``site_base`` (0 or 1) says where
     the profiles' site numbers start and maps them onto the fields in field order;
     without it, an offset between profile sites and image fields is a warning.
+    ``label`` names the profiles in messages (default: the path, or the kind of table).
     """
-    table, label = read_profile_table(profiles)
+    table, read_label = read_profile_table(profiles)
+    label = label or read_label
     contract = validate_microscopy_profile_table(
         table, profile_dataset_id=profile_dataset_id, alias_map=alias_map
     )

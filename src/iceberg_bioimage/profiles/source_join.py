@@ -135,7 +135,7 @@ def _streamed(
         image_assets,
         table,
         profile_set.image,
-        image_label=profile_set.label,
+        image_label=f"{profile_set.label} (Image table)",
         compartment=compartment,
         profile_dataset_id=profile_dataset_id,
         alias_map=alias_map,

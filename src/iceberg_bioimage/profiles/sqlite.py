@@ -113,17 +113,36 @@ def _batches(path: Path, table: str, limit: int | None = None) -> pa.RecordBatch
 
 
 def _closing(reader: pa.RecordBatchReader, con: Any, label: str) -> pa.RecordBatchReader:
-    """``reader``, closing ``con`` once it is exhausted; read errors name the table."""
+    """``reader``, closing ``con`` once it is exhausted; read errors name the table.
+
+    Columns SQLite stores without a declared type come back as BLOB; they hold
+    text here (CellProfiler's metadata), so they are read as UTF-8 strings.
+    """
+    schema = pa.schema(
+        [f.with_type(pa.string()) if pa.types.is_binary(f.type) else f for f in reader.schema]
+    )
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
-            yield from reader
+            for batch in reader:
+                yield batch if batch.schema == schema else _as_text(batch, schema, label)
+        except ContractError:
+            raise
         except Exception as error:  # duckdb raises its own error hierarchy
             raise ContractError(label, f"cannot read the table: {error}") from error
         finally:
             con.close()
 
-    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _as_text(batch: pa.RecordBatch, schema: pa.Schema, label: str) -> pa.RecordBatch:
+    try:
+        return batch.cast(schema)
+    except pa.ArrowInvalid as error:
+        raise ContractError(
+            label, f"a column without a type holds non-UTF-8 bytes: {error}"
+        ) from error
 
 
 def _sqlite3_reader(path: Path, table: str, suffix: str) -> pa.RecordBatchReader:

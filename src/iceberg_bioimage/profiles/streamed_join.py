@@ -234,6 +234,7 @@ def join_streamed(
         profile_dataset_id=profile_dataset_id,
         alias_map=dict(alias_map) if alias_map else None,
         site_base=site_base,
+        label=image_label,
     )
     report = join_report(joined)
     resolved, _errors = _resolve_columns(image.column_names, _alias_candidates(alias_map))
