@@ -26,6 +26,7 @@ from iceberg_bioimage.models import DatasetSummary, ScanOptions, ScanResult
 from iceberg_bioimage.models.file_sets import FileSetOptions
 from iceberg_bioimage.models.names import check_table_name
 from iceberg_bioimage.models.results import (
+    CropExportResult,
     CytominingExportResult,
     DeregistrationResult,
     MaintenanceResult,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
     from pyiceberg.expressions import BooleanExpression
 
+    from iceberg_bioimage.integrations.crops.run import CropOptions, ImageCrops
     from iceberg_bioimage.publishing.warehouse import TableRequest
 
 
@@ -640,3 +642,231 @@ def load_warehouse_manifest(warehouse_root: str | os.PathLike[str]) -> Warehouse
     from iceberg_bioimage.publishing.warehouse import load_manifest
 
     return load_manifest(warehouse_root)
+
+
+BoxColumnNames = Mapping[str, str] | Sequence[str]
+
+
+def _crop_objects(
+    source: str | os.PathLike[str] | None,
+    profiles: pa.Table,
+    label: str,
+    *,
+    catalog: str | Catalog | None,
+    namespace: str | None,
+    profile_dataset_id: str | None,
+    where: Iterable[Sequence[Any]] | None,
+    storage_options: Mapping[str, Any] | None,
+    options: CropOptions,
+) -> tuple[pa.Table, pa.Table, pa.Table, str]:
+    """Objects (profile rows with ``image_id``/``object_id``), image_assets and chunk_index."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from iceberg_bioimage.exceptions import ContractError
+    from iceberg_bioimage.integrations.crops.objects import object_ids
+    from iceberg_bioimage.integrations.duckdb import query_metadata_table
+    from iceberg_bioimage.publishing.arrow_tables import canonical_table
+
+    table, label = profiles, label
+    if where:
+        table = query_metadata_table(table, filters=where)
+    compartment = options.box_columns.compartment
+    has_ids = "image_id" in table.column_names and table["image_id"].null_count < table.num_rows
+    if source is not None:
+        result = scan_store(source, read_shard_index=True, storage_options=storage_options)
+        images = canonical_table(result, "image_assets")
+        chunks = canonical_table(result, "chunk_index")
+        profile_dataset_id = profile_dataset_id or result.dataset_id
+    elif catalog is not None and namespace is not None:
+        ids = (
+            sorted({i.split(":", 1)[0] for i in pc.unique(table["image_id"]).to_pylist() if i})
+            if has_ids
+            else _profile_dataset_ids(table, profile_dataset_id, None)
+        )
+        only = [("dataset_id", "in", ids)]
+        images = load_catalog_table(catalog, namespace, "image_assets", filters=only)
+        chunks = pa.table({})
+    else:
+        raise ContractError(label, "give a store, or catalog= and namespace=")
+    if has_ids:
+        objects = table
+        if "dataset_id" not in objects.column_names:
+            parts = pc.split_pattern(objects["image_id"], ":", max_splits=1)
+            dataset = pc.list_element(parts, 0)
+            objects = objects.append_column("dataset_id", dataset)
+    else:
+        numbered = table.append_column("_crop_row", pa.array(np.arange(table.num_rows)))
+        joined = join_image_assets_with_profiles(
+            images, numbered, profile_dataset_id=profile_dataset_id
+        )
+        objects = joined.take(pc.sort_indices(joined["_crop_row"])).drop_columns(["_crop_row"])
+        if "object_id" in objects.column_names:
+            objects = objects.drop_columns(["object_id"])
+    if "object_id" not in objects.column_names:
+        ids_column = object_ids(objects, compartment, label, image_ids=objects["image_id"])
+        objects = objects.append_column("object_id", ids_column)
+    if source is None:
+        wanted = sorted(v for v in pc.unique(objects["image_id"]).to_pylist() if v)
+        filters = [("dataset_id", "in", sorted({w.split(":", 1)[0] for w in wanted}))]
+        filters.append(("image_id", "in", wanted))
+        chunks = load_catalog_table(catalog, namespace, "chunk_index", filters=filters)
+    return objects, images, chunks, label
+
+
+def _crop_options(
+    profiles_columns: Sequence[str],
+    *,
+    size: int | None,
+    bbox_columns: BoxColumnNames | None,
+    channels: Sequence[str | int] | None,
+    level: int,
+    compartment: str | None,
+    label: str,
+) -> CropOptions:
+    from iceberg_bioimage.integrations.crops.boxes import resolve_box_columns
+    from iceberg_bioimage.integrations.crops.run import CropOptions
+
+    box_columns = resolve_box_columns(
+        profiles_columns, size=size, bbox_columns=bbox_columns, compartment=compartment, label=label
+    )
+    return CropOptions(
+        box_columns=box_columns,
+        channels=tuple(channels) if channels is not None else None,
+        level=level,
+    )
+
+
+def read_image_crops(
+    source: str | os.PathLike[str] | None,
+    profiles: Any,
+    *,
+    catalog: str | Catalog | None = None,
+    namespace: str | None = None,
+    size: int | None = None,
+    bbox_columns: BoxColumnNames | None = None,
+    channels: Sequence[str | int] | None = None,
+    level: int = 0,
+    compartment: str | None = None,
+    profile_dataset_id: str | None = None,
+    where: Iterable[Sequence[Any]] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> ImageCrops:
+    """Cut the single-cell crops of profile rows, reading only the chunks their boxes touch.
+
+    Nothing is written. ``source`` is a store (local or fsspec URL), or ``None`` with
+    ``catalog``/``namespace`` (the chunk index then comes from the catalog). Boxes come
+    from CellProfiler ``<Compartment>_AreaShape_BoundingBoxMinimum/Maximum_X/Y`` columns
+    (maximum exclusive), ``bbox_columns`` (``x_min, y_min, x_max, y_max``), or ``size``
+    pixels around ``Location_Center_X/Y``; they are scaled to ``level`` and clipped at
+    the image borders. ``channels`` are names or indices. ``where`` filters the profiles
+    first (``(column, op, value)`` as in :func:`query_metadata_table`).
+
+    Returns:
+        :class:`~iceberg_bioimage.integrations.crops.run.ImageCrops`: numpy arrays along
+        the image's axes (``.to_xarray()`` for ``xarray.DataArray``), their rows and the
+        read counts.
+    """
+    from iceberg_bioimage.integrations.crops.run import crop_objects
+    from iceberg_bioimage.validation.profiles_io import read_profile_table
+
+    profiles, label = read_profile_table(profiles)
+    options = _crop_options(
+        profiles.column_names,
+        size=size,
+        bbox_columns=bbox_columns,
+        channels=channels,
+        level=level,
+        compartment=compartment,
+        label=label,
+    )
+    objects, images, chunks, label = _crop_objects(
+        source,
+        profiles,
+        label,
+        catalog=catalog,
+        namespace=namespace,
+        profile_dataset_id=profile_dataset_id,
+        where=where,
+        storage_options=storage_options,
+        options=options,
+    )
+    return crop_objects(
+        objects, images, chunks, options, storage_options=storage_options, label=label
+    )
+
+
+def export_image_crops(
+    source: str | os.PathLike[str] | None,
+    warehouse_root: str | os.PathLike[str],
+    *,
+    profiles: Any,
+    catalog: str | Catalog | None = None,
+    namespace: str | None = None,
+    size: int | None = None,
+    bbox_columns: BoxColumnNames | None = None,
+    channels: Sequence[str | int] | None = None,
+    level: int = 0,
+    compartment: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    profile_dataset_id: str | None = None,
+    where: Iterable[Sequence[Any]] | None = None,
+) -> CropExportResult:
+    """Write the crops of profile rows to ``images.image_crops`` (role ``image_crops``).
+
+    Reads as :func:`read_image_crops`; each row holds ``dataset_id``, ``image_id``,
+    ``object_id``, deterministic ``Metadata_ObjectID`` / ``Metadata_ImageCropID``, the
+    ``source_bbox_*`` box (at ``level``; maxima exclusive) and ``ome_arrow_image``
+    (the OME-Arrow struct, every requested channel). A re-run replaces the crops of the
+    datasets it writes; other datasets' crops stay. Needs the ``ome-arrow`` extra.
+    """
+    from iceberg_bioimage.integrations.crops.table import CROP_JOIN_KEYS, crops_table
+    from iceberg_bioimage.publishing.warehouse import TableRequest, write_tables
+
+    crops = read_image_crops(
+        source,
+        profiles,
+        catalog=catalog,
+        namespace=namespace,
+        size=size,
+        bbox_columns=bbox_columns,
+        channels=channels,
+        level=level,
+        compartment=compartment,
+        profile_dataset_id=profile_dataset_id,
+        where=where,
+        storage_options=storage_options,
+    )
+    names = [str(c) for c in channels] if channels is not None else ["*"]
+    table = crops_table(crops, level=level, channels=names)
+    request = TableRequest(
+        table_name="images.image_crops",
+        role="image_crops",
+        data=table,
+        join_keys=CROP_JOIN_KEYS,
+        grain={"profile_level": "object", "compartment": _crops_compartment(crops)},
+        sources=tuple(sorted({os.fspath(source)} if source is not None else ())),
+    )
+    manifest_path, writes = write_tables(
+        warehouse_root, [request], mode="overwrite", layout=_existing_layout(warehouse_root)
+    )
+    return CropExportResult(
+        warehouse_root=os.fspath(warehouse_root),
+        manifest_path=str(manifest_path),
+        table=writes[0],
+        crops=table.num_rows,
+        skipped=crops.skipped,
+        unmatched=crops.unmatched,
+        reads=crops.stats.to_dict(),
+        warnings=crops.warnings,
+    )
+
+
+def _crops_compartment(crops: ImageCrops) -> str | None:
+    """The compartment of the crops' objects (from their ``object_id``), if one."""
+    import pyarrow.compute as pc
+
+    parts = pc.split_pattern(crops.table["object_id"], ":")
+    found = {p[-2] for p in parts.to_pylist() if p and len(p) >= 3}
+    return found.pop() if len(found) == 1 else None
