@@ -8,6 +8,7 @@ image borders, a few lie wholly outside (skipped).
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -343,3 +344,37 @@ def test_scan_is_used_for_layout(datasets):
     """The image_assets row the reader relies on describes the fixture (sanity)."""
     assets = scan_as_arrow_table(datasets["plate04"].path)
     assert "plate04:A/1/0" in assets["image_id"].to_pylist()
+
+
+def test_xarray_crops_keep_the_image_axes(datasets):
+    store = datasets["plate04"].path
+    full = zarr.open_array(store, path="A/1/0/s0", mode="r")[:]
+    boxes = {
+        "x_min": np.array([5]),
+        "x_max": np.array([20]),
+        "y_min": np.array([40]),
+        "y_max": np.array([70]),
+    }
+    result = read_image_crops(str(store), profiles_for("plate04:A/1/0", boxes), channels=["GFP"])
+    (array,) = result.to_xarray()
+    assert array.dims == ("c", "z", "y", "x")
+    assert list(array.coords["c"].values) == ["GFP"]
+    assert list(array.coords["x"].values) == list(range(5, 20))
+    assert array.attrs["object_id"] == "plate04:A/1/0:nuclei:1"
+    np.testing.assert_array_equal(array.values, full[1:2, :, 40:64, 5:20])
+    np.testing.assert_array_equal(array.sel(y=50, x=7).values.ravel(), full[1:2, :, 50, 7].ravel())
+
+
+def test_xarray_missing_names_the_requirement(datasets, monkeypatch):
+    from iceberg_bioimage import MissingDependencyError
+
+    boxes = {
+        "x_min": np.array([5]),
+        "x_max": np.array([20]),
+        "y_min": np.array([4]),
+        "y_max": np.array([7]),
+    }
+    result = read_image_crops(str(datasets["plate04"].path), profiles_for("plate04:A/1/0", boxes))
+    monkeypatch.setitem(sys.modules, "xarray", None)
+    with pytest.raises(MissingDependencyError, match="pip install 'xarray'"):
+        result.to_xarray()

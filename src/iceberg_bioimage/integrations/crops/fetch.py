@@ -20,7 +20,7 @@ from typing import Any
 from iceberg_bioimage.adapters.storage import Store
 
 #: Block size of ranged reads that parse a TIFF header (IFDs are small).
-HEADER_BLOCK = 16 * 1024
+HEADER_BLOCK = 4 * 1024
 
 
 @dataclass
