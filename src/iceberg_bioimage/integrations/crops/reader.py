@@ -33,6 +33,8 @@ from iceberg_bioimage.integrations.crops.plan import (
 
 #: Decoded bytes of one wave of images.
 WAVE_BYTES = 96 * 1024 * 1024
+#: Threads decoding chunks.
+DECODE_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ class CropReader:
         for request in requests:  # open stores up front (errors before any work)
             self._fetcher(request.layout.uri)
         waves = list(_waves([_plan(r) for r in requests]))
-        with ThreadPoolExecutor(1) as prefetch:
+        with ThreadPoolExecutor(1) as prefetch, ThreadPoolExecutor(DECODE_WORKERS) as pool:
             pending: Future[list[list[bytes | None]]] | None = (
                 prefetch.submit(self._fetch_wave, waves[0]) if waves else None
             )
@@ -135,27 +137,35 @@ class CropReader:
                     else None
                 )
                 for planned, data in zip(wave, payloads, strict=True):
-                    yield planned.request, self._cut(planned, data)
+                    yield planned.request, self._cut(planned, data, pool)
 
-    def _cut(self, planned: _Planned, data: list[bytes | None]) -> list[np.ndarray]:
+    def _cut(
+        self, planned: _Planned, data: list[bytes | None], pool: ThreadPoolExecutor
+    ) -> list[np.ndarray]:
         request = planned.request
         layout = request.layout
         decoder = self._decoder(planned)
         canvas = np.empty(layout.shape, dtype=layout.dtype)
-        stored = [i for i, d in zip(planned.fetch, data, strict=True) if d is not None]
-        blocks = decoder.decode(
-            [d for d in data if d is not None], planned.ids[stored] if stored else planned.ids[:0]
+        stored = np.array(
+            [i for i, d in zip(planned.fetch, data, strict=True) if d is not None], dtype=np.int64
         )
-        self.stats.count_decodes(layout.uri, layout.array_path, planned.ids[stored])
-        placed = set(stored)
+        payloads = [d for d in data if d is not None]
         grid, chunks = layout.grid, layout.chunks
-        for position, block in zip(stored, blocks, strict=True):
-            _place(canvas, np.unravel_index(int(planned.ids[position]), grid), chunks, block)
-        for position in range(len(planned.ids)):
-            if position not in placed:
-                coords = np.unravel_index(int(planned.ids[position]), grid)
-                region = _region(coords, chunks, layout.shape, chunks)
-                canvas[region] = decoder.fill_value
+
+        def decode_and_place(batch: range) -> None:
+            ids = planned.ids[stored[batch.start : batch.stop]]
+            blocks = decoder.decode(payloads[batch.start : batch.stop], ids)
+            for chunk_id, block in zip(ids.tolist(), blocks, strict=True):
+                _place(canvas, np.unravel_index(chunk_id, grid), chunks, block)
+
+        size = -(-len(payloads) // DECODE_WORKERS) if payloads else 1
+        batches = [range(i, min(i + size, len(payloads))) for i in range(0, len(payloads), size)]
+        list(pool.map(decode_and_place, batches))
+        self.stats.count_decodes(layout.uri, layout.array_path, planned.ids[stored])
+        absent = np.setdiff1d(np.arange(len(planned.ids)), stored)
+        for position in absent.tolist():
+            coords = np.unravel_index(int(planned.ids[position]), grid)
+            canvas[_region(coords, chunks, layout.shape, chunks)] = decoder.fill_value
         return _crops(canvas, request)
 
 
