@@ -31,7 +31,6 @@ Bars: sparse ours ≥ 5× faster than whole; dense ours ≤ 1.1× whole; peak RS
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -313,8 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         f"plate on disk: {plate_info['disk_mib']:,.0f} MiB in {plate_info['files']:,} files"
     )
     lines.append(
-        f"({args.repeat} alternating A/B pairs of fresh processes per case, imports excluded; "
-        f"median CPU s: {statistics.median(r['runs'][0]['work_cpu_s'] for r in results):.2f})"
+        f"({args.repeat} alternating A/B pairs of fresh processes per case, imports excluded)"
     )
     return report(args, plate_info, results, lambda _r: lines, extra=extra)
 
