@@ -378,3 +378,26 @@ def test_xarray_missing_names_the_requirement(datasets, monkeypatch):
     monkeypatch.setitem(sys.modules, "xarray", None)
     with pytest.raises(MissingDependencyError, match="pip install 'xarray'"):
         result.to_xarray()
+
+
+def test_catalog_chunk_index_without_shard_ranges(sharded05, tmp_path):
+    """A chunk index published without shard ranges: inner chunks found via shard indexes."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from iceberg_bioimage import register_store
+
+    store, image_id, levels = sharded05
+    catalog = SqlCatalog("crops", uri=f"sqlite:///{tmp_path}/c.db", warehouse=tmp_path.as_uri())
+    register_store(str(store), catalog, "bio", publish_chunks=True)
+    boxes = random_boxes(*levels[0].shape[-2:], count=25, seed=9)
+    profiles = profiles_for(image_id, boxes)
+    from_catalog = read_image_crops(None, profiles, catalog=catalog, namespace="bio")
+    from_store = read_image_crops(str(store), profiles)
+    assert from_catalog.table.equals(from_store.table)
+    assert len(from_catalog.crops) == len(from_store.crops) > 0
+    for a, b in zip(from_catalog.crops, from_store.crops, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the shard indexes were read (as metadata), the payloads are the same chunks
+    assert from_catalog.stats.chunk_bytes == from_store.stats.chunk_bytes
+    assert from_catalog.stats.metadata_bytes > from_store.stats.metadata_bytes
+    check_crops(str(store), image_id, levels[0], base_shape=levels[0].shape[-2:], seed=9)

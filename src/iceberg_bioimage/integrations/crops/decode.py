@@ -132,13 +132,8 @@ class TiffDecoder:
         return [self._one(job) for job in zip(payloads, chunk_ids.tolist(), strict=True)]
 
 
-def zarr_decoder(fetcher: Fetcher, layout: ArrayLayout) -> ZarrDecoder | V2Decoder:
-    """Read the array's metadata document (one small request) and build its decoder.
-
-    Zarr v2 chunks are decoded by numcodecs directly (zarr's asynchronous pipeline
-    costs more per chunk than the codecs themselves); v3 codec pipelines and shards
-    by zarr.
-    """
+def array_document(fetcher: Fetcher, layout: ArrayLayout) -> tuple[dict[str, Any], str]:
+    """The array's metadata document (one small request) and where it is."""
     prefix = f"{layout.array_path}/" if layout.array_path else ""
     name = ".zarray" if layout.storage_variant == "zarr-v2" else "zarr.json"
     where = fetcher.store.location(f"{prefix}{name}")
@@ -146,9 +141,20 @@ def zarr_decoder(fetcher: Fetcher, layout: ArrayLayout) -> ZarrDecoder | V2Decod
     if raw is None:
         raise MetadataError(where, "array metadata is missing (the store changed since its scan?)")
     try:
-        document = json.loads(raw)
+        return json.loads(raw), where
     except ValueError as error:
         raise MetadataError(where, f"invalid JSON: {error}") from error
+
+
+def zarr_decoder(
+    document: dict[str, Any], layout: ArrayLayout, where: str
+) -> ZarrDecoder | V2Decoder:
+    """The decoder of a Zarr array.
+
+    Zarr v2 chunks are decoded by numcodecs directly (zarr's asynchronous pipeline
+    costs more per chunk than the codecs themselves); v3 codec pipelines and shards
+    by zarr.
+    """
     decoder = ZarrDecoder(document, layout, where)  # zarr validates the metadata
     if document.get("zarr_format") == 2:
         return V2Decoder(document, decoder.fill_value)

@@ -96,6 +96,16 @@ class Fetcher:
             self.stats.chunk_bytes += sum(len(d) for d in data if d is not None)
         return data
 
+    def metadata_ranges(
+        self, requests: Sequence[tuple[str, int, int | None]]
+    ) -> list[bytes | None]:
+        """Read metadata byte ranges (shard indexes) at once, counted as metadata."""
+        if not requests:
+            return []
+        data = self.store.read_ranges([(self.key(k), s, e) for k, s, e in requests])
+        self.stats.count_metadata(sum(len(d) for d in data if d is not None), len(requests))
+        return data
+
     def document(self, key: str) -> bytes | None:
         """A whole metadata document (Zarr ``.zarray`` / ``zarr.json``)."""
         data = self.store.read_many([key])[0]

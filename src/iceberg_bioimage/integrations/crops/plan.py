@@ -199,7 +199,8 @@ class ChunkSources:
     """Where each chunk of one array is stored, indexed by linear chunk id.
 
     ``row[id]`` is the chunk's position in the arrays below, ``-1`` when the chunk
-    index has no row for it (an absent chunk: read as the fill value).
+    index has no row for it (an absent chunk: read as the fill value). ``present`` is
+    false only for chunks known to be absent; ``known`` tells whether the index knew.
     """
 
     row: np.ndarray
@@ -207,6 +208,7 @@ class ChunkSources:
     offsets: np.ndarray
     lengths: np.ndarray
     present: np.ndarray
+    known: np.ndarray
 
     @classmethod
     def from_rows(cls, layout: ArrayLayout, rows: pa.Table) -> ChunkSources:
@@ -231,4 +233,5 @@ class ChunkSources:
             offsets=np.nan_to_num(offsets.astype(np.float64), nan=-1).astype(np.int64),
             lengths=np.nan_to_num(lengths.astype(np.float64), nan=-1).astype(np.int64),
             present=np.array([p is not False for p in present], dtype=bool),
+            known=np.array([p is not None for p in present], dtype=bool),
         )

@@ -21,6 +21,7 @@ from iceberg_bioimage.adapters.storage import open_store
 from iceberg_bioimage.integrations.crops.boxes import Boxes
 from iceberg_bioimage.integrations.crops.decode import (
     ChunkDecoder,
+    array_document,
     tiff_decoder,
     zarr_decoder,
 )
@@ -30,6 +31,7 @@ from iceberg_bioimage.integrations.crops.plan import (
     ChunkSources,
     needed_chunk_ids,
 )
+from iceberg_bioimage.integrations.crops.shards import inner_chunk_ranges
 
 #: Decoded bytes of one wave of images.
 WAVE_BYTES = 96 * 1024 * 1024
@@ -58,25 +60,28 @@ class _Planned:
     ids: np.ndarray
     fetch: list[int]  # positions in ids that have a stored payload
     ranges: list[tuple[str, int, int | None]]
+    unresolved: list[int]  # positions of inner chunks whose range the chunk index lacks
 
 
 def _plan(request: ImageRequest) -> _Planned:
     ids = request.chunk_ids()
     sources, layout = request.sources, request.layout
     rows = sources.row[ids]
-    fetch, ranges = [], []
+    fetch, ranges, unresolved = [], [], []
     for position, row in enumerate(rows.tolist()):
         if row < 0 or not sources.present[row]:
             continue
         offset = int(sources.offsets[row])
         if layout.is_tiff or layout.sharded:
             if offset < 0:
+                if layout.sharded and not sources.known[row]:
+                    unresolved.append(position)
                 continue
             ranges.append((sources.keys[row], offset, offset + int(sources.lengths[row])))
         else:
             ranges.append((sources.keys[row], 0, None))
         fetch.append(position)
-    return _Planned(request, ids, fetch, ranges)
+    return _Planned(request, ids, fetch, ranges, unresolved)
 
 
 class CropReader:
@@ -87,6 +92,7 @@ class CropReader:
         self._storage_options = storage_options
         self._fetchers: dict[str, Fetcher] = {}
         self._decoders: dict[tuple[str, str], ChunkDecoder] = {}
+        self._documents: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
 
     def _fetcher(self, uri: str) -> Fetcher:
         if uri not in self._fetchers:
@@ -102,8 +108,33 @@ class CropReader:
                 first = planned.ranges[0][0] if planned.ranges else planned.request.sources.keys[0]
                 self._decoders[key] = tiff_decoder(fetcher, layout, first)
             else:
-                self._decoders[key] = zarr_decoder(fetcher, layout)
+                document, where = self._document(layout)
+                self._decoders[key] = zarr_decoder(document, layout, where)
         return self._decoders[key]
+
+    def _document(self, layout: ArrayLayout) -> tuple[dict[str, Any], str]:
+        key = (layout.uri, layout.array_path)
+        if key not in self._documents:
+            self._documents[key] = array_document(self._fetcher(layout.uri), layout)
+        return self._documents[key]
+
+    def _resolve(self, planned: _Planned) -> None:
+        """Locate inner chunks the chunk index has no ranges for, from their shards' indexes."""
+        request = planned.request
+        layout, sources = request.layout, request.sources
+        document, where = self._document(layout)
+        rows = sources.row[planned.ids[planned.unresolved]]
+        coords = np.stack(np.unravel_index(planned.ids[planned.unresolved], layout.grid), -1)
+        keys = [sources.keys[r] for r in rows.tolist()]
+        offsets, lengths = inner_chunk_ranges(
+            self._fetcher(layout.uri), document, keys, coords, where
+        )
+        for position, key, offset, length in zip(
+            planned.unresolved, keys, offsets.tolist(), lengths.tolist(), strict=True
+        ):
+            if offset >= 0:
+                planned.fetch.append(position)
+                planned.ranges.append((key, offset, offset + length))
 
     def _fetch_wave(self, wave: Sequence[_Planned]) -> list[list[bytes | None]]:
         by_uri: dict[str, list[tuple[int, tuple[str, int, int | None]]]] = {}
@@ -123,7 +154,11 @@ class CropReader:
         """Yield each request with its crops (in the order of its boxes)."""
         for request in requests:  # open stores up front (errors before any work)
             self._fetcher(request.layout.uri)
-        waves = list(_waves([_plan(r) for r in requests]))
+        plans = [_plan(r) for r in requests]
+        for planned in plans:
+            if planned.unresolved:
+                self._resolve(planned)
+        waves = list(_waves(plans))
         with ThreadPoolExecutor(1) as prefetch, ThreadPoolExecutor(DECODE_WORKERS) as pool:
             pending: Future[list[list[bytes | None]]] | None = (
                 prefetch.submit(self._fetch_wave, waves[0]) if waves else None
