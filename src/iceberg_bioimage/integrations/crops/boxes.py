@@ -92,6 +92,8 @@ def _pick(found: dict[str, str], compartment: str | None, what: str, label: str)
         for prefix in found:
             if prefix.lower() == compartment.lower():
                 return prefix
+        if "" in found:  # a per-compartment table (CellProfiler's Nuclei.csv): unprefixed
+            return ""
         raise ContractError(
             label, f"no {what} columns for compartment {compartment!r}; found {_names(found)}"
         )
