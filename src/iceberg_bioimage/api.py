@@ -649,7 +649,7 @@ BoxColumnNames = Mapping[str, str] | Sequence[str]
 
 def _crop_objects(
     source: str | os.PathLike[str] | None,
-    profiles: pa.Table,
+    table: pa.Table,
     label: str,
     *,
     catalog: str | Catalog | None,
@@ -658,61 +658,53 @@ def _crop_objects(
     where: Iterable[Sequence[Any]] | None,
     storage_options: Mapping[str, Any] | None,
     options: CropOptions,
-) -> tuple[pa.Table, pa.Table, pa.Table, str]:
+) -> tuple[pa.Table, pa.Table, pa.Table]:
     """Objects (profile rows with ``image_id``/``object_id``), image_assets and chunk_index."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from iceberg_bioimage.exceptions import ContractError
-    from iceberg_bioimage.integrations.crops.objects import object_ids
+    from iceberg_bioimage.integrations.crops.objects import (
+        dataset_ids_of,
+        has_image_ids,
+        identified,
+    )
     from iceberg_bioimage.integrations.duckdb import query_metadata_table
     from iceberg_bioimage.publishing.arrow_tables import canonical_table
 
-    table, label = profiles, label
     if where:
         table = query_metadata_table(table, filters=where)
-    compartment = options.box_columns.compartment
-    has_ids = "image_id" in table.column_names and table["image_id"].null_count < table.num_rows
+    keyed = has_image_ids(table)
     if source is not None:
         result = scan_store(source, read_shard_index=True, storage_options=storage_options)
         images = canonical_table(result, "image_assets")
-        chunks = canonical_table(result, "chunk_index")
         profile_dataset_id = profile_dataset_id or result.dataset_id
     elif catalog is not None and namespace is not None:
         ids = (
-            sorted({i.split(":", 1)[0] for i in pc.unique(table["image_id"]).to_pylist() if i})
-            if has_ids
+            dataset_ids_of(table["image_id"])
+            if keyed
             else _profile_dataset_ids(table, profile_dataset_id, None)
         )
-        only = [("dataset_id", "in", ids)]
-        images = load_catalog_table(catalog, namespace, "image_assets", filters=only)
-        chunks = pa.table({})
+        images = load_catalog_table(
+            catalog, namespace, "image_assets", filters=[("dataset_id", "in", ids)]
+        )
     else:
         raise ContractError(label, "give a store, or catalog= and namespace=")
-    if has_ids:
-        objects = table
-        if "dataset_id" not in objects.column_names:
-            parts = pc.split_pattern(objects["image_id"], ":", max_splits=1)
-            dataset = pc.list_element(parts, 0)
-            objects = objects.append_column("dataset_id", dataset)
-    else:
+    if not keyed:  # image_id from the join; object_id from ObjectNumber, never the join's
         numbered = table.append_column("_crop_row", pa.array(np.arange(table.num_rows)))
         joined = join_image_assets_with_profiles(
             images, numbered, profile_dataset_id=profile_dataset_id
         )
-        objects = joined.take(pc.sort_indices(joined["_crop_row"])).drop_columns(["_crop_row"])
-        if "object_id" in objects.column_names:
-            objects = objects.drop_columns(["object_id"])
-    if "object_id" not in objects.column_names:
-        ids_column = object_ids(objects, compartment, label, image_ids=objects["image_id"])
-        objects = objects.append_column("object_id", ids_column)
-    if source is None:
-        wanted = sorted(v for v in pc.unique(objects["image_id"]).to_pylist() if v)
-        filters = [("dataset_id", "in", sorted({w.split(":", 1)[0] for w in wanted}))]
-        filters.append(("image_id", "in", wanted))
-        chunks = load_catalog_table(catalog, namespace, "chunk_index", filters=filters)
-    return objects, images, chunks, label
+        table = joined.take(pc.sort_indices(joined["_crop_row"])).drop_columns(["_crop_row"])
+        if "object_id" in table.column_names:
+            table = table.drop_columns(["object_id"])
+    objects = identified(table, options.box_columns.compartment, label)
+    if source is not None:
+        return objects, images, canonical_table(result, "chunk_index")
+    wanted = sorted(v for v in pc.unique(objects["image_id"]).to_pylist() if v)
+    filters = [("dataset_id", "in", dataset_ids_of(pa.array(wanted))), ("image_id", "in", wanted)]
+    return objects, images, load_catalog_table(catalog, namespace, "chunk_index", filters=filters)
 
 
 def _crop_options(
@@ -781,7 +773,7 @@ def read_image_crops(
         compartment=compartment,
         label=label,
     )
-    objects, images, chunks, label = _crop_objects(
+    objects, images, chunks = _crop_objects(
         source,
         profiles,
         label,

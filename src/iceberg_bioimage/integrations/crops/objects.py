@@ -48,6 +48,28 @@ def object_ids(
     )
 
 
+def has_image_ids(table: pa.Table) -> bool:
+    """Whether the rows already name their images (an ``image_id`` with values)."""
+    return "image_id" in table.column_names and table["image_id"].null_count < table.num_rows
+
+
+def dataset_ids_of(image_ids: pa.Array | pa.ChunkedArray) -> list[str]:
+    """The distinct datasets of ``<dataset_id>:<path>`` image ids."""
+    parts = pc.list_element(pc.split_pattern(image_ids, ":", max_splits=1), 0)
+    return sorted(v for v in pc.unique(parts).to_pylist() if v)
+
+
+def identified(table: pa.Table, compartment: str | None, label: str) -> pa.Table:
+    """``table`` with ``dataset_id`` (from ``image_id``) and ``object_id`` when missing."""
+    if "dataset_id" not in table.column_names:
+        parts = pc.split_pattern(table["image_id"], ":", max_splits=1)
+        table = table.append_column("dataset_id", pc.list_element(parts, 0))
+    if "object_id" not in table.column_names:
+        ids = object_ids(table, compartment, label, image_ids=table["image_id"])
+        table = table.append_column("object_id", ids)
+    return table
+
+
 def _digest(parts: Sequence[str]) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
