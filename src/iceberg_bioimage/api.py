@@ -813,9 +813,14 @@ def export_image_crops(
     (the OME-Arrow struct, every requested channel). A re-run replaces the crops of the
     datasets it writes; other datasets' crops stay. Needs the ``ome-arrow`` extra.
     """
-    from iceberg_bioimage.integrations.crops.table import CROP_JOIN_KEYS, crops_table
+    from iceberg_bioimage.integrations.crops.table import (
+        CROP_JOIN_KEYS,
+        crops_table,
+        require_ome_arrow,
+    )
     from iceberg_bioimage.publishing.warehouse import TableRequest, write_tables
 
+    require_ome_arrow()  # before any pixel is read
     crops = read_image_crops(
         source,
         profiles,

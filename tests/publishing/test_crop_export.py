@@ -237,3 +237,14 @@ def test_where_syntax(text, parsed):
     from iceberg_bioimage.cli.crop_commands import parse_where
 
     assert parse_where(text) == parsed
+
+
+def test_missing_ome_arrow_names_the_extra(datasets, tmp_path, monkeypatch):
+    from iceberg_bioimage import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "ome_arrow", None)
+    with pytest.raises(MissingDependencyError, match=r"iceberg-bioimage\[ome-arrow\]"):
+        export_image_crops(
+            str(datasets["plate04"].path), tmp_path / "wh", profiles=plate_profiles()
+        )
+    assert not (tmp_path / "wh").exists()

@@ -34,12 +34,17 @@ def _ome_arrow_image(crop: np.ndarray, axes: str, channel_names: list[str], name
     return pa.repeat(record, 1)
 
 
-def crops_table(crops: ImageCrops, *, level: int, channels: list[str]) -> pa.Table:
-    """One row per crop with the SPEC §10 columns (``ome_arrow_image`` holds the pixels)."""
+def require_ome_arrow() -> None:
+    """Raise :class:`MissingDependencyError` naming the extra unless ``ome_arrow`` imports."""
     try:
         import ome_arrow  # noqa: F401
-    except ImportError:
-        raise MissingDependencyError("image crops (OME-Arrow)", "ome-arrow") from None
+    except ImportError as error:
+        raise MissingDependencyError("image crops (OME-Arrow)", "ome-arrow") from error
+
+
+def crops_table(crops: ImageCrops, *, level: int, channels: list[str]) -> pa.Table:
+    """One row per crop with the SPEC §10 columns (``ome_arrow_image`` holds the pixels)."""
+    require_ome_arrow()
     table = crops.table
     ids = metadata_object_ids(
         table["dataset_id"].to_pylist(),
