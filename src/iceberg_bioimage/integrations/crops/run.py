@@ -181,6 +181,8 @@ def crop_objects(
     object_col = objects["object_id"].take(table["profile_row"])
     table = table.add_column(2, "object_id", object_col)
     warnings = []
+    if objects.num_rows == 0:
+        warnings.append(f"{label}: no profile rows to crop (after filtering); nothing read")
     if skipped:
         warnings.append(f"{label}: {skipped} boxes are empty after clipping (or null); skipped")
     if unmatched:
