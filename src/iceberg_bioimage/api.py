@@ -716,6 +716,7 @@ def _crop_options(
     level: int,
     compartment: str | None,
     label: str,
+    whole_images: bool = False,
 ) -> CropOptions:
     from iceberg_bioimage.integrations.crops.boxes import resolve_box_columns
     from iceberg_bioimage.integrations.crops.run import CropOptions
@@ -727,6 +728,7 @@ def _crop_options(
         box_columns=box_columns,
         channels=tuple(channels) if channels is not None else None,
         level=level,
+        whole_images=whole_images,
     )
 
 
@@ -744,6 +746,7 @@ def read_image_crops(
     profile_dataset_id: str | None = None,
     where: Iterable[Sequence[Any]] | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    source_images: bool = False,
 ) -> ImageCrops:
     """Cut the single-cell crops of profile rows, reading only the chunks their boxes touch.
 
@@ -754,6 +757,8 @@ def read_image_crops(
     pixels around ``Location_Center_X/Y``; they are scaled to ``level`` and clipped at
     the image borders. ``channels`` are names or indices. ``where`` filters the profiles
     first (``(column, op, value)`` as in :func:`query_metadata_table`).
+    ``source_images=True`` also returns each image whole (``source_pixels``), cut from
+    the same decoded chunks.
 
     Returns:
         :class:`~iceberg_bioimage.integrations.crops.run.ImageCrops`: numpy arrays along
@@ -772,6 +777,7 @@ def read_image_crops(
         level=level,
         compartment=compartment,
         label=label,
+        whole_images=source_images,
     )
     objects, images, chunks = _crop_objects(
         source,
@@ -804,6 +810,7 @@ def export_image_crops(
     storage_options: Mapping[str, Any] | None = None,
     profile_dataset_id: str | None = None,
     where: Iterable[Sequence[Any]] | None = None,
+    source_images: bool = False,
 ) -> CropExportResult:
     """Write the crops of profile rows to ``images.image_crops`` (role ``image_crops``).
 
@@ -811,12 +818,16 @@ def export_image_crops(
     ``object_id``, deterministic ``Metadata_ObjectID`` / ``Metadata_ImageCropID``, the
     ``source_bbox_*`` box (at ``level``; maxima exclusive) and ``ome_arrow_image``
     (the OME-Arrow struct, every requested channel). A re-run replaces the crops of the
-    datasets it writes; other datasets' crops stay. Needs the ``ome-arrow`` extra.
+    datasets it writes; other datasets' crops stay. ``source_images=True`` also writes
+    ``images.source_images`` (role ``source_images``): each cropped image whole, as
+    OME-Arrow, read in the same pass. Needs the ``ome-arrow`` extra.
     """
     from iceberg_bioimage.integrations.crops.table import (
         CROP_JOIN_KEYS,
+        SOURCE_JOIN_KEYS,
         crops_table,
         require_ome_arrow,
+        source_images_table,
     )
     from iceberg_bioimage.publishing.warehouse import TableRequest, write_tables
 
@@ -834,24 +845,40 @@ def export_image_crops(
         profile_dataset_id=profile_dataset_id,
         where=where,
         storage_options=storage_options,
+        source_images=source_images,
     )
     names = [str(c) for c in channels] if channels is not None else ["*"]
     table = crops_table(crops, level=level, channels=names)
-    request = TableRequest(
-        table_name="images.image_crops",
-        role="image_crops",
-        data=table,
-        join_keys=CROP_JOIN_KEYS,
-        grain={"profile_level": "object", "compartment": _crops_compartment(crops)},
-        sources=tuple(sorted({os.fspath(source)} if source is not None else ())),
-    )
+    sources = tuple(sorted({os.fspath(source)} if source is not None else ()))
+    requests = [
+        TableRequest(
+            table_name="images.image_crops",
+            role="image_crops",
+            data=table,
+            join_keys=CROP_JOIN_KEYS,
+            grain={"profile_level": "object", "compartment": _crops_compartment(crops)},
+            sources=sources,
+        )
+    ]
+    if source_images:
+        requests.append(
+            TableRequest(
+                table_name="images.source_images",
+                role="source_images",
+                data=source_images_table(crops),
+                join_keys=SOURCE_JOIN_KEYS,
+                grain={"profile_level": "image", "compartment": None},
+                sources=sources,
+            )
+        )
     manifest_path, writes = write_tables(
-        warehouse_root, [request], mode="overwrite", layout=_existing_layout(warehouse_root)
+        warehouse_root, requests, mode="overwrite", layout=_existing_layout(warehouse_root)
     )
     return CropExportResult(
         warehouse_root=os.fspath(warehouse_root),
         manifest_path=str(manifest_path),
         table=writes[0],
+        source_images=writes[1] if source_images else None,
         crops=table.num_rows,
         skipped=crops.skipped,
         unmatched=crops.unmatched,

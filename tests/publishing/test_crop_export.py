@@ -248,3 +248,27 @@ def test_missing_ome_arrow_names_the_extra(datasets, tmp_path, monkeypatch):
             str(datasets["plate04"].path), tmp_path / "wh", profiles=plate_profiles()
         )
     assert not (tmp_path / "wh").exists()
+
+
+def test_source_images_come_from_the_same_single_read(datasets, tmp_path):
+    """Whole images beside the crops: every chunk of each image decoded exactly once."""
+    store = datasets["plate04"].path
+    root = tmp_path / "wh"
+    export_store_to_cytomining_warehouse(str(store), root)
+    result = export_image_crops(
+        str(store), root, profiles=plate_profiles(), source_images=True, channels=["GFP"]
+    )
+    assert result.source_images is not None and result.source_images.rows_written == 2
+    # 2 images × 1 channel × (64/32) × (48/32 → 2) chunks, each decoded once
+    assert result.reads["decodes"] == 2 * 1 * 2 * 2
+    assert result.reads["max_decodes_per_chunk"] == 1
+    entry = load_warehouse_manifest(root).table("images.source_images")
+    assert entry.role == "source_images"
+    images = read_table(root, entry)
+    assert images["image_id"].to_pylist() == ["plate04:A/1/0", "plate04:B/3/1"]
+    for image_id, record in zip(
+        images["image_id"].to_pylist(), images["ome_arrow_image"], strict=True
+    ):
+        full = zarr.open_array(store, path=image_id.split(":")[1] + "/s0", mode="r")[:]
+        np.testing.assert_array_equal(ome_pixels(record)[0], full[1:2])
+    assert validate_warehouse(root).is_valid

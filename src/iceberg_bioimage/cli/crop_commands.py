@@ -103,6 +103,11 @@ def _channels(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 )
 @click.option("--profile-dataset-id", help="Dataset id for profile rows without one.")
 @click.option("--compartment", help="Compartment whose boxes to use (e.g. Nuclei).")
+@click.option(
+    "--source-images",
+    is_flag=True,
+    help="Also write images.source_images: each cropped image whole (OME-Arrow).",
+)
 @catalog_option
 @namespace_option
 @storage_option
@@ -117,6 +122,7 @@ def export_crops(
     where: list[tuple[Any, ...]] | None,
     profile_dataset_id: str | None,
     compartment: str | None,
+    source_images: bool,
     catalog: str,
     namespace: str,
     as_json: bool,
@@ -141,6 +147,7 @@ def export_crops(
             storage_options=storage_options,
             profile_dataset_id=profile_dataset_id,
             where=where,
+            source_images=source_images,
         )
     print_warnings(result.warnings)
     if as_json:
@@ -152,6 +159,10 @@ def export_crops(
             f"crops → {result.warehouse_root}",
             [
                 ("table", result.table.table_name),
+                (
+                    "source images",
+                    f"{result.source_images.rows_written:,}" if result.source_images else "—",
+                ),
                 ("crops", f"{result.crops:,}"),
                 ("skipped", f"{result.skipped:,} empty, {result.unmatched:,} without image"),
                 ("chunks read", f"{reads['chunks_fetched']:,}"),

@@ -162,6 +162,7 @@ class CropExportResult:
     warehouse_root: str
     manifest_path: str
     table: WarehouseTableWrite
+    source_images: WarehouseTableWrite | None
     crops: int
     skipped: int
     unmatched: int
@@ -174,6 +175,7 @@ class CropExportResult:
             "warehouse_root": self.warehouse_root,
             "manifest_path": self.manifest_path,
             "table": self.table.to_dict(),
+            "source_images": self.source_images.to_dict() if self.source_images else None,
             "crops": self.crops,
             "skipped": self.skipped,
             "unmatched": self.unmatched,

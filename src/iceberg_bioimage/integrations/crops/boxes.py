@@ -55,6 +55,16 @@ class Boxes:
             *(a[index] for a in (self.x_min, self.x_max, self.y_min, self.y_max)), self.valid[index]
         )
 
+    def with_box(self, x_min: int, x_max: int, y_min: int, y_max: int) -> Boxes:
+        """These boxes and one more (valid) at the end."""
+        return Boxes(
+            np.r_[self.x_min, x_min],
+            np.r_[self.x_max, x_max],
+            np.r_[self.y_min, y_min],
+            np.r_[self.y_max, y_max],
+            np.r_[self.valid, True],
+        )
+
     def scaled(self, factor_x: float, factor_y: float) -> Boxes:
         """Boxes at a level ``factor`` times coarser (outwards: floor minima, ceil maxima)."""
         if factor_x == 1 and factor_y == 1:

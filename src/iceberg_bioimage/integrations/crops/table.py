@@ -13,6 +13,8 @@ from iceberg_bioimage.integrations.crops.run import ImageCrops
 
 #: Join keys of the crops table in the warehouse manifest.
 CROP_JOIN_KEYS = ("dataset_id", "image_id", "object_id")
+#: Join keys of the whole-images table.
+SOURCE_JOIN_KEYS = ("dataset_id", "image_id")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # fixed: a re-run writes identical rows
 
 
@@ -77,3 +79,26 @@ def crops_table(crops: ImageCrops, *, level: int, channels: list[str]) -> pa.Tab
 
         column = pa.array([], type=OME_ARROW_STRUCT)
     return out.append_column("ome_arrow_image", column)
+
+
+def source_images_table(crops: ImageCrops) -> pa.Table:
+    """``images.source_images``: one row per image, the whole image as OME-Arrow."""
+    require_ome_arrow()
+    table = crops.source_images
+    assert table is not None
+    images = [
+        _ome_arrow_image(pixels, axes, names, image_id)
+        for pixels, axes, names, image_id in zip(
+            crops.source_pixels,
+            table["axes"].to_pylist(),
+            table["channel_names"].to_pylist(),
+            table["image_id"].to_pylist(),
+            strict=True,
+        )
+    ]
+    out = table.select(["dataset_id", "image_id", "multiscale_level"])
+    if images:
+        return out.append_column("ome_arrow_image", pa.concat_arrays(images))
+    from ome_arrow.meta import OME_ARROW_STRUCT
+
+    return out.append_column("ome_arrow_image", pa.array([], type=OME_ARROW_STRUCT))
