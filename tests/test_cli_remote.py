@@ -21,6 +21,7 @@ READING_COMMANDS = (
     "ingest",
     "export-cytomining",
     "join-profiles",
+    "export-crops",
 )
 
 
@@ -140,3 +141,48 @@ def test_a_pair_without_equals_is_a_usage_error():
     done = run("scan", "x.zarr", "--storage-option", "anon")
     assert done.returncode == 2
     assert "KEY=VALUE" in done.stderr
+
+
+def test_export_crops_from_an_s3_plate(remote_plate, s3_endpoint, datasets, tmp_path):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import zarr
+
+    profiles = tmp_path / "cells.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "Metadata_Well": ["A01", "B03"],
+                "Metadata_Site": ["0", "1"],
+                "ObjectNumber": [3, 4],
+                "Location_Center_X": [10.5, 47.9],
+                "Location_Center_Y": [20.0, 1.0],
+            }
+        ),
+        profiles,
+    )
+    warehouse = tmp_path / "wh"
+    done = run(
+        "export-crops",
+        remote_plate,
+        "--warehouse-root",
+        str(warehouse),
+        "--profiles",
+        str(profiles),
+        "--size",
+        "6",
+        "--compartment",
+        "cells",
+        "--json",
+        *_flags(s3_endpoint),
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["crops"] == 2
+    table = pq.read_table(warehouse / "images" / "image_crops")
+    assert table["object_id"].to_pylist() == ["plate:A/1/0:cells:3", "plate:B/3/1:cells:4"]
+    import ome_arrow
+
+    full = zarr.open_array(datasets["plate04"].path, path="B/3/1/s0", mode="r")[:]
+    pixels = ome_arrow.OMEArrow(table["ome_arrow_image"][1]).export("numpy")
+    np.testing.assert_array_equal(pixels[0], full[:, :, 0:4, 44:48])

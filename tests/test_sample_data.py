@@ -29,6 +29,12 @@ PROFILE_COLUMNS = [
     "Nuclei_AreaShape_Eccentricity",
     "Cytoplasm_Intensity_MeanIntensity_DNA",
     "Cells_Intensity_MeanIntensity_Mito",
+    "Nuclei_Location_Center_X",
+    "Nuclei_Location_Center_Y",
+    "Nuclei_AreaShape_BoundingBoxMinimum_X",
+    "Nuclei_AreaShape_BoundingBoxMinimum_Y",
+    "Nuclei_AreaShape_BoundingBoxMaximum_X",
+    "Nuclei_AreaShape_BoundingBoxMaximum_Y",
 ]
 
 
@@ -351,3 +357,19 @@ def test_interrupted_overwrite_keeps_previous_target(tmp_path, monkeypatch):
         write_sample_data(tmp_path, overwrite=True)
     assert original.ome_tiff.read_bytes() == before
     assert _leftovers(tmp_path) == []
+
+
+def test_profiles_give_a_crop_per_cell(sample):
+    """The bounding boxes fit the plate fields: every cell has a crop of its box."""
+    from iceberg_bioimage import read_image_crops
+
+    profiles = pq.read_table(sample.profiles)
+    crops = read_image_crops(str(sample.plate), profiles)
+    assert len(crops.crops) == profiles.num_rows
+    assert crops.skipped == crops.unmatched == 0
+    rows = crops.table.to_pylist()
+    for row, profile, crop in zip(rows, profiles.to_pylist(), crops.crops, strict=True):
+        width = profile["Nuclei_AreaShape_BoundingBoxMaximum_X"]
+        width -= profile["Nuclei_AreaShape_BoundingBoxMinimum_X"]
+        assert crop.shape[-1] == width > 0
+        assert row["object_id"].endswith(f":nuclei:{profile['ObjectNumber']}")

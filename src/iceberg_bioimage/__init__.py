@@ -29,10 +29,12 @@ from iceberg_bioimage.exceptions import (
 #: Public name → the module that defines it (imported on first access).
 _LAZY = {
     "ContractValidationResult": "iceberg_bioimage.profiles.contract",
+    "CropExportResult": "iceberg_bioimage.models.results",
     "CytominingExportResult": "iceberg_bioimage.models.results",
     "DatasetSummary": "iceberg_bioimage.models",
     "DeregistrationResult": "iceberg_bioimage.models.results",
     "ImageAsset": "iceberg_bioimage.models",
+    "ImageCrops": "iceberg_bioimage.integrations.crops.run",
     "RegistrationResult": "iceberg_bioimage.models.results",
     "ScanResult": "iceberg_bioimage.models",
     "WarehouseIngestResult": "iceberg_bioimage.models.results",
@@ -42,6 +44,7 @@ _LAZY = {
     "deregister_store": "iceberg_bioimage.api",
     "embedded_catalog": "iceberg_bioimage.integrations.catalog",
     "export_catalog_to_cytomining_warehouse": "iceberg_bioimage.api",
+    "export_image_crops": "iceberg_bioimage.api",
     "export_profiles_to_cytomining_warehouse": "iceberg_bioimage.api",
     "export_store_to_cytomining_warehouse": "iceberg_bioimage.api",
     "export_table_to_cytomining_warehouse": "iceberg_bioimage.api",
@@ -56,6 +59,7 @@ _LAZY = {
     "load_warehouse_manifest": "iceberg_bioimage.api",
     "maintain_catalog": "iceberg_bioimage.api",
     "publish_chunk_index": "iceberg_bioimage.api",
+    "read_image_crops": "iceberg_bioimage.api",
     "query_metadata_table": "iceberg_bioimage.integrations.duckdb",
     "register_store": "iceberg_bioimage.api",
     "scan_as_arrow_table": "iceberg_bioimage.api",
@@ -72,6 +76,7 @@ if TYPE_CHECKING:
         create_ome_arrow,
         deregister_store,
         export_catalog_to_cytomining_warehouse,
+        export_image_crops,
         export_profiles_to_cytomining_warehouse,
         export_store_to_cytomining_warehouse,
         export_table_to_cytomining_warehouse,
@@ -84,6 +89,7 @@ if TYPE_CHECKING:
         load_warehouse_manifest,
         maintain_catalog,
         publish_chunk_index,
+        read_image_crops,
         register_store,
         scan_as_arrow_table,
         scan_ome_arrow,
@@ -94,6 +100,7 @@ if TYPE_CHECKING:
     from iceberg_bioimage.integrations.catalog import (
         embedded_catalog,
     )
+    from iceberg_bioimage.integrations.crops.run import ImageCrops
     from iceberg_bioimage.integrations.duckdb import (
         query_metadata_table,
     )
@@ -103,6 +110,7 @@ if TYPE_CHECKING:
         ScanResult,
     )
     from iceberg_bioimage.models.results import (
+        CropExportResult,
         CytominingExportResult,
         DeregistrationResult,
         RegistrationResult,
@@ -144,6 +152,7 @@ __all__ = [
     "CatalogConfigError",
     "ContractError",
     "ContractValidationResult",
+    "CropExportResult",
     "CytominingExportResult",
     "DatasetConflictError",
     "DatasetNotFoundError",
@@ -152,6 +161,7 @@ __all__ = [
     "FilterError",
     "IcebergBioimageError",
     "ImageAsset",
+    "ImageCrops",
     "InvalidNameError",
     "MetadataError",
     "MissingDependencyError",
@@ -169,6 +179,7 @@ __all__ = [
     "deregister_store",
     "embedded_catalog",
     "export_catalog_to_cytomining_warehouse",
+    "export_image_crops",
     "export_profiles_to_cytomining_warehouse",
     "export_store_to_cytomining_warehouse",
     "export_table_to_cytomining_warehouse",
@@ -184,6 +195,7 @@ __all__ = [
     "maintain_catalog",
     "publish_chunk_index",
     "query_metadata_table",
+    "read_image_crops",
     "register_store",
     "scan_as_arrow_table",
     "scan_ome_arrow",

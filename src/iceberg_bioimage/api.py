@@ -26,6 +26,7 @@ from iceberg_bioimage.models import DatasetSummary, ScanOptions, ScanResult
 from iceberg_bioimage.models.file_sets import FileSetOptions
 from iceberg_bioimage.models.names import check_table_name
 from iceberg_bioimage.models.results import (
+    CropExportResult,
     CytominingExportResult,
     DatasetRecord,
     DeregistrationResult,
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
     from iceberg_bioimage.integrations.catalog import ResolvedCatalog
     from iceberg_bioimage.profiles.source_join import JoinedProfiles, ProfileOptions
+    from iceberg_bioimage.integrations.crops.run import CropOptions, ImageCrops
     from iceberg_bioimage.publishing.warehouse import TableRequest
 
 
@@ -792,3 +794,255 @@ def load_warehouse_manifest(warehouse_root: str | os.PathLike[str]) -> Warehouse
     from iceberg_bioimage.publishing.warehouse import load_manifest
 
     return load_manifest(warehouse_root)
+
+
+BoxColumnNames = Mapping[str, str] | Sequence[str]
+
+
+def _crop_objects(
+    source: str | os.PathLike[str] | None,
+    table: pa.Table,
+    label: str,
+    *,
+    catalog: str | Catalog | None,
+    namespace: str | None,
+    profile_dataset_id: str | None,
+    where: Iterable[Sequence[Any]] | None,
+    storage_options: Mapping[str, Any] | None,
+    options: CropOptions,
+) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """Objects (profile rows with ``image_id``/``object_id``), image_assets and chunk_index."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from iceberg_bioimage.exceptions import ContractError
+    from iceberg_bioimage.integrations.crops.objects import (
+        dataset_ids_of,
+        has_image_ids,
+        identified,
+    )
+    from iceberg_bioimage.integrations.duckdb import query_metadata_table
+    from iceberg_bioimage.publishing.arrow_tables import canonical_table
+
+    if where:
+        table = query_metadata_table(table, filters=where)
+    keyed = has_image_ids(table)
+    if source is not None:
+        result = scan_store(source, read_shard_index=True, storage_options=storage_options)
+        images = canonical_table(result, "image_assets")
+        profile_dataset_id = profile_dataset_id or result.dataset_id
+    elif catalog is not None and namespace is not None:
+        ids = (
+            dataset_ids_of(table["image_id"])
+            if keyed
+            else _profile_dataset_ids(table, profile_dataset_id, None)
+        )
+        images = load_catalog_table(
+            catalog, namespace, "image_assets", filters=[("dataset_id", "in", ids)]
+        )
+    else:
+        raise ContractError(label, "give a store, or catalog= and namespace=")
+    if not keyed:  # image_id from the join; object_id from ObjectNumber, never the join's
+        numbered = table.append_column("_crop_row", pa.array(np.arange(table.num_rows)))
+        joined = join_image_assets_with_profiles(
+            images, numbered, profile_dataset_id=profile_dataset_id
+        )
+        table = joined.take(pc.sort_indices(joined["_crop_row"])).drop_columns(["_crop_row"])
+        if "object_id" in table.column_names:
+            table = table.drop_columns(["object_id"])
+    objects = identified(table, options.box_columns.compartment, label)
+    if source is not None:
+        return objects, images, canonical_table(result, "chunk_index")
+    wanted = sorted(v for v in pc.unique(objects["image_id"]).to_pylist() if v)
+    filters = [("dataset_id", "in", dataset_ids_of(pa.array(wanted))), ("image_id", "in", wanted)]
+    return objects, images, load_catalog_table(catalog, namespace, "chunk_index", filters=filters)
+
+
+def _crop_options(
+    profiles_columns: Sequence[str],
+    *,
+    size: int | None,
+    bbox_columns: BoxColumnNames | None,
+    channels: Sequence[str | int] | None,
+    level: int,
+    compartment: str | None,
+    label: str,
+    whole_images: bool = False,
+) -> CropOptions:
+    from iceberg_bioimage.integrations.crops.boxes import resolve_box_columns
+    from iceberg_bioimage.integrations.crops.run import CropOptions
+
+    box_columns = resolve_box_columns(
+        profiles_columns, size=size, bbox_columns=bbox_columns, compartment=compartment, label=label
+    )
+    return CropOptions(
+        box_columns=box_columns,
+        channels=tuple(channels) if channels is not None else None,
+        level=level,
+        whole_images=whole_images,
+    )
+
+
+def read_image_crops(
+    source: str | os.PathLike[str] | None,
+    profiles: Any,
+    *,
+    catalog: str | Catalog | None = None,
+    namespace: str | None = None,
+    size: int | None = None,
+    bbox_columns: BoxColumnNames | None = None,
+    channels: Sequence[str | int] | None = None,
+    level: int = 0,
+    compartment: str | None = None,
+    profile_dataset_id: str | None = None,
+    where: Iterable[Sequence[Any]] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    source_images: bool = False,
+) -> ImageCrops:
+    """Cut the single-cell crops of profile rows, reading only the chunks their boxes touch.
+
+    Nothing is written. ``source`` is a store (local or fsspec URL), or ``None`` with
+    ``catalog``/``namespace`` (the chunk index then comes from the catalog). Boxes come
+    from CellProfiler ``<Compartment>_AreaShape_BoundingBoxMinimum/Maximum_X/Y`` columns
+    (maximum exclusive), ``bbox_columns`` (``x_min, y_min, x_max, y_max``), or ``size``
+    pixels around ``Location_Center_X/Y``; they are scaled to ``level`` and clipped at
+    the image borders. ``channels`` are names or indices. ``where`` filters the profiles
+    first (``(column, op, value)`` as in :func:`query_metadata_table`).
+    ``source_images=True`` also returns each image whole (``source_pixels``), cut from
+    the same decoded chunks.
+
+    Returns:
+        :class:`~iceberg_bioimage.integrations.crops.run.ImageCrops`: numpy arrays along
+        the image's axes (``.to_xarray()`` for ``xarray.DataArray``), their rows and the
+        read counts.
+    """
+    from iceberg_bioimage.integrations.crops.run import crop_objects
+    from iceberg_bioimage.profiles.files import read_profile_table
+
+    profiles, label = read_profile_table(profiles)
+    options = _crop_options(
+        profiles.column_names,
+        size=size,
+        bbox_columns=bbox_columns,
+        channels=channels,
+        level=level,
+        compartment=compartment,
+        label=label,
+        whole_images=source_images,
+    )
+    objects, images, chunks = _crop_objects(
+        source,
+        profiles,
+        label,
+        catalog=catalog,
+        namespace=namespace,
+        profile_dataset_id=profile_dataset_id,
+        where=where,
+        storage_options=storage_options,
+        options=options,
+    )
+    return crop_objects(
+        objects, images, chunks, options, storage_options=storage_options, label=label
+    )
+
+
+def export_image_crops(
+    source: str | os.PathLike[str] | None,
+    warehouse_root: str | os.PathLike[str],
+    *,
+    profiles: Any,
+    catalog: str | Catalog | None = None,
+    namespace: str | None = None,
+    size: int | None = None,
+    bbox_columns: BoxColumnNames | None = None,
+    channels: Sequence[str | int] | None = None,
+    level: int = 0,
+    compartment: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    profile_dataset_id: str | None = None,
+    where: Iterable[Sequence[Any]] | None = None,
+    source_images: bool = False,
+) -> CropExportResult:
+    """Write the crops of profile rows to ``images.image_crops`` (role ``image_crops``).
+
+    Reads as :func:`read_image_crops`; each row holds ``dataset_id``, ``image_id``,
+    ``object_id``, deterministic ``Metadata_ObjectID`` / ``Metadata_ImageCropID``, the
+    ``source_bbox_*`` box (at ``level``; maxima exclusive) and ``ome_arrow_image``
+    (the OME-Arrow struct, every requested channel). A re-run replaces the crops of the
+    datasets it writes; other datasets' crops stay. ``source_images=True`` also writes
+    ``images.source_images`` (role ``source_images``): each cropped image whole, as
+    OME-Arrow, read in the same pass. Needs the ``ome-arrow`` extra.
+    """
+    from iceberg_bioimage.integrations.crops.table import (
+        CROP_JOIN_KEYS,
+        SOURCE_JOIN_KEYS,
+        crops_table,
+        require_ome_arrow,
+        source_images_table,
+    )
+    from iceberg_bioimage.publishing.warehouse import TableRequest, write_tables
+
+    require_ome_arrow()  # before any pixel is read
+    crops = read_image_crops(
+        source,
+        profiles,
+        catalog=catalog,
+        namespace=namespace,
+        size=size,
+        bbox_columns=bbox_columns,
+        channels=channels,
+        level=level,
+        compartment=compartment,
+        profile_dataset_id=profile_dataset_id,
+        where=where,
+        storage_options=storage_options,
+        source_images=source_images,
+    )
+    names = [str(c) for c in channels] if channels is not None else ["*"]
+    table = crops_table(crops, level=level, channels=names)
+    sources = tuple(sorted({os.fspath(source)} if source is not None else ()))
+    requests = [
+        TableRequest(
+            table_name="images.image_crops",
+            role="image_crops",
+            data=table,
+            join_keys=CROP_JOIN_KEYS,
+            grain={"profile_level": "object", "compartment": _crops_compartment(crops)},
+            sources=sources,
+        )
+    ]
+    if source_images:
+        requests.append(
+            TableRequest(
+                table_name="images.source_images",
+                role="source_images",
+                data=source_images_table(crops),
+                join_keys=SOURCE_JOIN_KEYS,
+                grain={"profile_level": "image", "compartment": None},
+                sources=sources,
+            )
+        )
+    manifest_path, writes = write_tables(
+        warehouse_root, requests, mode="overwrite", layout=_existing_layout(warehouse_root)
+    )
+    return CropExportResult(
+        warehouse_root=os.fspath(warehouse_root),
+        manifest_path=str(manifest_path),
+        table=writes[0],
+        source_images=writes[1] if source_images else None,
+        crops=table.num_rows,
+        skipped=crops.skipped,
+        unmatched=crops.unmatched,
+        reads=crops.stats.to_dict(),
+        warnings=crops.warnings,
+    )
+
+
+def _crops_compartment(crops: ImageCrops) -> str | None:
+    """The compartment of the crops' objects (from their ``object_id``), if one."""
+    import pyarrow.compute as pc
+
+    parts = pc.split_pattern(crops.table["object_id"], ":")
+    found = {p[-2] for p in parts.to_pylist() if p and len(p) >= 3}
+    return found.pop() if len(found) == 1 else None

@@ -23,7 +23,9 @@ to write in well under a second:
 ``cells.parquet``
     CellProfiler-style per-cell profiles for every field of the plate, keyed by
     ``Metadata_Plate`` / ``Metadata_Well`` / ``Metadata_Site``, with a few
-    outlier cells for quality-control tools to flag.
+    outlier cells for quality-control tools to flag, and nuclei centres and
+    bounding boxes (``Nuclei_Location_Center_X/Y``,
+    ``Nuclei_AreaShape_BoundingBoxMinimum/Maximum_X/Y``) for single-cell crops.
 ``cellprofiler.sqlite``, ``analysis/``, ``platemap/``
     CellProfiler outputs for the Phenix plate: a cytominer-database SQLite, per-site
     ExportToSpreadsheet folders, and its JUMP-style platemap
@@ -414,7 +416,33 @@ def _write_profiles(path: Path) -> None:
                 for name, value in values.items():
                     columns.setdefault(name, []).append(value)
     table = pa.table({name: np.concatenate(parts) for name, parts in columns.items()})
-    pq.write_table(table, path)
+    pq.write_table(_with_locations(table), path)
+
+
+def _with_locations(table: pa.Table) -> pa.Table:
+    """Add nuclei centres and bounding boxes in the 64×64 plate fields (for crops).
+
+    Boxes are CellProfiler's: ``BoundingBoxMaximum_X/Y`` exclusive, a disc of the
+    nucleus' area around its centre, clipped to the field.
+    """
+    rng = np.random.default_rng(SEED + 4)
+    size = 64
+    n = table.num_rows
+    center = rng.uniform(6, size - 6, (2, n))
+    radius = np.sqrt(table["Nuclei_AreaShape_Area"].to_numpy() / np.pi) / 2
+    low = np.clip(np.floor(center - radius), 0, size).astype(np.int64)
+    high = np.clip(np.ceil(center + radius), 0, size).astype(np.int64)
+    columns = {
+        "Nuclei_Location_Center_X": center[0],
+        "Nuclei_Location_Center_Y": center[1],
+        "Nuclei_AreaShape_BoundingBoxMinimum_X": low[0],
+        "Nuclei_AreaShape_BoundingBoxMinimum_Y": low[1],
+        "Nuclei_AreaShape_BoundingBoxMaximum_X": high[0],
+        "Nuclei_AreaShape_BoundingBoxMaximum_Y": high[1],
+    }
+    for name, values in columns.items():
+        table = table.append_column(name, pa.array(values))
+    return table
 
 
 def _phenix_name(row: int, column: int, field: int, channel: int) -> str:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import click
 
 from iceberg_bioimage._version import __version__
-from iceberg_bioimage.cli import catalog_commands, cytomining_commands, scan_commands
+from iceberg_bioimage.cli import (
+    catalog_commands,
+    crop_commands,
+    cytomining_commands,
+    scan_commands,
+)
 
 #: Commands shown in ``--help``, grouped by task, in this order.
 SECTIONS: dict[str, tuple[click.Command, ...]] = {
@@ -29,6 +34,7 @@ SECTIONS: dict[str, tuple[click.Command, ...]] = {
         cytomining_commands.export_cytomining_profiles,
         cytomining_commands.validate_warehouse,
     ),
+    "Single-cell crops": (crop_commands.export_crops,),
 }
 
 EPILOG = (

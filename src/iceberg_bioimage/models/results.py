@@ -158,6 +158,35 @@ class CytominingExportResult:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CropExportResult:
+    """Outcome of an export of single-cell crops (``images.image_crops``)."""
+
+    warehouse_root: str
+    manifest_path: str
+    table: WarehouseTableWrite
+    source_images: WarehouseTableWrite | None
+    crops: int
+    skipped: int
+    unmatched: int
+    reads: dict[str, int]
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-safe values."""
+        return {
+            "warehouse_root": self.warehouse_root,
+            "manifest_path": self.manifest_path,
+            "table": self.table.to_dict(),
+            "source_images": self.source_images.to_dict() if self.source_images else None,
+            "crops": self.crops,
+            "skipped": self.skipped,
+            "unmatched": self.unmatched,
+            "reads": dict(self.reads),
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
 class TableMaintenance:
     """What ``maintain`` did (or, on a dry run, would do) to one table."""
 
