@@ -49,8 +49,8 @@ if TYPE_CHECKING:
     from pyiceberg.expressions import BooleanExpression
 
     from iceberg_bioimage.integrations.catalog import ResolvedCatalog
-    from iceberg_bioimage.profiles.source_join import JoinedProfiles, ProfileOptions
     from iceberg_bioimage.integrations.crops.run import CropOptions, ImageCrops
+    from iceberg_bioimage.profiles.source_join import JoinedProfiles, ProfileOptions
     from iceberg_bioimage.publishing.warehouse import TableRequest
 
 
