@@ -187,3 +187,14 @@ def test_sqlite_columns_without_a_declared_type_are_read_as_text(
     joined = api.join_profiles_with_store(plate, path)
     assert joined["image_id"].to_pylist() == [f"{PLATE}:A/1/1", f"{PLATE}:A/1/1", f"{PLATE}:C/10/3"]
     assert joined["object_id"][2].as_py() == f"{PLATE}:C/10/3:nuclei:1"
+
+
+def test_validate_contract_reads_sqlite_and_folder_sources(sqlite: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["validate-contract", str(sqlite), "--compartment", "nuclei", "--profile-dataset-id", "d"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output and "Image_Metadata_Well" in result.output
+    refused = CliRunner().invoke(main, ["validate-contract", str(sqlite)])
+    assert refused.exit_code == 2 and "several compartments" in refused.stderr

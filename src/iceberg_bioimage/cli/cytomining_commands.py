@@ -55,16 +55,44 @@ def _alias_map(path: str | None) -> dict[str, Any] | None:
 @click.argument("profiles")
 @profile_dataset_option
 @aliases_option
+@click.option("--compartment", help="Table of a multi-table source (cells, nuclei, image…).")
+@click.option(
+    "--image-table",
+    type=click.Path(dir_okay=False),
+    help="Image table (Image.csv…) for object rows keyed only by ImageNumber.",
+)
 @command_options
 def validate_contract(
-    profiles: str, profile_dataset_id: str | None, aliases_path: str | None, as_json: bool
+    profiles: str,
+    profile_dataset_id: str | None,
+    aliases_path: str | None,
+    compartment: str | None,
+    image_table: str | None,
+    as_json: bool,
 ) -> None:
-    """Check a profile table against the microscopy join contract."""
-    from iceberg_bioimage.profiles.contract import validate_microscopy_profile_table
+    """Check profiles (a table, CellProfiler folder(s) or SQLite) against the join contract.
 
+    Object tables keyed by ImageNumber are checked with their image's keys, which
+    the Image table supplies (in a SQLite source, the Image table itself is checked).
+    """
+    from iceberg_bioimage.profiles.contract import validate_microscopy_profile_table
+    from iceberg_bioimage.profiles.sources import read_profile_set
+
+    aliases = _alias_map(aliases_path)
+    profile_set = read_profile_set(profiles, image_table=image_table, alias_map=aliases)
+    from iceberg_bioimage.profiles.sqlite import SqliteTable
+
+    _chosen, table = profile_set.select(compartment)
+    streamed = isinstance(table, SqliteTable) and profile_set.image is not None
     result = validate_microscopy_profile_table(
-        profiles, profile_dataset_id=profile_dataset_id, alias_map=_alias_map(aliases_path)
+        profile_set.image if streamed else table,
+        profile_dataset_id=profile_dataset_id,
+        alias_map=aliases,
     )
+    if result.source.startswith("<"):
+        from dataclasses import replace
+
+        result = replace(result, source=profiles)
     print_warnings(result.warnings)
     if as_json:
         emit_json(result.to_dict())
