@@ -40,7 +40,7 @@ def test_first_command_then_tour_then_python(tmp_path):
     assert joined["image_id"].null_count == 0
 
     tour = blocks("bash")[1]
-    assert len([line for line in tour.splitlines() if line.startswith("iceberg-bioimage")]) <= 6
+    assert len([line for line in tour.splitlines() if line.startswith("iceberg-bioimage")]) <= 7
     done = run_bash(tour, tmp_path)
     assert done.returncode == 0, done.stderr
     assert pq.read_table(tmp_path / "joined.parquet")["array_path"].null_count == 0

@@ -9,6 +9,7 @@ Spark runs as Sail's Spark Connect server (pysail, no JVM) on 127.0.0.1, queried
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import daft
@@ -88,7 +89,11 @@ def spark():
     server = SparkConnectServer(ip="127.0.0.1", port=0)
     server.start(background=True)
     host, port = server.listening_address
-    session = SparkSession.builder.remote(f"sc://{host}:{port}").getOrCreate()
+    # pyspark takes a __main__ without __file__ (as in pytest-xdist workers) for its own
+    # doctest runner and exits looking for SPARK_HOME; a script's __main__ has a file.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys.modules["__main__"], "__file__", __file__, raising=False)
+        session = SparkSession.builder.remote(f"sc://{host}:{port}").getOrCreate()
     try:
         yield session
     finally:

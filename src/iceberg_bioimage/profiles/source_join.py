@@ -109,6 +109,7 @@ def join_profile_source(
             multiscale_level=multiscale_level,
             compartment=compartment,
             site_base=options.site_base,
+            label=_label(profile_set, compartment),
         )
         rows = _with_source_warnings(rows, profile_set.warnings, profile_set.label)
         if platemap is not None:
@@ -146,6 +147,15 @@ def _streamed(
 
         streamed.annotate = lambda rows: annotate_with_platemap(rows, platemap)
     return streamed
+
+
+def _label(profile_set: ProfileSet, compartment: str | None) -> str | None:
+    """The source's name in messages (and the table's, for a source of several)."""
+    if profile_set.label.startswith("<"):
+        return None  # an in-memory table: the join names its kind
+    if profile_set.multi_table and compartment is not None:
+        return f"{profile_set.label} ({compartment})"
+    return profile_set.label
 
 
 def _with_source_warnings(rows: pa.Table, warnings: tuple[str, ...], label: str) -> pa.Table:
