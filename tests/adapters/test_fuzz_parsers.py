@@ -905,3 +905,22 @@ def test_fuzz_ome_xml(text: str) -> None:
         assert isinstance(document, OmeDocument)
     if text.rstrip().endswith("OME>"):  # what tifffile needs to call it OME-TIFF
         _scan_files({"": _tiff_with_description(text)}, name="image.ome.tiff")
+
+
+@FUZZ
+@given(data=_damaged_tiff())
+def test_fuzz_fast_tiff_header_equals_tifffile(data: bytes) -> None:
+    """The fast IFD parser never disagrees with tifffile on a damaged file."""
+    from iceberg_bioimage.adapters import tiff_headers as th
+    from iceberg_bioimage.adapters.storage import open_store
+
+    root = f"memory://fuzz-ifd-{next(_SERIAL)}"
+    with _MEMORY.open(f"{root}/plane.tif", "wb") as handle:
+        handle.write(data)
+    store = open_store(root)
+    fast = th.read_plane_headers(store, ["plane.tif"], {"plane.tif": len(data)})["plane.tif"]
+    slow = th.read_plane_headers_with_tifffile(store, ["plane.tif"])[0]
+    if isinstance(slow, str):
+        assert isinstance(fast, str), slow
+    else:
+        assert fast == slow

@@ -18,7 +18,13 @@ from urllib.parse import urlsplit
 
 from iceberg_bioimage.exceptions import MetadataError, StoreNotFoundError
 from iceberg_bioimage.models.limits import Limits
-from iceberg_bioimage.models.paths import is_inside, open_inside, os_reason, read_inside
+from iceberg_bioimage.models.paths import (
+    is_inside,
+    open_inside,
+    os_reason,
+    read_head_inside,
+    read_inside,
+)
 
 _LOCAL_READ_WORKERS = 8
 _SEQUENTIAL_BELOW = 64
@@ -92,6 +98,15 @@ class Store(Protocol):
 
     def read_ranges(self, requests: Sequence[tuple[str, int, int | None]]) -> list[bytes | None]:
         """Read ``(key, start, end)`` byte ranges; negative start = suffix."""
+        ...
+
+    def read_heads(
+        self, requests: Sequence[tuple[str, int, int]]
+    ) -> list[tuple[bytes, int | None] | None]:
+        """``(key, start, length)`` reads of many files: data and file size when known.
+
+        One request per file (no size query first); ``None`` for a missing file.
+        """
         ...
 
     def open(self, key: str = "") -> BinaryIO:
@@ -202,6 +217,23 @@ class LocalStore:
                 return handle.read()
             handle.seek(start)
             return handle.read() if end is None else handle.read(end - start)
+
+    def read_heads(
+        self, requests: Sequence[tuple[str, int, int]]
+    ) -> list[tuple[bytes, int | None] | None]:
+        """Positioned reads of many files, in a few threads, each taking a slice of them."""
+        jobs = [(_join(self.root, key), start, length) for key, start, length in requests]
+        if len(jobs) < _SEQUENTIAL_BELOW:
+            return self._read_heads(jobs)
+        size = -(-len(jobs) // _LOCAL_READ_WORKERS)
+        batches = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+        with ThreadPoolExecutor(_LOCAL_READ_WORKERS) as pool:
+            return [found for batch in pool.map(self._read_heads, batches) for found in batch]
+
+    def _read_heads(
+        self, jobs: Sequence[tuple[str, int, int]]
+    ) -> list[tuple[bytes, int | None] | None]:
+        return [read_head_inside(self.root, path, start, length) for path, start, length in jobs]
 
     def open(self, key: str = "") -> BinaryIO:
         """Open a regular file inside the root for reading."""
@@ -316,6 +348,22 @@ class FsspecStore:
         ends = [end for _, _, end in requests]
         data = self.fs.cat_ranges(paths, starts, ends, on_error="return")
         return [None if isinstance(item, BaseException) else bytes(item) for item in data]
+
+    def read_heads(
+        self, requests: Sequence[tuple[str, int, int]]
+    ) -> list[tuple[bytes, int | None] | None]:
+        """Ranged GETs of many objects in one batched call (sizes unknown; ``None`` on error)."""
+        if not requests:
+            return []
+        paths = [_join(self.root, key) for key, _, _ in requests]
+        starts = [start for _, start, _ in requests]
+        ends = [start + length for _, start, length in requests]
+        data = self.fs.cat_ranges(paths, starts, ends, on_error="return")
+        out: list[tuple[bytes, int | None] | None] = []
+        for item in data:
+            failed = item is None or isinstance(item, BaseException)
+            out.append(None if failed else (bytes(item), None))
+        return out
 
     def open(self, key: str = "") -> BinaryIO:
         """Open an object for reading (small cached blocks, no big read-ahead)."""
