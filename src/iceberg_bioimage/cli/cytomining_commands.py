@@ -114,8 +114,8 @@ def _write_table(table: pa.Table, output: str) -> None:
 
 
 @click.command("join-profiles")
-@click.argument("uri")
-@click.argument("profiles")
+@click.argument("uri", required=False)
+@click.argument("profiles", required=False)
 @click.option(
     "--output",
     type=click.Path(dir_okay=False),
@@ -220,7 +220,7 @@ layout_option = click.option(
 
 
 @click.command("export-cytomining")
-@click.argument("uri")
+@click.argument("uri", required=False)
 @warehouse_root_option
 @click.option("--profiles", help="Profile table to join and write as profiles.joined_profiles.")
 @profile_dataset_option
