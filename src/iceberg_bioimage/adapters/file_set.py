@@ -31,6 +31,7 @@ from iceberg_bioimage.models.instruments import (
     plate_columns_for,
     plate_from_folder,
 )
+from iceberg_bioimage.runtime import gc_paused
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 _THUMBNAIL = re.compile(r"(?i)_thumb|thumbnail")
@@ -118,6 +119,17 @@ def scan_file_set(
     that the preset's plate-folder pattern matches (Phenix: ``<plate>__<date>-Measurement
     1``), else the first.
     """
+    with gc_paused():  # tens of thousands of small objects, none freed
+        return _scan_file_set(store, listing, dataset_id, options, folders)
+
+
+def _scan_file_set(
+    store: Store,
+    listing: Mapping[str, int],
+    dataset_id: str | None,
+    options: FileSetOptions,
+    folders: Sequence[str],
+) -> ScanResult:
     tiffs = tiff_keys(listing)
     thumbnails = {key for key in tiffs if _THUMBNAIL.search(key.rsplit("/", 1)[-1])}
     names = [key for key in tiffs if key not in thumbnails]
@@ -154,5 +166,6 @@ def scan_file_set(
             channels=channels,
             channel_names=options.channel_names or channels,
             warnings=warnings,
+            sizes=listing,
         ),
     )

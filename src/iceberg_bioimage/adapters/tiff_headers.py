@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import tifffile
@@ -31,6 +31,8 @@ from iceberg_bioimage.adapters.tiff_ifd import (
 #: Bytes read from the start of every file: its IFD and strip tables, as most writers place them.
 HEAD_BYTES = 8 * 1024
 _ROUNDS = 3
+#: Files per batched read: the next batch is read while one is parsed.
+_BATCH = 2048
 _WORKERS = 16
 _RESOLUTION_CENTIMETER = 3
 
@@ -102,6 +104,19 @@ def read_plane_headers_with_tifffile(store: Store, keys: Sequence[str]) -> list[
         return list(pool.map(_read_or_reason, [(store, key) for key in keys]))
 
 
+def _reads(
+    store: Store, requests: list[tuple[str, int, int]]
+) -> Iterator[tuple[tuple[str, int, int], tuple[bytes, int | None] | None]]:
+    """``(request, read)`` pairs; batches are read ahead while the caller parses."""
+    batches = [requests[i : i + _BATCH] for i in range(0, len(requests), _BATCH)]
+    if len(batches) < 2:
+        yield from zip(requests, store.read_heads(requests), strict=True)
+        return
+    with ThreadPoolExecutor(2) as pool:
+        for batch, reads in zip(batches, pool.map(store.read_heads, batches), strict=True):
+            yield from zip(batch, reads, strict=True)
+
+
 def read_plane_headers(
     store: Store, keys: Sequence[str], sizes: Mapping[str, int] | None = None
 ) -> dict[str, PlaneHeader | str]:
@@ -119,7 +134,7 @@ def read_plane_headers(
         if not requests:
             break
         wanted: list[tuple[str, int, int]] = []
-        for (key, start, length), read in zip(requests, store.read_heads(requests), strict=True):
+        for (key, start, length), read in _reads(store, requests):
             if read is None:
                 slow.append(key)
                 continue

@@ -273,7 +273,11 @@ def parse_plane_header(segments: Segments, file_size: int | None) -> PlaneHeader
     lengths = plan.lengths.read(plan.order, segments)
     if plan.single_strip_counted and not lengths[0]:
         raise UnusualTiff("single strip without its byte count")
-    if file_size is not None and max(map(int.__add__, offsets, lengths)) > file_size:
+    if (
+        file_size is not None
+        and max(offsets) + max(lengths) > file_size  # a bound first: cheap, and usually enough
+        and max(map(int.__add__, offsets, lengths)) > file_size
+    ):
         raise ValueError("image data extends past the end of the file (truncated?)")
     size_x = size_y = None
     if plan.resolution is not None:
