@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 
 from iceberg_bioimage.adapters.file_set import scan_file_set, tiff_keys
@@ -38,9 +39,14 @@ def scan(
     options = options or ScanOptions()
     file_set = options.file_set or FileSetOptions()
     glob = split_glob(uri)
-    if glob is not None:
+    store = None
+    if glob is not None and "://" in os.fspath(uri):
+        # an object key may hold [ ] * ?: a store that exists as written is no glob
+        with suppress(StoreNotFoundError):
+            store = open_store(uri, storage_options)
+    if glob is not None and store is None:
         return _scan_glob(glob, dataset_id, file_set, storage_options)
-    store = open_store(uri, storage_options)
+    store = store or open_store(uri, storage_options)
     if store.is_dir():
         root_docs = read_root_documents(store)
         if zarr_format_of(root_docs) is None:

@@ -473,9 +473,10 @@ _GLOB_MAGIC = re.compile(r"[*?\[]")
 def split_glob(uri: str | os.PathLike[str]) -> tuple[str, str] | None:
     """``(folder, pattern)`` when ``uri`` is a glob of files rather than a store, else ``None``.
 
-    A path holding ``*``, ``?`` or ``[`` that does not exist as written (locally) is a
-    glob: the folder is the part before the first component with a wildcard, the
-    pattern the rest (``plate/Images/*.tiff`` → ``plate/Images``, ``*.tiff``).
+    A path holding ``*``, ``?`` or ``[`` is a glob unless it exists as written (checked
+    here for local paths; the caller tries a remote one as a store first): the folder
+    is the part before the first component with a wildcard, the pattern the rest
+    (``plate/Images/*.tiff`` → ``plate/Images``, ``*.tiff``).
     """
     text = os.fspath(uri)
     scheme = urlsplit(text).scheme if "://" in text else ""
