@@ -341,6 +341,10 @@ class FsspecStore:
         format probes: ``zarr.json``, ``.zmetadata``...). Never lists by itself: some
         filesystems (HTTP) cannot list, and an empty answer would hide real files.
         """
+        protocol = self.fs.protocol
+        protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+        if any(p.startswith("http") for p in protocols):
+            return None  # an HTML index page is no listing (dot files are often left out)
         cache = getattr(self.fs, "dircache", None)
         entries = cache.get(self.root) if cache is not None else None
         if not entries:
