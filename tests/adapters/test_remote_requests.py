@@ -159,3 +159,21 @@ def test_user_options_win_over_the_s3_defaults():
         "config_kwargs": {"max_pool_connections": 64},
     }
     assert effective_storage_options("memory://p.zarr", {"x": 1}) == {"x": 1}
+
+
+def test_a_tiff_folder_plate_costs_one_ranged_get_per_file(tmp_path, s3_endpoint, s3_upload):
+    """Each file's header is one ranged GET (no HEAD, no whole-object read)."""
+    from fixtures import instrument_plates as ip
+
+    plate = ip.write_phenix(tmp_path)[ip.PLATES[0]].path
+    files = sorted(p for p in plate.rglob("*.tiff"))
+    uri = s3_upload(plate, f"requests/tiff-folder/{plate.name}")
+    result, counter, _ = _counted_scan(s3_endpoint, uri)
+    assert result.image_count == len(ip.WELLS) * ip.SITES
+    counts = counter.snapshot()
+    gets = [p for m, p in counter.log if request_kind(m, p) == "GET"]
+    tiff_gets = [p for p in gets if p.endswith(".tiff")]
+    assert sorted(p.rsplit("/", 1)[-1] for p in tiff_gets) == [f.name for f in files]
+    assert len(gets) == len(tiff_gets), gets  # no format probe: the root listing answers
+    # LISTs: the existence check, the root listing, the recursive listing of the files
+    assert counts["HEAD"] <= 2 and counts["LIST"] <= 3, counts
