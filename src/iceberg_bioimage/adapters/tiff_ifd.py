@@ -240,6 +240,8 @@ def _plan(order: str, big: bool, ifd: bytes) -> _Plan:
         offsets, lengths = tags.get(273), tags.get(279)
     if offsets is None or lengths is None or not all(chunks):
         raise UnusualTiff("no strip or tile table")
+    if offsets.kind in _RATIONALS or lengths.kind in _RATIONALS:
+        raise UnusualTiff("strip or tile table of fractions")
     expected = -(-height // chunks[0]) * -(-width // chunks[1])
     if offsets.count != expected or lengths.count != expected:
         raise UnusualTiff("strip or tile count")
