@@ -905,3 +905,32 @@ def test_fuzz_ome_xml(text: str) -> None:
         assert isinstance(document, OmeDocument)
     if text.rstrip().endswith("OME>"):  # what tifffile needs to call it OME-TIFF
         _scan_files({"": _tiff_with_description(text)}, name="image.ome.tiff")
+
+
+def _with_tag_type(data: bytes, code: int, kind: int) -> bytes:
+    """A little-endian classic TIFF with the value type of one first-page tag replaced."""
+    out = bytearray(data)
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        offset = tif.pages.first.tags[code].offset
+    out[offset + 2 : offset + 4] = kind.to_bytes(2, "little")
+    return bytes(out)
+
+
+@FUZZ
+@given(data=_damaged_tiff())
+@example(data=_with_tag_type(_tiff_bases()[2], 273, 5))  # StripOffsets as RATIONAL
+def test_fuzz_fast_tiff_header_equals_tifffile(data: bytes) -> None:
+    """The fast IFD parser never disagrees with tifffile on a damaged file."""
+    from iceberg_bioimage.adapters import tiff_headers as th
+    from iceberg_bioimage.adapters.storage import open_store
+
+    root = f"memory://fuzz-ifd-{next(_SERIAL)}"
+    with _MEMORY.open(f"{root}/plane.tif", "wb") as handle:
+        handle.write(data)
+    store = open_store(root)
+    fast = th.read_plane_headers(store, ["plane.tif"], {"plane.tif": len(data)})["plane.tif"]
+    slow = th.read_plane_headers_with_tifffile(store, ["plane.tif"])[0]
+    if isinstance(slow, str):
+        assert isinstance(fast, str), slow
+    else:
+        assert fast == slow

@@ -9,7 +9,7 @@ non-TIFF files and TIFFs the convention does not name are counted in a warning.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from iceberg_bioimage.adapters.plate_files import (
     PlatePlanes,
@@ -31,6 +31,7 @@ from iceberg_bioimage.models.instruments import (
     plate_columns_for,
     plate_from_folder,
 )
+from iceberg_bioimage.runtime import gc_paused
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 _THUMBNAIL = re.compile(r"(?i)_thumb|thumbnail")
@@ -95,13 +96,40 @@ def _place_numbered(
     return [p.placed(columns) for p in planes]
 
 
+def _folder_plate(preset: InstrumentPreset | None, folders: Sequence[str]) -> str:
+    for folder in folders:
+        plate = plate_from_folder(preset, folder)
+        if plate != folder:
+            return plate
+    return folders[0]
+
+
 def scan_file_set(
     store: Store,
     listing: Mapping[str, int],
     dataset_id: str | None,
     options: FileSetOptions,
+    *,
+    folders: Sequence[str] = (),
 ) -> ScanResult:
-    """Scan the folder ``store`` (already listed) as one file-set plate."""
+    """Scan the folder ``store`` (already listed, or the matches of a glob) as one plate.
+
+    Without a plate in the names or ``plate_id``, the plate is the first of
+    ``folders`` (the store's folder, then its parents; default: the store's name)
+    that the preset's plate-folder pattern matches (Phenix: ``<plate>__<date>-Measurement
+    1``), else the first.
+    """
+    with gc_paused():  # tens of thousands of small objects, none freed
+        return _scan_file_set(store, listing, dataset_id, options, folders)
+
+
+def _scan_file_set(
+    store: Store,
+    listing: Mapping[str, int],
+    dataset_id: str | None,
+    options: FileSetOptions,
+    folders: Sequence[str],
+) -> ScanResult:
     tiffs = tiff_keys(listing)
     thumbnails = {key for key in tiffs if _THUMBNAIL.search(key.rsplit("/", 1)[-1])}
     names = [key for key in tiffs if key not in thumbnails]
@@ -124,7 +152,7 @@ def scan_file_set(
         example = f" (e.g. {unmatched[0]})" if unmatched else ""
         warnings.append(f"{store.uri}: ignored {counts}{example}")
     planes = _place_numbered(store.uri, planes, options, warnings)
-    default_plate = options.plate_id or plate_from_folder(preset, store.name)
+    default_plate = options.plate_id or _folder_plate(preset, folders or (store.name,))
     plate_id = pick_plate(store.uri, [p.plate or default_plate for p in planes], options.plate_id)
     planes = [p for p in planes if (p.plate or default_plate) == plate_id]
     channels = channel_order({p.channel for p in planes})
@@ -138,5 +166,6 @@ def scan_file_set(
             channels=channels,
             channel_names=options.channel_names or channels,
             warnings=warnings,
+            sizes=listing,
         ),
     )

@@ -10,7 +10,7 @@ with several time points) and one chunk per strip or tile of every file.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -34,6 +34,8 @@ class PlatePlanes:
     channels: Sequence[str]
     channel_names: Sequence[str]
     warnings: list[str] = field(default_factory=list)
+    #: File sizes from a listing (key → bytes), when one was made.
+    sizes: Mapping[str, int] | None = None
 
 
 def plate_dataset_id(given: str | None, plate_id: str, subject: str) -> str:
@@ -129,7 +131,7 @@ def scan_plate_files(
             f"channels ({', '.join(plate.channels)})",
         )
     images, ts, zs = _group(store, plate)
-    headers = read_plane_headers(store, sorted(p.key for p in plate.planes))
+    headers = read_plane_headers(store, sorted(p.key for p in plate.planes), plate.sizes)
     warnings = list(plate.warnings)
     warnings.extend(h for h in headers.values() if isinstance(h, str))
     assets: list[ImageAsset] = []
@@ -180,21 +182,13 @@ def _asset(
     first = headers[next(iter(files.values()))]
     per_file = len(first.byte_offsets)
     absent = (-1,) * per_file
-    offsets: list[int] = []
-    lengths: list[int] = []
-    keys: list[str] = []
     n_t, n_c, n_z = shape_tcz
-    for place in itertools.product(range(n_t), range(n_c), range(n_z)):
-        key = files.get(place)
-        if key is None:
-            offsets += absent
-            lengths += absent
-            keys += ("",) * per_file
-            continue
-        header = headers[key]
-        offsets += header.byte_offsets
-        lengths += header.byte_lengths
-        keys += (key,) * per_file
+    placed = [files.get(p) for p in itertools.product(range(n_t), range(n_c), range(n_z))]
+    planes = [headers[key] if key is not None else None for key in placed]
+    chain = itertools.chain.from_iterable
+    offsets = tuple(chain(h.byte_offsets if h else absent for h in planes))
+    lengths = tuple(chain(h.byte_lengths if h else absent for h in planes))
+    keys = tuple(chain((key or "",) * per_file for key in placed))
     lead = (n_t,) if n_t > 1 else ()
     axes = ("t" if n_t > 1 else "") + "czyx"
     row, column = split_well_id(well)
@@ -223,7 +217,7 @@ def _asset(
         codecs=first.codec,
         metadata_json=f'{{"files":{len(files)}}}',
         chunk_key_encoding=ChunkKeyEncoding(name="fixed", fixed_key=""),
-        chunk_byte_offsets=tuple(offsets),
-        chunk_byte_lengths=tuple(lengths),
-        chunk_keys=tuple(keys),
+        chunk_byte_offsets=offsets,
+        chunk_byte_lengths=lengths,
+        chunk_keys=keys,
     )

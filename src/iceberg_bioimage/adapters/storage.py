@@ -9,6 +9,7 @@ through :data:`_STORE_TYPES`, never an if/else chain at the call sites.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,13 @@ from urllib.parse import urlsplit
 
 from iceberg_bioimage.exceptions import MetadataError, StoreNotFoundError
 from iceberg_bioimage.models.limits import Limits
-from iceberg_bioimage.models.paths import is_inside, open_inside, os_reason, read_inside
+from iceberg_bioimage.models.paths import (
+    is_inside,
+    open_inside,
+    os_reason,
+    read_head_inside,
+    read_inside,
+)
 
 _LOCAL_READ_WORKERS = 8
 _SEQUENTIAL_BELOW = 64
@@ -90,8 +97,21 @@ class Store(Protocol):
         """Every file below ``key`` (recursive), as root-relative key → size."""
         ...
 
+    def glob_objects(self, pattern: str) -> dict[str, int]:
+        """Files below the root matching the glob ``pattern``, as key → size."""
+        ...
+
     def read_ranges(self, requests: Sequence[tuple[str, int, int | None]]) -> list[bytes | None]:
         """Read ``(key, start, end)`` byte ranges; negative start = suffix."""
+        ...
+
+    def read_heads(
+        self, requests: Sequence[tuple[str, int, int]]
+    ) -> list[tuple[bytes, int | None] | None]:
+        """``(key, start, length)`` reads of many files: data and file size when known.
+
+        One request per file (no size query first); ``None`` for a missing file.
+        """
         ...
 
     def open(self, key: str = "") -> BinaryIO:
@@ -165,21 +185,51 @@ class LocalStore:
             raise MetadataError(folder, f"cannot be listed: {os_reason(error)}") from error
 
     def list_objects(self, key: str) -> dict[str, int]:
-        """Every regular file below ``key`` (resolving inside the root) with its size."""
-        base = _join(self.root, key)
+        """Every regular file below ``key`` (resolving inside the root) with its size.
+
+        One ``stat`` per file (the directory entry says whether it is a symlink);
+        folders are walked without following symlinks, as :func:`os.walk` does.
+        """
         offset = len(self.root) + 1
         found: dict[str, int] = {}
-        for folder, _dirs, files in os.walk(base):
-            for name in files:
-                path = os.path.join(folder, name)
-                if os.path.islink(path) and not is_inside(self.root, os.path.realpath(path)):
-                    continue
+        folders = [_join(self.root, key)]
+        while folders:
+            try:
+                with os.scandir(folders.pop()) as entries:
+                    listed = list(entries)
+            except OSError:
+                continue
+            for entry in listed:
                 try:
-                    info = os.stat(path)
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
+                        continue
+                    if entry.is_symlink() and not is_inside(
+                        self.root, os.path.realpath(entry.path)
+                    ):
+                        continue
+                    info = entry.stat()
                 except OSError:
                     continue
                 if stat.S_ISREG(info.st_mode):
-                    found[path[offset:].replace(os.sep, "/")] = info.st_size
+                    found[entry.path[offset:].replace(os.sep, "/")] = info.st_size
+        return found
+
+    def glob_objects(self, pattern: str) -> dict[str, int]:
+        """Regular files matching ``pattern`` (resolving inside the root) with their sizes."""
+        _check_pattern(pattern)
+        offset = len(self.root) + 1
+        found: dict[str, int] = {}
+        for path in sorted(Path(self.root).glob(pattern)):
+            text = str(path)
+            if path.is_symlink() and not is_inside(self.root, os.path.realpath(text)):
+                continue
+            try:
+                info = path.stat()
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found[text[offset:].replace(os.sep, "/")] = info.st_size
         return found
 
     def read_ranges(self, requests: Sequence[tuple[str, int, int | None]]) -> list[bytes | None]:
@@ -202,6 +252,23 @@ class LocalStore:
                 return handle.read()
             handle.seek(start)
             return handle.read() if end is None else handle.read(end - start)
+
+    def read_heads(
+        self, requests: Sequence[tuple[str, int, int]]
+    ) -> list[tuple[bytes, int | None] | None]:
+        """Positioned reads of many files, in a few threads, each taking a slice of them."""
+        jobs = [(_join(self.root, key), start, length) for key, start, length in requests]
+        if len(jobs) < _SEQUENTIAL_BELOW:
+            return self._read_heads(jobs)
+        size = -(-len(jobs) // _LOCAL_READ_WORKERS)
+        batches = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+        with ThreadPoolExecutor(_LOCAL_READ_WORKERS) as pool:
+            return [found for batch in pool.map(self._read_heads, batches) for found in batch]
+
+    def _read_heads(
+        self, jobs: Sequence[tuple[str, int, int]]
+    ) -> list[tuple[bytes, int | None] | None]:
+        return [read_head_inside(self.root, path, start, length) for path, start, length in jobs]
 
     def open(self, key: str = "") -> BinaryIO:
         """Open a regular file inside the root for reading."""
@@ -259,9 +326,30 @@ class FsspecStore:
         # The root's few documents are asked for by format detection and again
         # by the scanner it picks: remembered, so each costs one request.
         wanted = [key for key in dict.fromkeys(keys) if key not in self._root_documents]
+        listed = self._root_names()
+        absent = {k for k in wanted if listed is not None and "/" not in k and k not in listed}
+        wanted = [key for key in wanted if key not in absent]
         fresh = dict(zip(wanted, self._read_uncached(wanted), strict=True))
+        fresh.update(dict.fromkeys(absent))
         self._root_documents.update((k, v) for k, v in fresh.items() if "/" not in k)
         return [fresh[key] if key in fresh else self._root_documents[key] for key in keys]
+
+    def _root_names(self) -> frozenset[str] | None:
+        """Names at the root when a listing of it is already cached (``is_dir`` lists it).
+
+        Root documents that are not listed are known absent without a request (the
+        format probes: ``zarr.json``, ``.zmetadata``...). Never lists by itself: some
+        filesystems (HTTP) cannot list, and an empty answer would hide real files.
+        """
+        protocol = self.fs.protocol
+        protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+        if any(p.startswith("http") for p in protocols):
+            return None  # an HTML index page is no listing (dot files are often left out)
+        cache = getattr(self.fs, "dircache", None)
+        entries = cache.get(self.root) if cache is not None else None
+        if not entries:
+            return None
+        return frozenset(str(e.get("name", "")).rstrip("/").rsplit("/", 1)[-1] for e in entries)
 
     def _read_uncached(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
@@ -307,6 +395,17 @@ class FsspecStore:
             if info.get("type") != "directory"
         }
 
+    def glob_objects(self, pattern: str) -> dict[str, int]:
+        """Objects matching ``pattern`` below the root, with their sizes (one listing)."""
+        _check_pattern(pattern)
+        offset = len(self.root) + 1
+        found = self.fs.glob(_join(self.root, pattern), detail=True)
+        return {
+            name[offset:]: int(info.get("size") or 0)
+            for name, info in sorted(found.items())
+            if info.get("type") != "directory"
+        }
+
     def read_ranges(self, requests: Sequence[tuple[str, int, int | None]]) -> list[bytes | None]:
         """Read byte ranges in one batched call."""
         if not requests:
@@ -316,6 +415,22 @@ class FsspecStore:
         ends = [end for _, _, end in requests]
         data = self.fs.cat_ranges(paths, starts, ends, on_error="return")
         return [None if isinstance(item, BaseException) else bytes(item) for item in data]
+
+    def read_heads(
+        self, requests: Sequence[tuple[str, int, int]]
+    ) -> list[tuple[bytes, int | None] | None]:
+        """Ranged GETs of many objects in one batched call (sizes unknown; ``None`` on error)."""
+        if not requests:
+            return []
+        paths = [_join(self.root, key) for key, _, _ in requests]
+        starts = [start for _, start, _ in requests]
+        ends = [start + length for _, start, length in requests]
+        data = self.fs.cat_ranges(paths, starts, ends, on_error="return")
+        out: list[tuple[bytes, int | None] | None] = []
+        for item in data:
+            failed = item is None or isinstance(item, BaseException)
+            out.append(None if failed else (bytes(item), None))
+        return out
 
     def open(self, key: str = "") -> BinaryIO:
         """Open an object for reading (small cached blocks, no big read-ahead)."""
@@ -351,14 +466,44 @@ def open_store(
     return factory(text, storage_options)
 
 
+def _check_pattern(pattern: str) -> None:
+    if pattern.startswith("/") or ".." in pattern.replace("\\", "/").split("/"):
+        raise StoreNotFoundError(pattern, "a glob pattern must stay inside its folder (no '..')")
+
+
+_GLOB_MAGIC = re.compile(r"[*?\[]")
+
+
+def split_glob(uri: str | os.PathLike[str]) -> tuple[str, str] | None:
+    """``(folder, pattern)`` when ``uri`` is a glob of files rather than a store, else ``None``.
+
+    A path holding ``*``, ``?`` or ``[`` is a glob unless it exists as written (checked
+    here for local paths; the caller tries a remote one as a store first): the folder
+    is the part before the first component with a wildcard, the pattern the rest
+    (``plate/Images/*.tiff`` → ``plate/Images``, ``*.tiff``).
+    """
+    text = os.fspath(uri)
+    scheme = urlsplit(text).scheme if "://" in text else ""
+    prefix, path = (
+        (text.split("://", 1)[0] + "://", text.split("://", 1)[1]) if scheme else ("", text)
+    )
+    if not _GLOB_MAGIC.search(path):
+        return None
+    if scheme in ("", "file") and os.path.exists(urlsplit(text).path if scheme else text):
+        return None
+    parts = path.split("/")
+    first = next(i for i, part in enumerate(parts) if _GLOB_MAGIC.search(part))
+    folder = "/".join(parts[:first]) or ("/" if path.startswith("/") else ".")
+    return prefix + folder, "/".join(parts[first:])
+
+
 def expand_glob(
     uri: str | os.PathLike[str], pattern: str, storage_options: Mapping[str, Any] | None = None
 ) -> list[str]:
     """Stores matching ``pattern`` inside the folder or prefix ``uri``, sorted."""
     text = os.fspath(uri)
     scheme = urlsplit(text).scheme if "://" in text else ""
-    if pattern.startswith("/") or ".." in pattern.replace("\\", "/").split("/"):
-        raise StoreNotFoundError(pattern, "a --glob pattern must stay inside its folder (no '..')")
+    _check_pattern(pattern)
     if scheme in ("", "file"):
         folder = Path(urlsplit(text).path if scheme == "file" else text).expanduser()
         if not folder.is_dir():

@@ -17,7 +17,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -352,6 +352,9 @@ def _float(value: Any) -> float | None:
 def codec_name(page: Any) -> str:
     """The codec of a TIFF page as written in ``codecs``: ``zlib``, ``lzw,predictor:horizontal``."""
     compression = getattr(page, "compression", None)
+    if type(compression) is int:  # the default (no tag) is a plain 1
+        with suppress(ValueError):
+            compression = tifffile.COMPRESSION(compression)
     name = getattr(compression, "name", str(compression)).lower()
     predictor = getattr(page, "predictor", None)
     if predictor is not None and int(predictor) > 1:

@@ -1,44 +1,40 @@
-"""Read the header (first IFD) of many single-image TIFF files, in threads.
+"""Read the header (first IFD) of many single-image TIFF files.
 
 Only the IFD is parsed: image size, dtype, strip or tile layout with the real
 byte ranges, codec and, when the file states it in centimetres, the pixel size.
+Every file's first :data:`HEAD_BYTES` are read in one batched call (threads
+locally, concurrent ranged GETs remotely) and parsed from bytes
+(:mod:`.tiff_ifd`); an IFD lying further in costs one more batched round for
+the files that need it. A file the fast parser does not cover is read with
+tifffile, which gives the same header.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import struct
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import tifffile
 
 from iceberg_bioimage.adapters.storage import Store
 from iceberg_bioimage.adapters.tiff import codec_name
+from iceberg_bioimage.adapters.tiff_ifd import (
+    NeedBytes,
+    PlaneHeader,
+    Segments,
+    UnusualTiff,
+    parse_plane_header,
+)
 
+#: Bytes read from the start of every file: its IFD and strip tables, as most writers place them.
+HEAD_BYTES = 8 * 1024
+_ROUNDS = 3
+#: Files per batched read: the next batch is read while one is parsed.
+_BATCH = 2048
 _WORKERS = 16
 _RESOLUTION_CENTIMETER = 3
-
-
-@dataclass(frozen=True, kw_only=True)
-class PlaneHeader:
-    """One single-image TIFF file: its plane and where each strip or tile lies."""
-
-    height: int
-    width: int
-    dtype: str
-    itemsize: int
-    chunks: tuple[int, int]
-    byte_offsets: tuple[int, ...]
-    byte_lengths: tuple[int, ...]
-    codec: str
-    physical_size_x: float | None = None
-    physical_size_y: float | None = None
-
-    @property
-    def layout(self) -> tuple[int, int, str, tuple[int, int]]:
-        """What every file of one image must share: size, dtype and chunk shape."""
-        return (self.height, self.width, self.dtype, self.chunks)
 
 
 def _micrometres(page: tifffile.TiffPage) -> tuple[float | None, float | None]:
@@ -100,10 +96,69 @@ def _read_or_reason(job: tuple[Store, str]) -> PlaneHeader | str:
         return f"{store.location(key)}: unreadable TIFF: {error}"
 
 
-def read_plane_headers(store: Store, keys: Sequence[str]) -> dict[str, PlaneHeader | str]:
-    """Headers of ``keys``, read in threads; a damaged file maps to its reason (a string)."""
-    if not keys:
-        return {}
+def read_plane_headers_with_tifffile(store: Store, keys: Sequence[str]) -> list[PlaneHeader | str]:
+    """Headers of ``keys`` read by :class:`tifffile.TiffFile` (threads); the slow path."""
+    if len(keys) < 2:
+        return [_read_or_reason((store, key)) for key in keys]
     with ThreadPoolExecutor(min(_WORKERS, len(keys))) as pool:
-        found = pool.map(_read_or_reason, [(store, key) for key in keys])
-        return dict(zip(keys, found, strict=True))
+        return list(pool.map(_read_or_reason, [(store, key) for key in keys]))
+
+
+def _reads(
+    store: Store, requests: list[tuple[str, int, int]]
+) -> Iterator[tuple[tuple[str, int, int], tuple[bytes, int | None] | None]]:
+    """``(request, read)`` pairs; batches are read ahead while the caller parses."""
+    batches = [requests[i : i + _BATCH] for i in range(0, len(requests), _BATCH)]
+    if len(batches) < 2:
+        yield from zip(requests, store.read_heads(requests), strict=True)
+        return
+    with ThreadPoolExecutor(2) as pool:
+        for batch, reads in zip(batches, pool.map(store.read_heads, batches), strict=True):
+            yield from zip(batch, reads, strict=True)
+
+
+def read_plane_headers(
+    store: Store, keys: Sequence[str], sizes: Mapping[str, int] | None = None
+) -> dict[str, PlaneHeader | str]:
+    """Headers of ``keys``; a damaged file maps to its reason (a string).
+
+    ``sizes`` (from a listing) saves nothing locally, where a read gives the size,
+    but lets a remote scan check that the data lies inside each file.
+    """
+    found: dict[str, PlaneHeader | str] = {}
+    segments: dict[str, Segments] = {}
+    file_sizes: dict[str, int | None] = {}
+    requests = [(key, 0, HEAD_BYTES) for key in keys]
+    slow: list[str] = []
+    for _ in range(_ROUNDS):
+        if not requests:
+            break
+        wanted: list[tuple[str, int, int]] = []
+        for (key, start, length), read in _reads(store, requests):
+            if read is None:
+                slow.append(key)
+                continue
+            data, size = read
+            if key in segments:
+                segments[key].add(start, data)
+            else:
+                segments[key] = Segments([(start, data)])
+                file_sizes[key] = size if size is not None else (sizes or {}).get(key)
+            if file_sizes[key] is None and len(data) < length:
+                file_sizes[key] = start + len(data)  # the read reached the end
+            size = file_sizes[key]
+            try:
+                found[key] = parse_plane_header(segments[key], size)
+            except NeedBytes as need:
+                if size is not None and need.end > size:
+                    slow.append(key)  # past the end: tifffile names the damage
+                else:
+                    wanted.append((key, need.start, max(need.end - need.start, HEAD_BYTES)))
+            except (UnusualTiff, struct.error):
+                slow.append(key)
+            except ValueError as error:
+                found[key] = f"{store.location(key)}: unreadable TIFF: {error}"
+        requests = wanted
+    slow.extend(key for key, _, _ in requests)
+    found.update(zip(slow, read_plane_headers_with_tifffile(store, slow), strict=True))
+    return {key: found[key] for key in keys}

@@ -236,12 +236,22 @@ class _Scan:
         return None, None, None
 
     def _labels(self) -> None:
-        """Add the label images (``<image>/labels/<name>``) of every image found."""
+        """Add the label images (``<image>/labels/<name>``) of the images found.
+
+        Nothing in an image's metadata says it has labels, so each ``labels`` group
+        is a probe (a request remotely). Without consolidated metadata the first
+        image is probed, and the others only when it has labels: a plate's labels
+        are written for all of its fields, and a plate of N fields without labels
+        costs one probe, not N. With consolidated metadata every image is looked up.
+        """
         images = list(self.images)
         paths = [join_path(image.node.path, "labels") for image in images]
+        nodes = self.reader.groups(paths[:1])
+        if nodes and (nodes[0] is not None or self.reader.consolidated is not None):
+            nodes += self.reader.groups(paths[1:])
         label_paths: list[str] = []
         parents: list[_ImageGroup] = []
-        for image, node in zip(images, self.reader.groups(paths), strict=True):
+        for image, node in zip(images, nodes, strict=False):
             if node is None:
                 continue
             try:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
-from iceberg_bioimage.cli.file_set_options import file_set_options
+from iceberg_bioimage.cli.file_set_options import file_set_options, load_data_option
 from iceberg_bioimage.cli.lazy_api import api
 from iceberg_bioimage.cli.output import (
     command_options,
@@ -99,7 +99,7 @@ def _print_registration(result: Any, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("uri")
+@click.argument("uri", required=False)
 @catalog_option
 @namespace_option
 @click.option("--publish-chunks", is_flag=True, help="Also publish the chunk_index table.")
@@ -160,7 +160,7 @@ def publish_chunks(
 
 
 @click.command()
-@click.argument("uris", nargs=-1, required=True)
+@click.argument("uris", nargs=-1, required=False)
 @catalog_option
 @namespace_option
 @click.option(
@@ -181,6 +181,7 @@ def publish_chunks(
 )
 @click.option("--no-chunks", is_flag=True, help="Publish image_assets only.")
 @click.option("--replace", is_flag=True, help="Re-point dataset ids registered for other stores.")
+@load_data_option
 @storage_option
 @command_options
 def ingest(

@@ -143,8 +143,8 @@ def _write_table(table: pa.Table, output: str) -> None:
 
 
 @click.command("join-profiles")
-@click.argument("uri")
-@click.argument("profiles")
+@click.argument("uri", required=False)
+@click.argument("profiles", required=False)
 @click.option(
     "--output",
     type=click.Path(dir_okay=False),
@@ -256,7 +256,7 @@ layout_option = click.option(
 
 
 @click.command("export-cytomining")
-@click.argument("uri")
+@click.argument("uri", required=False)
 @warehouse_root_option
 @click.option(
     "--profiles",

@@ -70,7 +70,7 @@ def _scan_table(result: ScanResult) -> Table:
 
 
 @click.command()
-@click.argument("uri")
+@click.argument("uri", required=False)
 @click.option("--dataset-id", help="Dataset id (default: the store name minus its suffix).")
 @click.option("--stat-chunks", is_flag=True, help="List stored chunks: sizes and absent chunks.")
 @click.option(
@@ -150,7 +150,7 @@ def _summary_table(summary: DatasetSummary) -> Table:
 
 
 @click.command()
-@click.argument("uri")
+@click.argument("uri", required=False)
 @click.option("--dataset-id", help="Dataset id (default: the store name minus its suffix).")
 @file_set_options
 @storage_option

@@ -158,3 +158,18 @@ def read_inside(root: str, path: str, max_bytes: int) -> bytes | None:
     finally:
         os.close(fd)
     return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def read_head_inside(root: str, path: str, start: int, length: int) -> tuple[bytes, int] | None:
+    """``length`` bytes from ``start`` of a regular file inside ``root``, and the file's size.
+
+    One open, one positioned read; ``None`` when nothing is there (see :func:`open_inside`).
+    """
+    opened = _open_regular(root, path)
+    if opened is None:
+        return None
+    fd, size = opened
+    try:
+        return os.pread(fd, length, start), size
+    finally:
+        os.close(fd)

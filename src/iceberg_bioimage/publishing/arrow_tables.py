@@ -10,6 +10,7 @@ writers stream into their files, so its memory does not grow with the plate.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -220,6 +221,13 @@ def _pieces(assets: Sequence[ImageAsset], batch_rows: int) -> Iterator[list[_Pie
         yield group
 
 
+def _chained(pieces: Sequence[_Piece], name: str) -> Iterator[Any]:
+    """One per-chunk attribute (``chunk_keys``...) of every piece, end to end."""
+    return itertools.chain.from_iterable(
+        getattr(asset, name)[start:stop] for asset, start, stop in pieces
+    )
+
+
 def _chunk_batch(pieces: Sequence[_Piece], cache: _GridCache, schema: pa.Schema) -> pa.RecordBatch:
     """The ``chunk_index`` rows of ``pieces`` as one record batch."""
     assets = [asset for asset, _, _ in pieces]
@@ -231,12 +239,16 @@ def _chunk_batch(pieces: Sequence[_Piece], cache: _GridCache, schema: pa.Schema)
         # One value per array, repeated per chunk by index (no Python string per row).
         return pa.array(values, type=pa.string()).take(owner)
 
-    prefixes, suffixes = [], []
-    for asset, start, stop in pieces:
-        prefix, suffix = _key_parts(asset, cache, start, stop)
-        prefixes.append(prefix)
-        suffixes.append(suffix if suffix is not None else pa.array([""] * (stop - start)))
-    keys = pc.binary_join_element_wise(per_array(prefixes), pa.concat_arrays(suffixes), "")
+    listed = all(a.chunk_keys is not None for a in assets)  # file-set plates: a key per chunk
+    if listed:
+        keys = pa.array(_chained(pieces, "chunk_keys"), pa.string())
+    else:
+        prefixes, suffixes = [], []
+        for asset, start, stop in pieces:
+            prefix, suffix = _key_parts(asset, cache, start, stop)
+            prefixes.append(prefix)
+            suffixes.append(suffix if suffix is not None else pa.array([""] * (stop - start)))
+        keys = pc.binary_join_element_wise(per_array(prefixes), pa.concat_arrays(suffixes), "")
 
     coords_values = np.concatenate(
         [cache.coords(a.chunk_grid, start, stop).ravel() for a, start, stop in pieces]
@@ -250,7 +262,14 @@ def _chunk_batch(pieces: Sequence[_Piece], cache: _GridCache, schema: pa.Schema)
         type=schema.field("chunk_coords").type,
     )
 
-    if any(a.object_sizes is not None or a.chunk_byte_lengths is not None for a in assets):
+    if listed and all(
+        a.chunk_byte_lengths is not None and a.chunk_byte_offsets is not None for a in assets
+    ):
+        offsets_all = np.fromiter(_chained(pieces, "chunk_byte_offsets"), np.int64, total)
+        lengths_all = np.fromiter(_chained(pieces, "chunk_byte_lengths"), np.int64, total)
+        byte_offset, byte_length = _nullable_int(offsets_all), _nullable_int(lengths_all)
+        present = pa.array(lengths_all >= 0, type=pa.bool_())
+    elif any(a.object_sizes is not None or a.chunk_byte_lengths is not None for a in assets):
         facts = [_byte_facts(a, cache, start, stop) for a, start, stop in pieces]
         byte_offset = _nullable_int(np.concatenate([f[0] for f in facts]))
         byte_length = _nullable_int(np.concatenate([f[1] for f in facts]))
