@@ -211,6 +211,7 @@ def ingest_stores_to_warehouse(
     storage_options: Mapping[str, Any] | None = None,
     on_scanned: Callable[[DatasetRecord], None] | None = None,
     client: Client | None = None,
+    file_set: FileSetOptions | None = None,
 ) -> WarehouseIngestResult:
     """Scan many stores in parallel and publish them with ONE commit per table.
 
@@ -220,7 +221,9 @@ def ingest_stores_to_warehouse(
     ``dask.distributed.Client``, extra ``dask``) the stores are scanned and their
     data files written on the Dask workers instead, each store retried a bounded
     number of times, and this process commits. ``on_scanned`` is called with each
-    dataset as its store is done. See :mod:`iceberg_bioimage.integrations.dask_ingest`.
+    dataset as its store is done. ``file_set`` says how to read TIFF-folder plates
+    (instrument, pattern, plate id, channel names; default: detected). See
+    :mod:`iceberg_bioimage.integrations.dask_ingest`.
     """
     from iceberg_bioimage.integrations.catalog import resolve_catalog
     from iceberg_bioimage.publishing.registration import CANONICAL_TABLES, expand_uris
@@ -246,10 +249,19 @@ def ingest_stores_to_warehouse(
             replace=replace,
             storage_options=storage_options,
             on_stored=on_scanned,
+            options=ScanOptions(file_set=file_set),
         )
     else:
         records, writes = _ingest_here(
-            resolved, namespace, stores, tables, workers, replace, storage_options, on_scanned
+            resolved,
+            namespace,
+            stores,
+            tables,
+            workers,
+            replace,
+            storage_options,
+            on_scanned,
+            ScanOptions(file_set=file_set),
         )
     return WarehouseIngestResult(
         catalog=resolved.name, namespace=namespace, datasets=records, tables=writes
@@ -265,6 +277,7 @@ def _ingest_here(
     replace: bool,
     storage_options: Mapping[str, Any] | None,
     on_scanned: Callable[[DatasetRecord], None] | None,
+    options: ScanOptions,
 ) -> tuple[tuple[DatasetRecord, ...], tuple[TableWrite, ...]]:
     """Scan on local threads, then publish from this process."""
     from iceberg_bioimage.publishing.registration import (
@@ -276,7 +289,7 @@ def _ingest_here(
 
     results = scan_many(
         stores,
-        options=ScanOptions(),
+        options=options,
         workers=workers,
         storage_options=storage_options,
         on_scanned=(lambda result: on_scanned(dataset_record(result))) if on_scanned else None,

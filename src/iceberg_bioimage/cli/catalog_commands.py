@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
-from iceberg_bioimage.cli.file_set_options import file_set_options, load_data_option
+from iceberg_bioimage.cli.file_set_options import file_set_options
 from iceberg_bioimage.cli.lazy_api import api
 from iceberg_bioimage.cli.output import (
     command_options,
@@ -164,7 +164,7 @@ def publish_chunks(
 @catalog_option
 @namespace_option
 @click.option(
-    "--glob", "pattern", help="Treat URIS as folders and ingest the stores matching this."
+    "--glob", "glob_pattern", help="Treat URIS as folders and ingest the stores matching this."
 )
 @click.option("--workers", type=click.IntRange(1, 64), help="Stores scanned at once (threads).")
 @click.option(
@@ -181,14 +181,14 @@ def publish_chunks(
 )
 @click.option("--no-chunks", is_flag=True, help="Publish image_assets only.")
 @click.option("--replace", is_flag=True, help="Re-point dataset ids registered for other stores.")
-@load_data_option
+@file_set_options
 @storage_option
 @command_options
 def ingest(
     uris: tuple[str, ...],
     catalog: str,
     namespace: str,
-    pattern: str | None,
+    glob_pattern: str | None,
     workers: int | None,
     scheduler: str | None,
     dask_workers: int | None,
@@ -196,6 +196,7 @@ def ingest(
     replace: bool,
     as_json: bool,
     storage_options: dict[str, Any] | None = None,
+    file_set: FileSetOptions | None = None,
 ) -> None:
     """Scan many stores in parallel and publish them with one commit per table.
 
@@ -214,7 +215,7 @@ def ingest(
             param_hint="'--workers'",
         )
     resolved = _catalog(catalog)
-    stores = expand_uris(list(uris), pattern, storage_options)
+    stores = expand_uris(list(uris), glob_pattern, storage_options)
     with (
         _ingest_client(scheduler, dask_workers) as client,
         counted_progress(len(stores), "scanning") as advance,
@@ -229,6 +230,7 @@ def ingest(
             storage_options=storage_options,
             on_scanned=(lambda dataset: advance(dataset.dataset_id)) if advance else None,
             client=client,
+            file_set=file_set,
         )
     for dataset in result.datasets:
         print_warnings(dataset.warnings)

@@ -22,7 +22,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -95,6 +95,7 @@ class IngestJob:
     batch_id: str
     targets: tuple[DataFileTarget, ...]
     storage_options: dict[str, Any] | None
+    options: ScanOptions = field(default_factory=ScanOptions)
 
     @property
     def prefix(self) -> str:
@@ -147,7 +148,7 @@ def scan_and_write(uri: str, job: IngestJob) -> StoreFiles:
     On failure the files this attempt wrote are removed before the error propagates.
     """
     _stop_if_aborted(job)
-    results = scan_plates(uri, options=ScanOptions(), storage_options=job.storage_options)
+    results = scan_plates(uri, options=job.options, storage_options=job.storage_options)
     batch = prepare_batch(results, tuple(target.name for target in job.targets))
     files: dict[str, tuple[str, ...]] = {}
     rows: dict[str, int] = {}
@@ -249,6 +250,7 @@ def ingest_on_dask(
     replace: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     on_stored: Callable[[DatasetRecord], None] | None = None,
+    options: ScanOptions | None = None,
 ) -> tuple[tuple[DatasetRecord, ...], tuple[TableWrite, ...]]:
     """Scan ``stores`` and write their data files on Dask workers, then commit once per table.
 
@@ -262,6 +264,7 @@ def ingest_on_dask(
         batch_id=uuid.uuid4().hex,
         targets=tuple(DataFileTarget.of(table) for table in prepared.values()),
         storage_options=dict(storage_options) if storage_options else None,
+        options=options or ScanOptions(),
     )
     uris = [os.fspath(store) for store in stores]
     outputs = _gather(client, job, uris, on_stored)
