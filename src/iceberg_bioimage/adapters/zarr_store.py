@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from iceberg_bioimage.adapters import chunk_stats, ngff
-from iceberg_bioimage.adapters.storage import Store
+from iceberg_bioimage.adapters.storage import LocalStore, Store
 from iceberg_bioimage.adapters.zarr_metadata import ArrayMetadata, axes_label
 from iceberg_bioimage.adapters.zarr_nodes import ROOT_FILES, Node, NodeReader, join_path
 from iceberg_bioimage.exceptions import MetadataError
@@ -239,15 +239,18 @@ class _Scan:
         """Add the label images (``<image>/labels/<name>``) of the images found.
 
         Nothing in an image's metadata says it has labels, so each ``labels`` group
-        is a probe (a request remotely). Without consolidated metadata the first
-        image is probed, and the others only when it has labels: a plate's labels
-        are written for all of its fields, and a plate of N fields without labels
-        costs one probe, not N. With consolidated metadata every image is looked up.
+        is a probe. Local stores and consolidated metadata look up every image.
+        Remote stores without consolidated metadata, where each probe is a request,
+        probe the first image and the others only when it has labels: a plate's
+        labels are written for all of its fields, and a remote plate of N fields
+        without labels costs one request, not N (labels under other fields only are
+        then not found; consolidate the metadata to find them).
         """
         images = list(self.images)
         paths = [join_path(image.node.path, "labels") for image in images]
-        nodes = self.reader.groups(paths[:1])
-        if nodes and (nodes[0] is not None or self.reader.consolidated is not None):
+        every = self.reader.consolidated is not None or isinstance(self.reader.store, LocalStore)
+        nodes = self.reader.groups(paths if every else paths[:1])
+        if not every and nodes and nodes[0] is not None:
             nodes += self.reader.groups(paths[1:])
         label_paths: list[str] = []
         parents: list[_ImageGroup] = []
