@@ -25,7 +25,7 @@ from iceberg_bioimage.exceptions import ContractError
 
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 SQLITE_MAGIC = b"SQLite format 3\x00"
-_BATCH_ROWS = 65_536
+_BATCH_ROWS = 131_072
 
 
 def is_sqlite(path: Path) -> bool:

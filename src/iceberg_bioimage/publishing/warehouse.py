@@ -57,6 +57,7 @@ from iceberg_bioimage.models.warehouse import (
     migrated,
     table_path,
 )
+from iceberg_bioimage.runtime import prefetched
 
 
 class StreamedRows(Protocol):
@@ -237,16 +238,20 @@ def _stamped(schema: pa.Schema) -> pa.Schema:
     return schema.with_metadata(metadata)
 
 
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Columns worth dictionary encoding: all but floating point (measurements rarely repeat)."""
+    return [f.name for f in schema if not pa.types.is_floating(f.type)]
+
+
 def _write_parquet(rows: pa.Table | StreamedRows, path: Path) -> None:
-    """Write ``rows`` to ``path``; a streamed table one record batch at a time."""
-    if isinstance(rows, pa.Table):
-        pq.write_table(
-            rows.replace_schema_metadata(_stamped(rows.schema).metadata), path, compression="zstd"
-        )
-        return
+    """Write ``rows`` to ``path``; a streamed table batch by batch, reading ahead of the writer."""
     schema = _stamped(rows.schema)
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-        for batch in rows.batches():
+    options = {"compression": "zstd", "use_dictionary": _dictionary_columns(schema)}
+    if isinstance(rows, pa.Table):
+        pq.write_table(rows.replace_schema_metadata(schema.metadata), path, **options)
+        return
+    with pq.ParquetWriter(path, schema, **options) as writer:
+        for batch in prefetched(rows.batches()):
             writer.write_batch(batch)
 
 
