@@ -31,6 +31,9 @@ TABLE_NUMBER = ("TableNumber", "Metadata_TableNumber")
 #: Keys an Image table hands to its objects, most specific first.
 HOPPED_KEYS = ("dataset_id", "image_id", "plate_id", "well_id", "site_id")
 _ROW = "__ib_object_row"
+_LEFT = "__ib_left"
+#: Prefix of the shared key column names of :func:`image_key_table`.
+KEY_PREFIX = "__ib_key_"
 
 
 @dataclass(frozen=True)
@@ -69,14 +72,9 @@ def attach_image_keys(
     image number, the Image table has no plate/well/image key, or one image number
     names several Image rows.
     """
-    object_number = find_column(objects.column_names, IMAGE_NUMBER)
-    image_number = find_column(image.column_names, IMAGE_NUMBER)
-    if object_number is None:
-        raise ContractError(
-            label, "no ImageNumber (or Metadata_ImageNumber) column to reach images"
-        )
-    if image_number is None:
-        raise ContractError(image_label, "the Image table has no ImageNumber column")
+    object_keys, image_keys = key_columns(
+        objects.column_names, image.column_names, label=label, image_label=image_label
+    )
     resolved, errors = _resolve_columns(image.column_names, _alias_candidates(alias_map))
     if errors:
         raise ContractError(image_label, "; ".join(errors))
@@ -89,19 +87,7 @@ def attach_image_keys(
     clashes = [target for target in copied.values() if target in objects.column_names]
     if clashes:
         raise ContractError(label, f"already has column(s) {', '.join(clashes)}")
-    on = [(object_number, image_number)]
-    object_table = find_column(objects.column_names, TABLE_NUMBER)
-    image_table = find_column(image.column_names, TABLE_NUMBER)
-    if object_table is not None and image_table is not None:
-        on.append((object_table, image_table))
-    right = image_key_table(image, [i for _o, i in on], "__ib_key_")
-    _check_unique(right, image_label)
-    right = right.append_column(_ROW, pa.array(np.arange(image.num_rows, dtype=np.int64)))
-    left = image_key_table(objects, [o for o, _i in on], "__ib_key_")
-    left = left.append_column("__ib_left", pa.array(np.arange(objects.num_rows, dtype=np.int64)))
-    matched = left.join(right, keys=list(left.column_names[:-1]), join_type="left outer")
-    matched = matched.sort_by("__ib_left")
-    rows = matched[_ROW]
+    rows = image_rows_of(objects, object_keys, unique_key_table(image, image_keys, image_label))
     out = objects
     for source, target in copied.items():
         out = out.append_column(target, image[source].take(rows))
@@ -128,7 +114,37 @@ def image_key_table(table: pa.Table, columns: Sequence[str], prefix: str) -> pa.
     return pa.table(keys)
 
 
-def _check_unique(keys: pa.Table, image_label: str) -> None:
+def key_columns(
+    object_names: Sequence[str], image_names: Sequence[str], *, label: str, image_label: str
+) -> tuple[list[str], list[str]]:
+    """The columns pairing object rows with Image rows: image number [+ table number].
+
+    ``TableNumber`` takes part when both tables carry it. Raises
+    :class:`ContractError` naming the table that lacks an image number.
+    """
+    object_number = find_column(object_names, IMAGE_NUMBER)
+    image_number = find_column(image_names, IMAGE_NUMBER)
+    if object_number is None:
+        raise ContractError(
+            label, "no ImageNumber (or Metadata_ImageNumber) column to reach images"
+        )
+    if image_number is None:
+        raise ContractError(image_label, "the Image table has no ImageNumber column")
+    object_keys, image_keys = [object_number], [image_number]
+    object_table = find_column(object_names, TABLE_NUMBER)
+    image_table = find_column(image_names, TABLE_NUMBER)
+    if object_table is not None and image_table is not None:
+        object_keys.append(object_table)
+        image_keys.append(image_table)
+    return object_keys, image_keys
+
+
+def unique_key_table(image: pa.Table, image_keys: Sequence[str], image_label: str) -> pa.Table:
+    """The Image table's key columns (:func:`image_key_table`), each key naming one row.
+
+    Raises :class:`ContractError` when an image number names several Image rows.
+    """
+    keys = image_key_table(image, image_keys, KEY_PREFIX)
     counts = keys.group_by(keys.column_names).aggregate([([], "count_all")])
     repeated = counts.filter(pc.greater(counts["count_all"], 1))
     if repeated.num_rows:
@@ -138,3 +154,14 @@ def _check_unique(keys: pa.Table, image_label: str) -> None:
             f"{repeated.num_rows} image numbers name several Image rows (e.g. {example}); "
             "each ImageNumber (+ TableNumber) must be one image",
         )
+    return keys
+
+
+def image_rows_of(objects: pa.Table, object_keys: Sequence[str], keys: pa.Table) -> pa.Array:
+    """For each object row, in order, the index of its row in ``keys`` (null: none)."""
+    left = image_key_table(objects, object_keys, KEY_PREFIX)
+    left = left.append_column(_LEFT, pa.array(np.arange(objects.num_rows, dtype=np.int64)))
+    right = keys.select([c for c in keys.column_names if c.startswith(KEY_PREFIX)])
+    right = right.append_column(_ROW, pa.array(np.arange(keys.num_rows, dtype=np.int64)))
+    matched = left.join(right, keys=list(left.column_names[:-1]), join_type="left outer")
+    return matched.sort_by(_LEFT)[_ROW].combine_chunks()

@@ -18,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from iceberg_bioimage.exceptions import ContractError
 from iceberg_bioimage.profiles.contract import (
     AliasMap,
     _alias_candidates,
@@ -27,11 +26,10 @@ from iceberg_bioimage.profiles.contract import (
 )
 from iceberg_bioimage.profiles.image_keys import (
     HOPPED_KEYS,
-    IMAGE_NUMBER,
-    TABLE_NUMBER,
-    find_column,
-    image_key_table,
+    image_rows_of,
+    key_columns,
     target_name,
+    unique_key_table,
 )
 from iceberg_bioimage.profiles.join import (
     CANONICAL_OUTPUT,
@@ -43,7 +41,6 @@ from iceberg_bioimage.profiles.object_ids import object_ids
 from iceberg_bioimage.profiles.sqlite import SqliteTable
 
 _IMAGE_ROW = "__ib_image_row"
-_BATCH_ROW = "__ib_batch_row"
 #: Image columns each object row takes from its image.
 IMAGE_COLUMNS = ("uri", "array_path")
 
@@ -152,7 +149,7 @@ class StreamedJoin:
 
     def _join_batch(self, batch: pa.RecordBatch, counts: _Counts) -> pa.RecordBatch:
         table = pa.Table.from_batches([batch])
-        found = _image_rows_of(table, self.keys, self.image_rows)
+        found = image_rows_of(table, self.keys, self.image_rows)
         rows = _take_rows(found, self.image_rows)
         out = table.drop_columns(
             [c for c in (*CANONICAL_OUTPUT, "object_id", *IMAGE_COLUMNS) if c in table.column_names]
@@ -184,16 +181,6 @@ def _strings(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return column.cast(pa.string())
 
 
-def _image_rows_of(table: pa.Table, keys: tuple[str, ...], image_rows: pa.Table) -> pa.Array:
-    """For each object row, the index of its Image row (null: none)."""
-    left = image_key_table(table, keys, "__ib_key_")
-    left = left.append_column(_BATCH_ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))
-    right = image_rows.select([c for c in image_rows.column_names if c.startswith("__ib_key_")])
-    right = right.append_column(_IMAGE_ROW, image_rows[_IMAGE_ROW])
-    matched = left.join(right, keys=list(left.column_names[:-1]), join_type="left outer")
-    return matched.sort_by(_BATCH_ROW)[_IMAGE_ROW].combine_chunks()
-
-
 def _take_rows(rows: pa.Array, image_rows: pa.Table) -> pa.Array:
     """``rows`` with no Image row pointed at the last (missing) row of ``image_rows``."""
     return pc.fill_null(rows, image_rows.num_rows - 1)
@@ -216,18 +203,9 @@ def join_streamed(
     number or the Image table cannot key it.
     """
     names = source.schema.names
-    object_number = find_column(names, IMAGE_NUMBER)
-    if object_number is None:
-        raise ContractError(source.label, "no ImageNumber column to reach its images")
-    keys = [object_number]
-    table_number = find_column(names, TABLE_NUMBER)
-    image_table_number = find_column(image.column_names, TABLE_NUMBER)
-    image_keys = [find_column(image.column_names, IMAGE_NUMBER)]
-    if image_keys[0] is None:
-        raise ContractError(image_label, "the Image table has no ImageNumber column")
-    if table_number is not None and image_table_number is not None:
-        keys.append(table_number)
-        image_keys.append(image_table_number)
+    keys, image_keys = key_columns(
+        names, image.column_names, label=source.label, image_label=image_label
+    )
     joined = join_image_assets_with_profiles(
         image_assets,
         image,
@@ -238,8 +216,7 @@ def join_streamed(
     )
     report = join_report(joined)
     resolved, _errors = _resolve_columns(image.column_names, _alias_candidates(alias_map))
-    image_rows = image_key_table(image, image_keys, "__ib_key_")
-    _check_unique_keys(image_rows, image_label)
+    image_rows = unique_key_table(image, image_keys, image_label)
     image_rows = image_rows.append_column(
         _IMAGE_ROW, pa.array(np.arange(image.num_rows, dtype=np.int64))
     )
@@ -274,13 +251,3 @@ def _with_missing_row(image_rows: pa.Table, profile_dataset_id: str | None) -> p
         values["dataset_id"] = [profile_dataset_id]
     missing = pa.table(values, schema=image_rows.schema)
     return pa.concat_tables([image_rows, missing])
-
-
-def _check_unique_keys(keys: pa.Table, image_label: str) -> None:
-    counts = keys.group_by(keys.column_names).aggregate([([], "count_all")])
-    if counts.num_rows < keys.num_rows:
-        raise ContractError(
-            image_label,
-            f"{keys.num_rows - counts.num_rows} image numbers name several Image rows; "
-            "each ImageNumber (+ TableNumber) must be one image",
-        )
