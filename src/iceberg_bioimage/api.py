@@ -436,32 +436,20 @@ def join_image_assets_with_profiles(
     keys, grain and matched/unmatched counts are in :func:`join_report`.
     """
     from iceberg_bioimage.profiles.source_join import ProfileOptions, join_profile_source
+    from iceberg_bioimage.profiles.sources import read_profile_set
 
-    options = ProfileOptions(
-        compartment=compartment, image_table=image_table, site_base=site_base, platemap=platemap
-    )
-    joined = join_profile_source(
+    profile_set = read_profile_set(profiles, image_table=image_table, alias_map=alias_map)
+    profile_set.select(compartment)  # one table: refuses a missing or ambiguous choice first
+    options = ProfileOptions(compartment=compartment, site_base=site_base, platemap=platemap)
+    (joined,) = join_profile_source(
         image_assets,
-        profiles,
+        profile_set,
         options=options,
         chunk_index=chunk_index,
         profile_dataset_id=profile_dataset_id,
         alias_map=alias_map,
     )
-    return _only_table(joined, profiles)
-
-
-def _only_table(joined: Sequence[JoinedProfiles], profiles: Any) -> pa.Table:
-    """The one joined table; a source with several compartments needs ``compartment=``."""
-    from iceberg_bioimage.exceptions import ContractError
-
-    if len(joined) == 1:
-        return joined[0].to_table()
-    names = ", ".join(str(j.compartment) for j in joined)
-    label = os.fspath(profiles) if isinstance(profiles, str | os.PathLike) else "<profiles>"
-    raise ContractError(
-        label, f"holds several compartments ({names}); choose one with compartment= (--compartment)"
-    )
+    return joined.to_table()
 
 
 def join_profiles_with_store(
