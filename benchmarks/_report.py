@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -200,3 +201,49 @@ def report(
             print(line)
     failed = any(r["status"] != "PASS" for r in results)
     return 1 if args.check and failed else 0
+
+
+class AB:
+    """Alternating A/B runs of ``ours`` against a ``floor``, and the figures they give."""
+
+    def __init__(self, runs: dict[str, list[Run]]) -> None:
+        self.runs = runs
+        self.ours = Measurement("ours", runs["ours"])
+        self.floor = Measurement("floor", runs["floor"])
+        self.ratio = self.ours.median_s / self.floor.median_s
+        self.pairs = [o.work_s / f.work_s for o, f in zip(runs["ours"], runs["floor"], strict=True)]
+        self.cpu = {n: statistics.median(r.work_cpu_s for r in rs) for n, rs in runs.items()}
+
+    @classmethod
+    def measure(
+        cls, args: argparse.Namespace, run: Callable[[str], Run], order: Sequence[str]
+    ) -> AB:
+        """Run ``run(name)`` for each name in ``order``, round after round (warm-ups dropped)."""
+        runs: dict[str, list[Run]] = {"ours": [], "floor": []}
+        for i in range(args.warmup + args.repeat):
+            for name in order:
+                print(f"round {i + 1}: {name} ...", file=sys.stderr, flush=True)
+                measured = run(name)
+                if i >= args.warmup:
+                    runs[name].append(measured)
+        return cls(runs)
+
+    def ratio_line(self, target_ratio: float, ok: bool, extra: str = "") -> str:
+        """``ours / floor (wall) = …`` with its bar, verdict and the paired ratios."""
+        return (
+            f"ours / floor (wall) = {self.ratio:.2f} (bar <= {target_ratio:g}){extra} -> "
+            f"{'PASS' if ok else 'FAIL'}; "
+            f"paired ratios {', '.join(f'{x:.2f}' for x in self.pairs)}"
+        )
+
+    def tail_lines(self, repeat: int) -> list[str]:
+        """The CPU line and the footnote on how the pairs ran."""
+        return [
+            f"CPU s (median): ours {self.cpu['ours']:.2f}, floor {self.cpu['floor']:.2f}",
+            f"({repeat} alternating A/B pairs of fresh processes, imports excluded, "
+            "warm page cache)",
+        ]
+
+    def extra(self) -> dict[str, Any]:
+        """The figures added to the JSON report."""
+        return {"ratio": self.ratio, "paired_ratios": self.pairs, "median_cpu_s": self.cpu}

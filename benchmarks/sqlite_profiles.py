@@ -27,15 +27,14 @@ Bar: ours <= 2x the floor (median wall), peak RSS <= 1.5 GiB.
 from __future__ import annotations
 
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from _cellprofiler_sqlite import SqliteParameters, ensure_benchmark_sqlite
-from _measure import Measurement, run_once
-from _report import parse_args, prepare_plate, report, verdict
+from _measure import run_once
+from _report import AB, parse_args, prepare_plate, report, verdict
 
 TARGET_RATIO = 2.0
 TARGET_RSS_MIB = 1536.0
@@ -96,42 +95,34 @@ def main(argv: list[str] | None = None) -> int:
         "sqlite_path": str(sqlite_path),
         "n_nuclei": params.nuclei,
     }
-    runs: dict[str, list] = {"ours": [], "floor": []}
-    for i in range(args.warmup + args.repeat):
-        for name in ("floor", "ours"):
-            print(f"round {i + 1}: {name} ...", file=sys.stderr, flush=True)
-            run = _run(name, variables)
-            if i >= args.warmup:
-                runs[name].append(run)
-    ours, floor = (Measurement(name, runs[name]) for name in ("ours", "floor"))
-    ratio = ours.median_s / floor.median_s
+    ab = AB.measure(args, lambda name: _run(name, variables), ("floor", "ours"))
+    ours, floor, ratio = ab.ours, ab.floor, ab.ratio
     results = [
         {**verdict(floor, float("inf"), None), "name": "floor (duckdb)"},
         {**verdict(ours, TARGET_RATIO * floor.median_s, TARGET_RSS_MIB), "name": "ours (export)"},
     ]
-    pairs = [o.work_s / f.work_s for o, f in zip(runs["ours"], runs["floor"], strict=True)]
-    cpu = {n: statistics.median(r.work_cpu_s for r in rs) for n, rs in runs.items()}
     heading = [
         f"sqlite: {sqlite_path} ({sqlite_path.stat().st_size / 2**20:,.0f} MiB; "
         f"{params.nuclei:,} nuclei × {params.nuclei_features} features; ensure {ensure_s:.1f} s)",
     ]
 
     def notes(_results: list) -> list[str]:
-        ok = ratio <= TARGET_RATIO
         rss_ok = ours.peak_rss_mib <= TARGET_RSS_MIB
         return [
-            f"ours / floor (wall) = {ratio:.2f} (bar <= {TARGET_RATIO:g}) -> "
-            f"{'PASS' if ok else 'FAIL'}; paired ratios {', '.join(f'{x:.2f}' for x in pairs)}",
+            ab.ratio_line(TARGET_RATIO, ratio <= TARGET_RATIO),
             f"peak RSS ours {ours.peak_rss_mib:.0f} MiB (bar <= {TARGET_RSS_MIB:g}) -> "
             f"{'PASS' if rss_ok else 'FAIL'}; floor {floor.peak_rss_mib:.0f} MiB",
-            f"CPU s (median): ours {cpu['ours']:.2f}, floor {cpu['floor']:.2f}",
-            f"({args.repeat} alternating A/B pairs of fresh processes, imports excluded, "
-            "warm page cache)",
+            *ab.tail_lines(args.repeat),
         ]
 
-    extra = {"ratio": ratio, "paired_ratios": pairs, "median_cpu_s": cpu}
     return report(
-        args, info, results, notes, extra=extra, heading=heading, per_process="A/B alternating, "
+        args,
+        info,
+        results,
+        notes,
+        extra=ab.extra(),
+        heading=heading,
+        per_process="A/B alternating, ",
     )
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,8 +38,8 @@ from typing import Any
 
 import numpy as np
 import tifffile
-from _measure import Measurement, run_once
-from _report import parse_args, report, verdict
+from _measure import run_once
+from _report import AB, parse_args, report, verdict
 from plate import DEFAULT_CACHE_DIR, disk_usage_bytes, ensure_cached
 
 #: Bump when the generated layout changes so stale caches get rebuilt.
@@ -196,15 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         "n_images": N_IMAGES,
         "n_chunks": N_CHUNKS,
     }
-    runs: dict[str, list] = {"ours": [], "floor": []}
-    for i in range(args.warmup + args.repeat):
-        for name, work in (("ours", OURS), ("floor", FLOOR)):
-            print(f"round {i + 1}: {name} ...", file=sys.stderr, flush=True)
-            run = run_once(work, SETUP, variables, 900)
-            if i >= args.warmup:
-                runs[name].append(run)
-    ours, floor = (Measurement(name, runs[name]) for name in ("ours", "floor"))
-    ratio = ours.median_s / floor.median_s
+    ab = AB.measure(
+        args,
+        lambda name: run_once(OURS if name == "ours" else FLOOR, SETUP, variables, 900),
+        ("ours", "floor"),
+    )
+    ours, floor, ratio = ab.ours, ab.floor, ab.ratio
     results = [
         {**verdict(floor, float("inf"), None), "name": "floor (64 KiB)"},
         {
@@ -212,8 +208,6 @@ def main(argv: list[str] | None = None) -> int:
             "name": "ours (scan+chunks)",
         },
     ]
-    pairs = [o.work_s / f.work_s for o, f in zip(runs["ours"], runs["floor"], strict=True)]
-    cpu = {n: statistics.median(r.work_cpu_s for r in rs) for n, rs in runs.items()}
     gen = info["generation"]
     heading = [
         f"input: {info['files']:,} files ({N_FILES:,} TIFFs, {SIZE}×{SIZE} uint16, "
@@ -231,19 +225,22 @@ def main(argv: list[str] | None = None) -> int:
         ok = ratio <= TARGET_RATIO and ours.median_s <= TARGET_S
         rss_ok = ours.peak_rss_mib <= TARGET_RSS_MIB
         return [
-            f"ours / floor (wall) = {ratio:.2f} (bar <= {TARGET_RATIO:g}), ours "
-            f"{ours.median_s:.2f} s (bar <= {TARGET_S:g} s) -> {'PASS' if ok else 'FAIL'}; "
-            f"paired ratios {', '.join(f'{x:.2f}' for x in pairs)}",
+            ab.ratio_line(
+                TARGET_RATIO, ok, f", ours {ours.median_s:.2f} s (bar <= {TARGET_S:g} s)"
+            ),
             f"peak RSS ours {ours.peak_rss_mib:.0f} MiB (bar <= {TARGET_RSS_MIB:g}) -> "
             f"{'PASS' if rss_ok else 'FAIL'}",
-            f"CPU s (median): ours {cpu['ours']:.2f}, floor {cpu['floor']:.2f}",
-            f"({args.repeat} alternating A/B pairs of fresh processes, imports excluded, "
-            "warm page cache)",
+            *ab.tail_lines(args.repeat),
         ]
 
-    extra = {"ratio": ratio, "paired_ratios": pairs, "median_cpu_s": cpu}
     return report(
-        args, info, results, notes, extra=extra, heading=heading, per_process="A/B alternating, "
+        args,
+        info,
+        results,
+        notes,
+        extra=ab.extra(),
+        heading=heading,
+        per_process="A/B alternating, ",
     )
 
 
