@@ -7,10 +7,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from fixtures import writers
 from pg_server import postgres_bin, postgres_server
 from s3_server import moto_s3_server, s3_storage_options
+
+# CI runs every property test derandomized: the same examples each run, the bugs they
+# found kept as @example. `ICEBERG_BIOIMAGE_FUZZ=wide` draws new ones (with --hypothesis-seed).
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("wide", derandomize=False, database=None)
+settings.load_profile(os.environ.get("ICEBERG_BIOIMAGE_FUZZ", "ci"))
 
 DATASET_WRITERS = {
     "plate04": writers.write_ngff04_plate,

@@ -94,3 +94,47 @@ def test_well_listed_but_missing_is_a_warning(tmp_path, datasets):
     result = scan_store(store)
     assert result.image_count == 6
     assert any("B/3" in warning for warning in result.warnings)
+
+
+def _looping_tiff(pages: int, loop_to: int) -> bytes:
+    """A classic TIFF of ``pages`` one-pixel IFDs whose last IFD points back at IFD ``loop_to``."""
+    import struct
+
+    entries = [(256, 4, 1, 1), (257, 4, 1, 1), (258, 3, 1, 8), (273, 4, 1, 8), (279, 4, 1, 1)]
+    size = 2 + 12 * len(entries) + 4
+    offsets = [16 + i * size for i in range(pages)]
+    out = bytearray(b"II*\x00" + struct.pack("<I", offsets[0]) + b"\x00" * 8)
+    for index in range(pages):
+        out += struct.pack("<H", len(entries))
+        for code, kind, count, value in entries:
+            out += struct.pack("<HHII", code, kind, count, value)
+        following = offsets[loop_to] if index == pages - 1 else offsets[index + 1]
+        out += struct.pack("<I", following)
+    return bytes(out)
+
+
+@pytest.mark.parametrize(("pages", "loop_to"), [(1, 0), (3, 1), (150, 20)])
+def test_ifd_chain_that_loops_is_refused(tmp_path, pages, loop_to):
+    """tifffile checks for loops only at its 100th page: every loop is refused first."""
+    from click.testing import CliRunner
+
+    from iceberg_bioimage.cli import main
+
+    path = tmp_path / "loop.tif"
+    path.write_bytes(_looping_tiff(pages, loop_to))
+    result = CliRunner().invoke(main, ["scan", str(path)])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert str(path) in lines[0]
+    assert "IFD chain loops back" in lines[0]
+
+
+def test_ifd_chain_longer_than_the_page_limit_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "long.tif"
+    path.write_bytes(_looping_tiff(12, 0)[:-4] + b"\x00\x00\x00\x00")  # 12 pages, no loop
+    monkeypatch.setenv("ICEBERG_BIOIMAGE_MAX_TIFF_PAGES", "10")
+    with pytest.raises(MetadataError, match="more than 10 IFDs"):
+        scan_store(path)
+    monkeypatch.setenv("ICEBERG_BIOIMAGE_MAX_TIFF_PAGES", "12")
+    assert scan_store(path).image_assets

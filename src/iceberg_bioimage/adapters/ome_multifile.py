@@ -28,6 +28,8 @@ class MultiFile:
     folder: str
     tiff_path: str
     omexml: str | None
+    #: Paths of the referenced files that are present (tifffile opens each).
+    files: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
 
 
@@ -75,6 +77,13 @@ def _resolve(folder: str, name: str, where: str, warnings: list[str]) -> str | N
     return str(path)
 
 
+def _present(
+    folder: str, names: tuple[str, ...], where: str, warnings: list[str]
+) -> tuple[str, ...]:
+    """Paths of the named files that are present inside ``folder`` (missing ones warned)."""
+    return tuple(found for name in names if (found := _resolve(folder, name, where, warnings)))
+
+
 def local_file(store: Store) -> str | None:
     """The local path of a store that is one file, else ``None``."""
     if isinstance(store, LocalStore) and os.path.isfile(store.root):
@@ -100,24 +109,26 @@ def plan_from_tiff(path: str, own_xml: str) -> MultiFile | None:
             raise MetadataError(path, f"BinaryOnly OME-TIFF: companion {companion!r} is missing")
         with open(found, encoding="utf-8") as handle:
             text = handle.read()
-        files = referenced_files(text, found)
-        for other in files:
-            _resolve(folder, other, found, warnings)
-        return MultiFile(folder=folder, tiff_path=path, omexml=text, warnings=tuple(warnings))
+        present = _present(folder, referenced_files(text, found), found, warnings)
+        return MultiFile(
+            folder=folder, tiff_path=path, omexml=text, files=present, warnings=tuple(warnings)
+        )
     files = referenced_files(own_xml, path)
     if not any(other.lower() != name.lower() for other in files):
         return None
-    for other in files:
-        _resolve(folder, other, path, warnings)
-    return MultiFile(folder=folder, tiff_path=path, omexml=None, warnings=tuple(warnings))
+    present = _present(folder, files, path, warnings)
+    return MultiFile(
+        folder=folder, tiff_path=path, omexml=None, files=present, warnings=tuple(warnings)
+    )
 
 
 def plan_from_companion(path: str, text: str) -> MultiFile:
     """The multi-file plan of a ``.companion.ome`` document: open its first present TIFF."""
     folder = os.path.dirname(path)
     warnings: list[str] = []
-    files = referenced_files(text, path)
-    present = [found for name in files if (found := _resolve(folder, name, path, warnings))]
+    present = _present(folder, referenced_files(text, path), path, warnings)
     if not present:
         raise MetadataError(path, "OME-XML companion references no present TIFF file")
-    return MultiFile(folder=folder, tiff_path=present[0], omexml=text, warnings=tuple(warnings))
+    return MultiFile(
+        folder=folder, tiff_path=present[0], omexml=text, files=present, warnings=tuple(warnings)
+    )

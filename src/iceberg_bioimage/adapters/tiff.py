@@ -32,6 +32,7 @@ from iceberg_bioimage.adapters.ome_multifile import (
 from iceberg_bioimage.adapters.ome_xml import OmeDocument, OmeImage, parse_ome_xml, valid_size
 from iceberg_bioimage.adapters.storage import Store
 from iceberg_bioimage.adapters.tiff_channels import channel_names
+from iceberg_bioimage.adapters.tiff_guard import check_ifd_chain, open_tiff
 from iceberg_bioimage.exceptions import MetadataError
 from iceberg_bioimage.models import (
     ChunkKeyEncoding,
@@ -372,6 +373,9 @@ def _scan_multifile(
     store: Store, plan: MultiFile, dataset_id: str
 ) -> tuple[_TiffScan, list[ImageAsset]]:
     """Scan the series of a multi-file OME-TIFF, opened by path so tifffile reads every file."""
+    for path in {plan.tiff_path, *plan.files}:
+        with open(path, "rb") as handle:
+            check_ifd_chain(handle, os.fstat(handle.fileno()).st_size, path, store.limits)
     with tifffile.TiffFile(plan.tiff_path, omexml=plan.omexml) as tif:
         scan = _TiffScan(store, tif, dataset_id, os.path.getsize(plan.tiff_path), plan.folder)
         scan.warnings.extend(plan.warnings)
@@ -389,7 +393,7 @@ def scan_tiff(store: Store, dataset_id: str) -> ScanResult:
         file_size = handle.seek(0, 2)
         handle.seek(0)
         try:
-            with tifffile.TiffFile(handle, name=store.name) as tif:
+            with open_tiff(handle, store.uri, store.limits, name=store.name) as tif:
                 plan = None
                 if local is not None and tif.is_ome and tif.ome_metadata:
                     plan = plan_from_tiff(local, tif.ome_metadata)

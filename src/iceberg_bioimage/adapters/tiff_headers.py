@@ -20,6 +20,7 @@ import tifffile
 
 from iceberg_bioimage.adapters.storage import Store
 from iceberg_bioimage.adapters.tiff import codec_name
+from iceberg_bioimage.adapters.tiff_guard import open_tiff
 from iceberg_bioimage.adapters.tiff_ifd import (
     NeedBytes,
     PlaneHeader,
@@ -27,6 +28,7 @@ from iceberg_bioimage.adapters.tiff_ifd import (
     UnusualTiff,
     parse_plane_header,
 )
+from iceberg_bioimage.exceptions import IcebergBioimageError
 
 #: Bytes read from the start of every file: its IFD and strip tables, as most writers place them.
 HEAD_BYTES = 8 * 1024
@@ -56,7 +58,7 @@ def read_plane_header(store: Store, key: str) -> PlaneHeader:
     with store.open(key) as handle:
         file_size = handle.seek(0, 2)
         handle.seek(0)
-        with tifffile.TiffFile(handle, name=key.rsplit("/", 1)[-1]) as tif:
+        with open_tiff(handle, key, store.limits, name=key.rsplit("/", 1)[-1]) as tif:
             if len(tif.pages) != 1:
                 raise ValueError(f"holds {len(tif.pages)} images; expected one plane per file")
             page = tif.pages.first
@@ -92,6 +94,8 @@ def _read_or_reason(job: tuple[Store, str]) -> PlaneHeader | str:
     store, key = job
     try:
         return read_plane_header(store, key)
+    except IcebergBioimageError as error:
+        return f"{store.location(key)}: unreadable TIFF: {error.problem}"
     except Exception as error:  # tifffile raises many types on damaged files
         return f"{store.location(key)}: unreadable TIFF: {error}"
 

@@ -249,9 +249,11 @@ def _ome_arrow_input(
 def _resolve_tiff(path: Path, image_path: str | int | None, image_id: str | None) -> _Source:
     import tifffile
 
+    from iceberg_bioimage.adapters.tiff_guard import open_tiff
+
     series = 0 if image_path is None else _series_number(path, image_path)
     try:
-        with tifffile.TiffFile(path) as tif:
+        with open_tiff(path, str(path)) as tif:
             count = len(tif.series)
             if series >= count:
                 raise MetadataError(

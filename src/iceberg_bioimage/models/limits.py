@@ -9,6 +9,7 @@ variable                                  limit                           defaul
 ``ICEBERG_BIOIMAGE_MAX_METADATA_BYTES``   size of one metadata document   64 MiB
 ``ICEBERG_BIOIMAGE_MAX_JSON_DEPTH``       nesting of one JSON document    64
 ``ICEBERG_BIOIMAGE_MAX_CHUNK_ROWS``       ``chunk_index`` rows per run    20,000,000
+``ICEBERG_BIOIMAGE_MAX_TIFF_PAGES``       IFDs (pages) in one TIFF file   1,000,000
 ========================================  ==============================  =============
 
 Export and registration build and write ``chunk_index`` in record batches of 262,144
@@ -36,6 +37,7 @@ _ENV = {
     "max_metadata_bytes": "ICEBERG_BIOIMAGE_MAX_METADATA_BYTES",
     "max_json_depth": "ICEBERG_BIOIMAGE_MAX_JSON_DEPTH",
     "max_chunk_rows": "ICEBERG_BIOIMAGE_MAX_CHUNK_ROWS",
+    "max_tiff_pages": "ICEBERG_BIOIMAGE_MAX_TIFF_PAGES",
 }
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
@@ -48,6 +50,7 @@ class Limits:
     max_metadata_bytes: int = 64 * 2**20
     max_json_depth: int = 64
     max_chunk_rows: int = 20_000_000
+    max_tiff_pages: int = 1_000_000
 
     @classmethod
     def from_env(cls) -> Limits:

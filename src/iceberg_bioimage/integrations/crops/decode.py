@@ -165,14 +165,18 @@ def tiff_decoder(fetcher: Fetcher, layout: ArrayLayout, first_key: str) -> TiffD
     """Parse the header of the file holding the array's first chunk (ranged reads)."""
     import tifffile
 
+    from iceberg_bioimage.adapters.tiff_guard import open_tiff
+
     where = fetcher.store.location(fetcher.key(first_key))
     try:
-        with tifffile.TiffFile(fetcher.open_ranged(first_key)) as tif:
+        with open_tiff(fetcher.open_ranged(first_key), where, fetcher.store.limits) as tif:
             if layout.storage_variant == "tiff-files":
                 keyframe = tif.pages.first
             else:
                 series, level = (int(p) for p in layout.array_path.split("/"))
                 keyframe = tif.series[series].levels[level].keyframe
             return TiffDecoder(keyframe, layout)
+    except MetadataError:
+        raise
     except (tifffile.TiffFileError, ValueError, IndexError, OSError) as error:
         raise MetadataError(where, f"cannot read the TIFF header: {error}") from error
