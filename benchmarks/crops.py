@@ -217,8 +217,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import zarr
 from iceberg_bioimage.api import read_image_crops
-import iceberg_bioimage.integrations.crops.run, iceberg_bioimage.integrations.duckdb
-import iceberg_bioimage.publishing.arrow_tables, iceberg_bioimage.profiles.files
+import iceberg_bioimage.crops.run, iceberg_bioimage.tables.query
+import iceberg_bioimage.tables.build, iceberg_bioimage.profiles.files
 import zarr.core.codec_pipeline, numcodecs
 everything = pq.read_table(profiles_path)
 if case == "sparse":

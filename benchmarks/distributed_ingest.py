@@ -58,7 +58,7 @@ if workers:
                            dashboard_address=None)
     client = Client(cluster)
     # workers up, with the modules a task imports, before the clock starts
-    client.run(__import__, "iceberg_bioimage.integrations.dask_ingest")
+    client.run(__import__, "iceberg_bioimage.engines.dask")
 def _cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime

@@ -80,7 +80,7 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 SETUP = """\
 import pyarrow
 from iceberg_bioimage.api import export_store_to_cytomining_warehouse, join_profiles_with_store
-from iceberg_bioimage.profiles.join import join_report
+from iceberg_bioimage.profiles.join_tables import join_report
 """
 
 WORK_EXPORT = """\

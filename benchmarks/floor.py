@@ -39,8 +39,8 @@ import pyarrow.parquet as pq
 from iceberg_bioimage.api import export_store_to_cytomining_warehouse
 # The API imports its layers on first use: import them here so that, like the floor's,
 # our imports are excluded from the time.
-import iceberg_bioimage.publishing.arrow_tables, iceberg_bioimage.publishing.cytomining
-import iceberg_bioimage.publishing.warehouse
+import iceberg_bioimage.tables.build, iceberg_bioimage.warehouse.export
+import iceberg_bioimage.warehouse.write
 pa.array([0])  # pyarrow's one-time lazy set-up (it imports pandas when installed)
 """
 

@@ -15,9 +15,9 @@ Cases, alternated A/B in fresh processes (imports excluded from the time):
 * ``floor``: DuckDB's ``sqlite_scan`` reads the ``Image`` and ``Nuclei`` tables into
   Arrow: the cost of getting the rows out of SQLite at all.
 * ``ours``: ``export_store_to_cytomining_warehouse(plate, out, profiles=sqlite,
-  compartment="nuclei", site_base=1, include_chunks=False)``: scan the plate, read the
-  SQLite, reach each nucleus's image through ``TableNumber`` + ``ImageNumber``, map
-  1-based sites to the fields, add object ids, write ``images.image_assets``,
+  options=ProfileOptions(compartment="nuclei", site_base=1), include_chunks=False)``:
+  scan the plate, read the SQLite, reach each nucleus's image through ``TableNumber`` +
+  ``ImageNumber``, map 1-based sites to the fields, add object ids, write ``images.image_assets``,
   ``profiles.nuclei_profiles`` and ``profiles.joined_profiles``, manifest last.
   The child checks (untimed) that all 1,000,000 nuclei matched.
 
@@ -42,7 +42,7 @@ RUN_TIMEOUT_S = 1800.0
 
 SETUP = """\
 import duckdb, pyarrow
-from iceberg_bioimage.api import export_store_to_cytomining_warehouse
+from iceberg_bioimage.api import ProfileOptions, export_store_to_cytomining_warehouse
 from iceberg_bioimage.profiles.sqlite import _duckdb_scanner
 """
 
@@ -59,8 +59,8 @@ assert nuclei.num_rows == n_nuclei, nuclei.num_rows
 
 OURS = """\
 r = export_store_to_cytomining_warehouse(
-    plate_path, out, profiles=sqlite_path, compartment="nuclei", site_base=1,
-    include_chunks=False,
+    plate_path, out, profiles=sqlite_path,
+    options=ProfileOptions(compartment="nuclei", site_base=1), include_chunks=False,
 )
 """
 

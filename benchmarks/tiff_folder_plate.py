@@ -62,8 +62,8 @@ import os
 import pyarrow as pa
 from iceberg_bioimage import scan_store, scan_result_as_arrow_table
 # Modules the scan imports on first use: import them here so imports stay untimed.
-import iceberg_bioimage.adapters.file_set, iceberg_bioimage.adapters.plate_files
-import iceberg_bioimage.adapters.tiff_headers, iceberg_bioimage.publishing.arrow_tables
+import iceberg_bioimage.formats.file_set.scan, iceberg_bioimage.formats.file_set.plate_files
+import iceberg_bioimage.formats.tiff.headers, iceberg_bioimage.tables.build
 pa.array([0])  # pyarrow's one-time lazy set-up
 """
 

@@ -26,10 +26,10 @@ from typing import Any
 import pyarrow as pa
 
 from iceberg_bioimage import scan_as_arrow_table
+from iceberg_bioimage.catalog.schema import iceberg_type
 from iceberg_bioimage.models.schemas import CHUNK_INDEX, IMAGE_ASSETS, Column, TableSchema
-from iceberg_bioimage.publishing.arrow_schema import arrow_type
-from iceberg_bioimage.publishing.iceberg_schema import iceberg_type
-from iceberg_bioimage.sample_data import write_sample_data
+from iceberg_bioimage.samples.plate import write_sample_data
+from iceberg_bioimage.tables.schema import arrow_type
 
 OUTPUT = Path(__file__).resolve().parent / "tables.md"
 #: Where the examples pretend the sample was written (the real folder is temporary).

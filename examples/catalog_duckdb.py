@@ -21,7 +21,7 @@ from iceberg_bioimage import (
     query_metadata_table,
     register_store,
 )
-from iceberg_bioimage.sample_data import write_sample_data
+from iceberg_bioimage.samples.plate import write_sample_data
 
 CATALOG, NAMESPACE = "default", "bioimage.cytotable"
 LARGE_CELL_AREA = 2000  # pixels; the median cell here is about 1550

@@ -25,7 +25,7 @@ from iceberg_bioimage import (
     summarize_store,
     validate_microscopy_profile_table,
 )
-from iceberg_bioimage.sample_data import write_sample_data
+from iceberg_bioimage.samples.plate import write_sample_data
 
 NAMESPACE = "bioimage.cytotable"
 

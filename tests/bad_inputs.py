@@ -1675,6 +1675,20 @@ _BUILDERS: tuple[tuple[str, Callable[[_Builder], None]], ...] = (
 )
 
 
+def _door_builders() -> list[tuple[str, Callable[[_Builder], None]]]:
+    """The classes of :mod:`bad_input_doors`, one module each, in module-name order."""
+    import importlib
+    import pkgutil
+
+    import bad_input_doors
+
+    found = []
+    for module in sorted(pkgutil.iter_modules(bad_input_doors.__path__), key=lambda m: m.name):
+        loaded = importlib.import_module(f"bad_input_doors.{module.name}")
+        found.append((loaded.CLASS, loaded.build))
+    return found
+
+
 def build_cases(outdir: str | os.PathLike[str], *, marker: str | None = None) -> list[Case]:
     """Write every case below ``outdir`` (which must be empty or absent); return them.
 
@@ -1689,7 +1703,7 @@ def build_cases(outdir: str | os.PathLike[str], *, marker: str | None = None) ->
     with tempfile.TemporaryDirectory(prefix="bad-inputs-templates-") as templates:
         builder = _Builder(root, marker, Path(templates))
         builder.write_outside()
-        for _name, build in _BUILDERS:
+        for _name, build in (*_BUILDERS, *_door_builders()):
             build(builder)
     (root / "MARKER").write_text(marker + "\n")
     return builder.cases

@@ -35,7 +35,7 @@ def main() -> int:
             run = subprocess.run(
                 [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
                  f"--hypothesis-seed={seed}",
-                 f"{HERE / 'adapters' / 'test_fuzz_parsers.py'}::{args.test}"],
+                 f"{HERE / 'formats' / 'test_fuzz_parsers.py'}::{args.test}"],
                 env=env, capture_output=True, text=True, check=False,
             )  # fmt: skip
             status = "ok" if run.returncode == 0 else "FAILED"

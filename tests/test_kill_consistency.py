@@ -47,7 +47,7 @@ from iceberg_bioimage import (
 from iceberg_bioimage.api import find_interrupted_registrations
 from iceberg_bioimage.cli import main
 from iceberg_bioimage.models.warehouse import MANIFEST_NAME
-from iceberg_bioimage.publishing.warehouse import (
+from iceberg_bioimage.warehouse.write import (
     LOCK_NAME,
     STAGING_PREFIX,
     WRITTEN_FILE,

@@ -14,8 +14,8 @@ import zarr
 from ome_zarr.io import parse_url
 from ome_zarr.reader import Plate, Reader
 
-from iceberg_bioimage import sample_data
-from iceberg_bioimage.sample_data import SampleData, write_sample_data
+from iceberg_bioimage.samples import plate as sample_data
+from iceberg_bioimage.samples.plate import SampleData, write_sample_data
 
 WELLS = ["A/1", "A/2", "A/3", "B/1", "B/2", "B/3"]
 PROFILE_COLUMNS = [

@@ -86,3 +86,21 @@ class FilterError(IcebergBioimageError, ValueError):
 
 class DistributedIngestError(IcebergBioimageError, RuntimeError):
     """A store kept failing on the Dask workers (or they were lost), so the batch aborted."""
+
+
+__all__ = [
+    "CatalogConfigError",
+    "ContractError",
+    "DatasetConflictError",
+    "DatasetNotFoundError",
+    "DistributedIngestError",
+    "FilterError",
+    "IcebergBioimageError",
+    "InvalidNameError",
+    "MetadataError",
+    "MissingDependencyError",
+    "SchemaConflictError",
+    "StoreNotFoundError",
+    "TableNotFoundError",
+    "WarehouseError",
+]

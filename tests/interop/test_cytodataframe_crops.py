@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from iceberg_bioimage.sample_data import write_sample_data
+from iceberg_bioimage.samples.plate import write_sample_data
 
 pytestmark = pytest.mark.slow
 

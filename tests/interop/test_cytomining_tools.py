@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fixtures import writers
-from iceberg_bioimage.sample_data import write_sample_data
+from iceberg_bioimage.samples.plate import write_sample_data
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,7 @@ def manifest_entry(warehouse: Path, table_name: str) -> dict[str, Any]:
 
 def assert_valid_warehouse(warehouse: Path) -> None:
     """The warehouse passes validate_warehouse (checked in-process: no CLI start-up)."""
-    from iceberg_bioimage.validation.warehouse import validate_warehouse
+    from iceberg_bioimage.warehouse.validate import validate_warehouse
 
     result = validate_warehouse(warehouse)
     assert result.is_valid, result.errors
@@ -408,7 +408,7 @@ def test_validate_warehouse_after_round_trip(
     assert report.get("errors", []) == []
     assert report["failed_requirements"] == []
 
-    from iceberg_bioimage.validation.warehouse import validate_warehouse
+    from iceberg_bioimage.warehouse.validate import validate_warehouse
 
     result = validate_warehouse(warehouse)
     assert result.is_valid, result.errors

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iceberg_bioimage import InvalidNameError, MetadataError, StoreNotFoundError
-from iceberg_bioimage.adapters.storage import expand_glob
+from iceberg_bioimage.io.storage import expand_glob
 from iceberg_bioimage.models.limits import Limits, json_depth, load_json
 from iceberg_bioimage.models.names import check_dataset_id, check_table_name
 from iceberg_bioimage.models.paths import relative_key, resolve_inside

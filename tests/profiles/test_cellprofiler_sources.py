@@ -26,9 +26,14 @@ from fixtures.cellprofiler_outputs import (
     write_exporttodatabase_sqlite,
     write_well_profiles,
 )
-from iceberg_bioimage import api, validate_microscopy_profile_table, validate_warehouse
+from iceberg_bioimage import (
+    ProfileOptions,
+    api,
+    validate_microscopy_profile_table,
+    validate_warehouse,
+)
 from iceberg_bioimage.exceptions import ContractError
-from iceberg_bioimage.profiles.join import join_report
+from iceberg_bioimage.profiles.join_tables import join_report
 
 PLATE = ip.PLATES[0]
 WELLS = [ip.well_id(r, c) for r, c in ip.WELLS]
@@ -96,7 +101,9 @@ def test_every_nucleus_joins_the_image_its_image_number_names(
 ) -> None:
     fixture = sources[name]
     joined = api.join_profiles_with_store(
-        plates[plate], _source_path(fixture, name), compartment="nuclei", site_base=1
+        plates[plate],
+        _source_path(fixture, name),
+        options=ProfileOptions(compartment="nuclei", site_base=1),
     )
     report = join_report(joined)
     truth = fixture.objects["Nuclei"]
@@ -125,7 +132,10 @@ def test_export_writes_one_table_per_compartment(
 ) -> None:
     fixture = sources[name]
     result = api.export_store_to_cytomining_warehouse(
-        plates["ngff"], tmp_path / "wh", profiles=_source_path(fixture, name), site_base=1
+        plates["ngff"],
+        tmp_path / "wh",
+        profiles=_source_path(fixture, name),
+        options=ProfileOptions(site_base=1),
     )
     written = {t.table_name: t.rows_written for t in result.tables}
     counts = fixture.expected["compartment_counts"]
@@ -151,7 +161,7 @@ def test_one_chosen_compartment_is_also_joined_profiles(
         plates["tiff"],
         tmp_path / "wh",
         profiles=sources["cytominer_sqlite"].path,
-        compartment="cells",
+        options=ProfileOptions(compartment="cells"),
     )
     names = {t.table_name for t in result.tables}
     assert {"profiles.cells_profiles", "profiles.joined_profiles"} <= names
@@ -167,7 +177,9 @@ def test_nuclei_csv_alone_reaches_its_images_through_image_table(
     nuclei.write_bytes((folder / "Nuclei.csv").read_bytes())  # no Image.csv beside it
     with pytest.raises(ContractError, match="image_id or well_id"):
         api.join_profiles_with_store(plates["tiff"], nuclei)
-    joined = api.join_profiles_with_store(plates["tiff"], nuclei, image_table=folder / "Image.csv")
+    joined = api.join_profiles_with_store(
+        plates["tiff"], nuclei, options=ProfileOptions(image_table=folder / "Image.csv")
+    )
     report = join_report(joined)
     assert report["unmatched_rows"] == 0 and report["compartment"] == "nuclei"
     assert joined["object_id"][0].as_py().split(":")[-2] == "nuclei"
@@ -190,7 +202,9 @@ def test_one_based_sites_on_zero_based_fields_warn_without_site_base(
     plates: dict[str, Path], sources: dict[str, Any]
 ) -> None:
     source = sources["cytominer_sqlite"].path
-    joined = api.join_profiles_with_store(plates["ngff"], source, compartment="nuclei")
+    joined = api.join_profiles_with_store(
+        plates["ngff"], source, options=ProfileOptions(compartment="nuclei")
+    )
     report = join_report(joined)
     (warning,) = [w for w in report["warnings"] if "site" in w]
     assert "profile sites run 1..3 but image fields 0..2" in warning
@@ -199,7 +213,9 @@ def test_one_based_sites_on_zero_based_fields_warn_without_site_base(
                  if s == 3]  # fmt: skip
     assert report["unmatched_rows"] == sum(last_site)  # site 3 has no field "3"
     exact = join_report(
-        api.join_profiles_with_store(plates["ngff"], source, compartment="nuclei", site_base=1)
+        api.join_profiles_with_store(
+            plates["ngff"], source, options=ProfileOptions(compartment="nuclei", site_base=1)
+        )
     )
     assert exact["unmatched_rows"] == 0 and not [w for w in exact["warnings"] if "site" in w]
 
@@ -208,7 +224,9 @@ def test_matching_site_numbers_do_not_warn(
     plates: dict[str, Path], sources: dict[str, Any]
 ) -> None:
     joined = api.join_profiles_with_store(
-        plates["tiff"], sources["cytominer_sqlite"].path, compartment="nuclei"
+        plates["tiff"],
+        sources["cytominer_sqlite"].path,
+        options=ProfileOptions(compartment="nuclei"),
     )
     report = join_report(joined)
     assert report["unmatched_rows"] == 0 and report["warnings"] == []

@@ -18,7 +18,7 @@ from fixtures.cellprofiler_outputs import (
     write_cellprofiler_sqlite,
     write_platemap,
 )
-from iceberg_bioimage import api, validate_warehouse
+from iceberg_bioimage import ProfileOptions, api, validate_warehouse
 from iceberg_bioimage.cli import main
 from iceberg_bioimage.models.warehouse import MANIFEST_NAME
 
@@ -136,7 +136,10 @@ def test_a_0_2_warehouse_is_read_then_migrated_on_the_next_write(
 ) -> None:
     root = tmp_path / "wh"
     api.export_store_to_cytomining_warehouse(
-        plate, root, profiles=sqlite, compartment="nuclei", site_base=1
+        plate,
+        root,
+        profiles=sqlite,
+        options=ProfileOptions(compartment="nuclei", site_base=1),
     )
     joined = pq.read_table(root / "profiles" / "joined_profiles")
     qc = joined.select(["dataset_id", "image_id", "object_id"]).append_column(

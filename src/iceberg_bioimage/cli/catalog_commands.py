@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
+from iceberg_bioimage import api
 from iceberg_bioimage.cli.file_set_options import file_set_options
-from iceberg_bioimage.cli.lazy_api import api
 from iceberg_bioimage.cli.output import (
     command_options,
     counted_progress,
@@ -48,9 +48,7 @@ namespace_option = click.option(
 
 def _catalog(name: str) -> Catalog:
     """Resolve the catalog, announcing the embedded one once on stderr."""
-    from iceberg_bioimage.integrations.catalog import resolve_catalog
-
-    resolved = resolve_catalog(name)
+    resolved = api.resolve_catalog(name)
     if resolved.embedded_warehouse is not None:
         note(
             f"catalog '{name}' is not configured; using the embedded SQLite catalog "
@@ -65,11 +63,11 @@ def _ingest_client(scheduler: str | None, dask_workers: int | None) -> Iterator[
     if scheduler is None and dask_workers is None:
         yield None
         return
-    from iceberg_bioimage.integrations.dask_ingest import dask_client
-
     with contextlib.ExitStack() as stack:
         with working("Starting Dask" if scheduler is None else f"Connecting to {scheduler}"):
-            client = stack.enter_context(dask_client(scheduler=scheduler, n_workers=dask_workers))
+            client = stack.enter_context(
+                api.dask_client(scheduler=scheduler, n_workers=dask_workers)
+            )
         yield client
 
 
@@ -203,8 +201,6 @@ def ingest(
     With --scheduler or --dask-workers, Dask workers scan the stores and write the
     data files; this process commits once per table.
     """
-    from iceberg_bioimage.publishing.registration import expand_uris
-
     if scheduler is not None and dask_workers is not None:
         raise click.BadParameter(
             "give --scheduler or --dask-workers, not both", param_hint="'--dask-workers'"
@@ -215,7 +211,7 @@ def ingest(
             param_hint="'--workers'",
         )
     resolved = _catalog(catalog)
-    stores = expand_uris(list(uris), glob_pattern, storage_options)
+    stores = api.expand_stores(list(uris), glob_pattern, storage_options)
     with (
         _ingest_client(scheduler, dask_workers) as client,
         counted_progress(len(stores), "scanning") as advance,
@@ -267,25 +263,8 @@ def deregister(uri_or_dataset_id: str, catalog: str, namespace: str, as_json: bo
 def tables(catalog: str, namespace: str, as_json: bool) -> None:
     """List the tables of a namespace with their row counts and current snapshot."""
     resolved = _catalog(catalog)
-    rows = []
-    for name in api.list_catalog_tables(resolved, namespace):
-        table = resolved.load_table((*namespace.split("."), name))
-        snapshot = table.current_snapshot()
-        summary = snapshot.summary if snapshot else None
-        count = int(summary["total-records"]) if summary and "total-records" in summary else 0
-        rows.append(
-            {
-                "table": f"{namespace}.{name}",
-                "rows": count,
-                "snapshot_id": snapshot.snapshot_id if snapshot else None,
-                "snapshots": len(table.snapshots()),
-                "location": table.location(),
-            }
-        )
+    rows = api.describe_catalog_tables(resolved, namespace)
     interrupted = api.find_interrupted_registrations(resolved, namespace)
-    for row in rows:
-        canonical = row["table"].rsplit(".", 1)[-1] in ("image_assets", "chunk_index")
-        row["interrupted_datasets"] = sorted(interrupted) if canonical else []
     if as_json:
         emit_json(rows)
         return

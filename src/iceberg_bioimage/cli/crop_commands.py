@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
+from iceberg_bioimage import api
 from iceberg_bioimage.cli.catalog_commands import _catalog, catalog_option, namespace_option
-from iceberg_bioimage.cli.lazy_api import api
 from iceberg_bioimage.cli.output import (
     command_options,
     emit_json,
@@ -19,6 +19,7 @@ from iceberg_bioimage.cli.output import (
     working,
 )
 from iceberg_bioimage.cli.storage_options import storage_option
+from iceberg_bioimage.models.options import CropOptions
 
 _WHERE = re.compile(
     r"^\s*(?P<column>\S+)\s+(?P<op>not\s+in|in|is\s+not\s+null|is\s+null|like|==|!=|<=|>=|=|<|>)"
@@ -140,14 +141,16 @@ def export_crops(
             profiles=profiles,
             catalog=None if store else _catalog(catalog),
             namespace=None if store else namespace,
-            size=size,
-            channels=channels,
-            level=level,
-            compartment=compartment,
+            crop=CropOptions(
+                size=size,
+                channels=channels,
+                level=level,
+                compartment=compartment,
+                source_images=source_images,
+            ),
             storage_options=storage_options,
             profile_dataset_id=profile_dataset_id,
             where=where,
-            source_images=source_images,
         )
     print_warnings(result.warnings)
     if as_json:

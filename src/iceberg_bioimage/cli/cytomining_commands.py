@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
+from iceberg_bioimage import api
 from iceberg_bioimage.cli.catalog_commands import _catalog, catalog_option, namespace_option
 from iceberg_bioimage.cli.file_set_options import file_set_options
-from iceberg_bioimage.cli.lazy_api import api
 from iceberg_bioimage.cli.output import (
     command_options,
     emit_json,
@@ -23,6 +24,8 @@ from iceberg_bioimage.cli.output import (
 from iceberg_bioimage.cli.profile_options import profile_source_options
 from iceberg_bioimage.cli.storage_options import storage_option
 from iceberg_bioimage.exceptions import StoreNotFoundError, WarehouseError
+from iceberg_bioimage.models.options import ProfileOptions, StoreOptions
+from iceberg_bioimage.models.warehouse import TABLE_SPECS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -46,9 +49,12 @@ aliases_option = click.option(
 def _alias_map(path: str | None) -> dict[str, Any] | None:
     if path is None:
         return None
-    from iceberg_bioimage.profiles.contract import load_profile_column_aliases
+    return dict(api.load_profile_column_aliases(path))
 
-    return dict(load_profile_column_aliases(path))
+
+def _with_aliases(options: ProfileOptions, path: str | None) -> ProfileOptions:
+    """The profile options with the aliases of the ``--aliases`` file."""
+    return dataclasses.replace(options, alias_map=_alias_map(path))
 
 
 @click.command("validate-contract")
@@ -75,24 +81,10 @@ def validate_contract(
     Object tables keyed by ImageNumber are checked with their image's keys, which
     the Image table supplies (in a SQLite source, the Image table itself is checked).
     """
-    from iceberg_bioimage.profiles.contract import validate_microscopy_profile_table
-    from iceberg_bioimage.profiles.sources import read_profile_set
-
-    aliases = _alias_map(aliases_path)
-    profile_set = read_profile_set(profiles, image_table=image_table, alias_map=aliases)
-    from iceberg_bioimage.profiles.sqlite import SqliteTable
-
-    _chosen, table = profile_set.select(compartment)
-    streamed = isinstance(table, SqliteTable) and profile_set.image is not None
-    result = validate_microscopy_profile_table(
-        profile_set.image if streamed else table,
-        profile_dataset_id=profile_dataset_id,
-        alias_map=aliases,
+    options = ProfileOptions(
+        compartment=compartment, image_table=image_table, alias_map=_alias_map(aliases_path)
     )
-    if result.source.startswith("<"):
-        from dataclasses import replace
-
-        result = replace(result, source=profiles)
+    result = api.validate_profiles(profiles, profile_dataset_id=profile_dataset_id, options=options)
     print_warnings(result.warnings)
     if as_json:
         emit_json(result.to_dict())
@@ -165,13 +157,11 @@ def join_profiles(
     include_chunks: bool,
     aliases_path: str | None,
     as_json: bool,
-    profile_options: dict[str, Any],
+    profile_options: ProfileOptions,
     storage_options: dict[str, Any] | None = None,
     file_set: FileSetOptions | None = None,
 ) -> None:
     """Join a profile table to the images of a store (DuckDB)."""
-    from iceberg_bioimage.profiles.join import join_report
-
     if output:
         _check_output(output)
     with working(f"Joining {profiles} to {uri}"):
@@ -180,14 +170,13 @@ def join_profiles(
             profiles,
             profile_dataset_id=profile_dataset_id,
             include_chunks=include_chunks,
-            alias_map=_alias_map(aliases_path),
             storage_options=storage_options,
             file_set=file_set,
-            **profile_options,
+            options=_with_aliases(profile_options, aliases_path),
         )
         if output:
             _write_table(joined, output)
-    report = {**join_report(joined), "rows": joined.num_rows, "output": output}
+    report = {**api.join_report(joined), "rows": joined.num_rows, "output": output}
     warnings = list(report.get("warnings", []))
     if report.get("unmatched_rows"):
         warnings.append(f"{report['unmatched_rows']:,} profile rows match no image")
@@ -284,7 +273,7 @@ def export_cytomining(
     dataset_id: str | None,
     aliases_path: str | None,
     as_json: bool,
-    profile_options: dict[str, Any],
+    profile_options: ProfileOptions,
     storage_options: dict[str, Any] | None = None,
     file_set: FileSetOptions | None = None,
 ) -> None:
@@ -298,11 +287,10 @@ def export_cytomining(
             include_chunks=not no_chunks,
             mode=mode,  # type: ignore[arg-type]
             layout=layout,  # type: ignore[arg-type]
-            dataset_id=dataset_id,
-            alias_map=_alias_map(aliases_path),
-            storage_options=storage_options,
-            file_set=file_set,
-            **profile_options,
+            store=StoreOptions(
+                dataset_id=dataset_id, storage_options=storage_options, file_set=file_set
+            ),
+            options=_with_aliases(profile_options, aliases_path),
         )
     _print_export(result, as_json)
 
@@ -338,7 +326,7 @@ def export_cytomining_catalog(
     no_chunks: bool,
     aliases_path: str | None,
     as_json: bool,
-    profile_options: dict[str, Any],
+    profile_options: ProfileOptions,
 ) -> None:
     """Write catalog tables (and joined profiles) to a Cytomining Parquet warehouse."""
     resolved = _catalog(catalog)
@@ -353,8 +341,7 @@ def export_cytomining_catalog(
             include_chunks=not no_chunks,
             mode=mode,  # type: ignore[arg-type]
             layout=layout,  # type: ignore[arg-type]
-            alias_map=_alias_map(aliases_path),
-            **profile_options,
+            options=_with_aliases(profile_options, aliases_path),
         )
     _print_export(result, as_json)
 
@@ -369,9 +356,7 @@ def export_cytomining_catalog(
 )
 @click.option(
     "--role",
-    type=click.Choice(
-        ["joined_profiles", "profiles", "quality_control", "embeddings", "annotations", "reports"]
-    ),
+    type=click.Choice([role for role, spec in TABLE_SPECS.items() if spec.namespace != "images"]),
     default="joined_profiles",
     show_default=True,
     help="Manifest role; quality_control tables need a boolean qc_pass.",
@@ -413,10 +398,9 @@ def export_cytomining_profiles(
 
 
 def _requirements_line(failed: tuple[str, ...]) -> str:
-    from iceberg_bioimage.validation.warehouse import REQUIREMENTS
-
     if not failed:
-        return f"all {len(REQUIREMENTS)} requirements of the warehouse specification hold"
+        count = len(api.warehouse_requirements())
+        return f"all {count} requirements of the warehouse specification hold"
     return f"fails: {', '.join(failed)}"
 
 
@@ -425,9 +409,7 @@ def _requirements_line(failed: tuple[str, ...]) -> str:
 @command_options
 def validate_warehouse(warehouse_root: str, as_json: bool) -> None:
     """Check a warehouse against the Cytomining Warehouse Specification."""
-    from iceberg_bioimage.validation.warehouse import validate_warehouse as check
-
-    result = check(warehouse_root)
+    result = api.validate_warehouse(warehouse_root)
     print_warnings(result.warnings)
     if as_json:
         emit_json(result.to_dict())

@@ -108,4 +108,4 @@ def file_set_options(func: F) -> F:
         )
         return func(*args, file_set=None if options.is_default else options, **kwargs)
 
-    return load_data_option(wrapper)  # type: ignore[arg-type]
+    return load_data_option(wrapper)  # type: ignore[return-value]

@@ -8,14 +8,16 @@ from typing import Any, TypeVar
 
 import click
 
+from iceberg_bioimage.models.options import ProfileOptions
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def profile_source_options(func: F) -> F:
     """Add ``--compartment --image-table --site-base --platemap``.
 
-    The command receives them folded into one ``profile_options`` keyword: a dict
-    of the API keywords of the same names, holding only those given.
+    The command receives them folded into one ``profile_options`` keyword: the
+    :class:`~iceberg_bioimage.models.options.ProfileOptions` the API takes.
     """
 
     @click.option(
@@ -46,13 +48,12 @@ def profile_source_options(func: F) -> F:
         platemap: str | None,
         **kwargs: Any,
     ) -> Any:
-        given = {
-            "compartment": compartment,
-            "image_table": image_table,
-            "site_base": None if site_base is None else int(site_base),
-            "platemap": platemap,
-        }
-        options = {key: value for key, value in given.items() if value is not None}
+        options = ProfileOptions(
+            compartment=compartment,
+            image_table=image_table,
+            site_base=None if site_base is None else int(site_base),
+            platemap=platemap,
+        )
         return func(*args, profile_options=options, **kwargs)
 
     return wrapper  # type: ignore[return-value]

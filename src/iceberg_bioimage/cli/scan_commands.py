@@ -7,8 +7,8 @@ from typing import Any
 import click
 from rich.table import Table
 
+from iceberg_bioimage import api
 from iceberg_bioimage.cli.file_set_options import file_set_options
-from iceberg_bioimage.cli.lazy_api import api
 from iceberg_bioimage.cli.output import (
     command_options,
     emit_json,
@@ -184,10 +184,8 @@ def summarize(
 @command_options
 def sample_data(directory: str, overwrite: bool, as_json: bool) -> None:
     """Write a small OME-Zarr plate, OME-NGFF 0.5 image, OME-TIFF, profiles and TIFF plate."""
-    from iceberg_bioimage.sample_data import write_sample_data
-
     try:
-        written = write_sample_data(directory, overwrite=overwrite)
+        written = api.write_sample_data(directory, overwrite=overwrite)
     except FileExistsError as error:
         raise FileExistsError(str(error).replace("overwrite=True", "--overwrite")) from error
     if as_json:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+#: The join keys of the microscopy contract, most general last (SPEC §5).
+CANONICAL_KEYS = ("dataset_id", "image_id", "plate_id", "well_id", "site_id", "object_id")
 STORE_SUFFIXES = (".companion.ome", ".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif")
 
 _WELL_PATTERN = re.compile(r"^\s*([A-Za-z]+)\s*[/_\-\s]?\s*0*(\d+)\s*$")

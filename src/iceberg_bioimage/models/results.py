@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from iceberg_bioimage.exceptions import ContractError
+
 
 @dataclass(frozen=True, kw_only=True)
 class TableWrite:
@@ -231,4 +233,79 @@ class MaintenanceResult:
             "dry_run": self.dry_run,
             "tables": [t.to_dict() for t in self.tables],
             "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContractValidationResult:
+    """Outcome of checking a profile table against the microscopy join contract.
+
+    ``join_keys`` are the canonical keys the profiles can join on (``object_id``
+    never is one); ``resolved_aliases`` maps each key found in a column to that
+    column; ``profile_dataset_id`` is the dataset id applied to every row, or None
+    when ``dataset_id`` comes from a column; ``object_key`` is the object column.
+    """
+
+    source: str
+    row_count: int
+    is_valid: bool
+    join_keys: tuple[str, ...]
+    resolved_aliases: dict[str, str]
+    missing_columns: tuple[str, ...]
+    errors: tuple[str, ...]
+    warnings: tuple[str, ...]
+    profile_dataset_id: str | None
+    object_key: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-safe values."""
+        return {
+            "source": self.source,
+            "row_count": self.row_count,
+            "is_valid": self.is_valid,
+            "join_keys": list(self.join_keys),
+            "resolved_aliases": dict(self.resolved_aliases),
+            "missing_columns": list(self.missing_columns),
+            "errors": list(self.errors),
+            "warnings": list(self.warnings),
+            "profile_dataset_id": self.profile_dataset_id,
+            "object_key": self.object_key,
+        }
+
+    def raise_for_errors(self) -> None:
+        """Raise :class:`ContractError` listing every error when the table is invalid."""
+        if not self.is_valid:
+            raise ContractError(self.source, "; ".join(self.errors))
+
+
+@dataclass(frozen=True, kw_only=True)
+class WarehouseValidationResult:
+    """Outcome of :func:`validate_warehouse`.
+
+    ``layout`` is ``"namespaced"`` or ``"flat"`` (None when unknown);
+    ``failed_requirements`` are the ids of :data:`REQUIREMENTS` some error breaks;
+    ``tables`` has one dict per table (``table_name``, ``role``, ``path``,
+    ``rows`` found in the Parquet footers, ``datasets``, ``ok``).
+    """
+
+    root: str
+    is_valid: bool
+    layout: str | None
+    spec_version: str | None
+    failed_requirements: tuple[str, ...]
+    tables: tuple[dict[str, Any], ...]
+    errors: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-safe values."""
+        return {
+            "root": self.root,
+            "is_valid": self.is_valid,
+            "layout": self.layout,
+            "spec_version": self.spec_version,
+            "failed_requirements": list(self.failed_requirements),
+            "tables": [{**t, "datasets": list(t["datasets"])} for t in self.tables],
+            "errors": list(self.errors),
+            "warnings": list(self.warnings),
         }

@@ -17,24 +17,131 @@ from iceberg_bioimage.models.paths import relative_key
 
 WAREHOUSE_SPEC_VERSION = "1.0.0"
 MANIFEST_NAME = "warehouse_manifest.json"
-REQUIRED_ROLES = ("profiles", "image_assets", "chunk_index", "joined_profiles", "quality_control")
-OPTIONAL_ROLES = ("image_crops", "source_images", "embeddings", "annotations", "reports")
-ROLES = REQUIRED_ROLES + OPTIONAL_ROLES
 Layout = Literal["namespaced", "flat"]
 Mode = Literal["overwrite", "append"]
 
-#: The namespace the specification requires for a role (MUST).
-ROLE_NAMESPACES = {
-    "profiles": "profiles",
-    "joined_profiles": "profiles",
-    "image_assets": "images",
-    "chunk_index": "images",
-    "image_crops": "images",
-    "source_images": "images",
-    "quality_control": "quality_control",
+
+@dataclass(frozen=True, kw_only=True)
+class RoleSpec:
+    """The facts of one manifest role, read by the writer, the validator, the API and the CLI.
+
+    Attributes:
+        role: the role as the manifest writes it.
+        namespace: the namespace the specification requires (MUST) for the role's
+            tables; ``None`` when it requires none (bare names go to ``profiles``).
+        required: in the vocabulary every implementation MUST know.
+        image_keyed: rows join images, so carry ``dataset_id`` and ``image_id``
+            (``image_ids`` at well grain).
+        from_images: profile-like rows lacking ``image_id`` get it from the warehouse's
+            ``images.image_assets`` (by plate/well/site keys).
+        object_rows: one kind of object per table, each row with a unique
+            ``object_id`` (unless the table is an image- or well-level aggregate).
+        table_name: the canonical table of the role, when it has one.
+        join_keys: the canonical table's join keys.
+        grain: the canonical table's ``grain`` (``profile_level``, ``level``...).
+    """
+
+    role: str
+    namespace: str | None
+    required: bool
+    image_keyed: bool = False
+    from_images: bool = False
+    object_rows: bool = False
+    table_name: str | None = None
+    join_keys: tuple[str, ...] = ()
+    grain: dict[str, str | None] = field(default_factory=dict)
+
+
+#: Every role of the merged specification's controlled vocabulary, one entry each.
+TABLE_SPECS: dict[str, RoleSpec] = {
+    spec.role: spec
+    for spec in (
+        RoleSpec(
+            role="profiles",
+            namespace="profiles",
+            required=True,
+            image_keyed=True,
+            from_images=True,
+            object_rows=True,
+        ),
+        RoleSpec(
+            role="image_assets",
+            namespace="images",
+            required=True,
+            image_keyed=True,
+            table_name="images.image_assets",
+            join_keys=("dataset_id", "image_id"),
+            grain={"level": "array"},
+        ),
+        RoleSpec(
+            role="chunk_index",
+            namespace="images",
+            required=True,
+            image_keyed=True,
+            table_name="images.chunk_index",
+            join_keys=("dataset_id", "image_id", "array_path"),
+            grain={"level": "chunk"},
+        ),
+        RoleSpec(
+            role="joined_profiles",
+            namespace="profiles",
+            required=True,
+            image_keyed=True,
+            from_images=True,
+            object_rows=True,
+            table_name="profiles.joined_profiles",
+        ),
+        RoleSpec(
+            role="quality_control",
+            namespace="quality_control",
+            required=True,
+            image_keyed=True,
+            from_images=True,
+        ),
+        RoleSpec(
+            role="image_crops",
+            namespace="images",
+            required=False,
+            image_keyed=True,
+            table_name="images.image_crops",
+            join_keys=("dataset_id", "image_id", "object_id"),
+            grain={"profile_level": "object"},
+        ),
+        RoleSpec(
+            role="source_images",
+            namespace="images",
+            required=False,
+            image_keyed=True,
+            table_name="images.source_images",
+            join_keys=("dataset_id", "image_id"),
+            grain={"profile_level": "image", "compartment": None},
+        ),
+        RoleSpec(role="embeddings", namespace=None, required=False),
+        RoleSpec(
+            role="annotations",
+            namespace=None,
+            required=False,
+            table_name="images.platemap",
+            join_keys=("plate_id", "well_id"),
+            grain={"level": "well"},
+        ),
+        RoleSpec(role="reports", namespace=None, required=False),
+    )
 }
+ROLES = tuple(TABLE_SPECS)
+REQUIRED_ROLES = tuple(role for role, spec in TABLE_SPECS.items() if spec.required)
+OPTIONAL_ROLES = tuple(role for role, spec in TABLE_SPECS.items() if not spec.required)
+#: The namespace the specification requires for a role (MUST).
+ROLE_NAMESPACES = {role: spec.namespace for role, spec in TABLE_SPECS.items() if spec.namespace}
 #: Namespace of a bare table name whose role requires none.
 DEFAULT_NAMESPACE = "profiles"
+#: Names of the boolean flag of quality-control tables (the specification's is the first).
+QC_PASS_COLUMNS = ("qc_pass", "QC_Pass", "qcpass", "Metadata_qc_pass")
+
+
+def table_spec(role: str) -> RoleSpec:
+    """The facts of ``role``; a project role outside the vocabulary gets none of them."""
+    return TABLE_SPECS.get(role) or RoleSpec(role=role, namespace=None, required=False)
 
 
 def qualified_table_name(name: str, role: str) -> str:

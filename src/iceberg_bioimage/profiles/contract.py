@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -20,7 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iceberg_bioimage.exceptions import ContractError, StoreNotFoundError
-from iceberg_bioimage.models.keys import normalize_well_id
+from iceberg_bioimage.models.keys import CANONICAL_KEYS, normalize_well_id
+from iceberg_bioimage.models.results import ContractValidationResult
 from iceberg_bioimage.profiles.files import read_profile_table
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 AliasMap: TypeAlias = Mapping[str, str | Sequence[str]]
 
-CANONICAL_KEYS = ("dataset_id", "image_id", "plate_id", "well_id", "site_id", "object_id")
 
 DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
     "dataset_id": ("Metadata_dataset_id", "Metadata_DatasetID", "Metadata_Source"),
@@ -49,48 +48,6 @@ DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
 OBJECT_NUMBER_SUFFIX = "_number_object_number"
 
 _MAX_EXAMPLES = 5
-
-
-@dataclass(frozen=True, kw_only=True)
-class ContractValidationResult:
-    """Outcome of checking a profile table against the microscopy join contract.
-
-    ``join_keys`` are the canonical keys the profiles can join on (``object_id``
-    never is one); ``resolved_aliases`` maps each key found in a column to that
-    column; ``profile_dataset_id`` is the dataset id applied to every row, or None
-    when ``dataset_id`` comes from a column; ``object_key`` is the object column.
-    """
-
-    source: str
-    row_count: int
-    is_valid: bool
-    join_keys: tuple[str, ...]
-    resolved_aliases: dict[str, str]
-    missing_columns: tuple[str, ...]
-    errors: tuple[str, ...]
-    warnings: tuple[str, ...]
-    profile_dataset_id: str | None
-    object_key: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return JSON-safe values."""
-        return {
-            "source": self.source,
-            "row_count": self.row_count,
-            "is_valid": self.is_valid,
-            "join_keys": list(self.join_keys),
-            "resolved_aliases": dict(self.resolved_aliases),
-            "missing_columns": list(self.missing_columns),
-            "errors": list(self.errors),
-            "warnings": list(self.warnings),
-            "profile_dataset_id": self.profile_dataset_id,
-            "object_key": self.object_key,
-        }
-
-    def raise_for_errors(self) -> None:
-        """Raise :class:`ContractError` listing every error when the table is invalid."""
-        if not self.is_valid:
-            raise ContractError(self.source, "; ".join(self.errors))
 
 
 def load_profile_column_aliases(path: str | os.PathLike[str]) -> dict[str, tuple[str, ...]]:
@@ -358,3 +315,17 @@ def _normalize_wells(wells: pa.Array | pa.ChunkedArray, source: str) -> pa.Array
     if invalid:
         raise ContractError(source, f"not well names: {_names(invalid[:_MAX_EXAMPLES])}")
     return pc.take(pa.array(normalized, pa.string()), pc.index_in(wells, value_set=distinct))
+
+
+def profile_dataset_ids(
+    profiles: pa.Table, profile_dataset_id: str | None, alias_map: AliasMap | None
+) -> list[str]:
+    """The dataset ids a profile table names (or ``profile_dataset_id``), sorted."""
+    import pyarrow.compute as pc
+
+    contract = validate_microscopy_profile_table(
+        profiles, profile_dataset_id=profile_dataset_id, alias_map=alias_map
+    )
+    contract.raise_for_errors()
+    keys = canonical_profile_keys(profiles, contract)
+    return sorted(v for v in pc.unique(keys["dataset_id"]).to_pylist() if v is not None)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iceberg_bioimage.exceptions import ContractError
-from iceberg_bioimage.profiles.sql import connect, quote_identifier
+from iceberg_bioimage.tables.sql import connect, quote_identifier
 
 SITE_BASES = (0, 1)
 

@@ -1,0 +1,109 @@
+"""What a crop run reads: the objects to cut, their images and the chunks that hold them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from iceberg_bioimage.catalog.read import load_named_table
+from iceberg_bioimage.crops.boxes import resolve_box_columns
+from iceberg_bioimage.crops.objects import dataset_ids_of, has_image_ids, identified
+from iceberg_bioimage.crops.run import CropPlan, ImageCrops
+from iceberg_bioimage.exceptions import ContractError
+from iceberg_bioimage.formats import scan
+from iceberg_bioimage.models import ScanOptions
+from iceberg_bioimage.models.options import BoxColumnNames
+from iceberg_bioimage.profiles.contract import profile_dataset_ids
+from iceberg_bioimage.profiles.read_and_join import join_profile_source
+from iceberg_bioimage.tables.build import canonical_table
+from iceberg_bioimage.tables.query import query_metadata_table
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+
+
+def crop_inputs(
+    source: str | os.PathLike[str] | None,
+    table: pa.Table,
+    label: str,
+    *,
+    catalog: str | Catalog | None,
+    namespace: str | None,
+    profile_dataset_id: str | None,
+    where: Iterable[Sequence[Any]] | None,
+    storage_options: Mapping[str, Any] | None,
+    plan: CropPlan,
+) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """Objects (profile rows with ``image_id``/``object_id``), image_assets and chunk_index.
+
+    Images come from a scan of ``source`` or from the catalog tables (only the
+    datasets and images the objects name). Rows without ``image_id`` get it from the
+    join of the profiles to the images; ``object_id`` always from ``ObjectNumber``.
+    """
+
+    if where:
+        table = query_metadata_table(table, filters=where)
+    keyed = has_image_ids(table)
+    if source is not None:
+        options = ScanOptions(read_shard_index=True)
+        result = scan(source, options=options, storage_options=storage_options)
+        images = canonical_table(result, "image_assets")
+        profile_dataset_id = profile_dataset_id or result.dataset_id
+    elif catalog is not None and namespace is not None:
+        ids = (
+            dataset_ids_of(table["image_id"])
+            if keyed
+            else profile_dataset_ids(table, profile_dataset_id, None)
+        )
+        images = load_named_table(
+            catalog, namespace, "image_assets", filters=[("dataset_id", "in", ids)]
+        )
+    else:
+        raise ContractError(label, "give a store, or catalog= and namespace=")
+    if not keyed:  # image_id from the join; object_id from ObjectNumber, never the join's
+        numbered = table.append_column("_crop_row", pa.array(np.arange(table.num_rows)))
+        (joined,) = join_profile_source(images, numbered, profile_dataset_id=profile_dataset_id)
+        joined = joined.to_table()
+        table = joined.take(pc.sort_indices(joined["_crop_row"])).drop_columns(["_crop_row"])
+        if "object_id" in table.column_names:
+            table = table.drop_columns(["object_id"])
+    objects = identified(table, plan.box_columns.compartment, label)
+    if source is not None:
+        return objects, images, canonical_table(result, "chunk_index")
+    wanted = sorted(v for v in pc.unique(objects["image_id"]).to_pylist() if v)
+    filters = [("dataset_id", "in", dataset_ids_of(pa.array(wanted))), ("image_id", "in", wanted)]
+    return objects, images, load_named_table(catalog, namespace, "chunk_index", filters=filters)
+
+
+def crop_plan(
+    profiles_columns: Sequence[str],
+    *,
+    size: int | None,
+    bbox_columns: BoxColumnNames | None,
+    channels: Sequence[str | int] | None,
+    level: int,
+    compartment: str | None,
+    label: str,
+    whole_images: bool = False,
+) -> CropPlan:
+    box_columns = resolve_box_columns(
+        profiles_columns, size=size, bbox_columns=bbox_columns, compartment=compartment, label=label
+    )
+    return CropPlan(
+        box_columns=box_columns,
+        channels=tuple(channels) if channels is not None else None,
+        level=level,
+        whole_images=whole_images,
+    )
+
+
+def crops_compartment(crops: ImageCrops) -> str | None:
+    """The compartment of the crops' objects (from their ``object_id``), if one."""
+    parts = pc.split_pattern(crops.table["object_id"], ":")
+    found = {p[-2] for p in parts.to_pylist() if p and len(p) >= 3}
+    return found.pop() if len(found) == 1 else None

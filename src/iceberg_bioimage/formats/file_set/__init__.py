@@ -1,0 +1,1 @@
+"""formats/file_set"""

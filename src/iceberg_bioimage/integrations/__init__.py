@@ -1,1 +1,0 @@
-"""Integrations with external engines and services (catalogs, DuckDB, OME-Arrow)."""

@@ -1,0 +1,76 @@
+"""Options objects of the public verbs: what travels together, named once.
+
+Each verb takes at most eight keywords; options that always travel together are one
+frozen object here (``FileSetOptions`` for TIFF-folder plates lives in
+:mod:`~iceberg_bioimage.models.file_sets`). The CLI builds the same objects from its
+flags of the same names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from iceberg_bioimage.models.file_sets import FileSetOptions
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+#: Box columns: ``{"x_min": ..., "y_min": ..., "x_max": ..., "y_max": ...}`` or four names.
+BoxColumnNames = Mapping[str, str] | Sequence[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProfileOptions:
+    """How to read and join a profile source (CLI options of the same names).
+
+    ``compartment`` picks one table (``cells``, ``nuclei``, ``cytoplasm``, ``image``);
+    ``image_table`` is the Image table of object rows keyed by ``ImageNumber`` when
+    the source has none (it wins over one found beside the objects); ``site_base``
+    (0 or 1) is where the profiles' site numbers start; ``platemap`` is a
+    ``barcode_platemap.csv`` (or one platemap file) whose columns annotate the joined
+    rows; ``alias_map`` maps more column names onto the join keys (see
+    :func:`~iceberg_bioimage.api.profiles.load_profile_column_aliases`).
+    """
+
+    compartment: str | None = None
+    image_table: str | os.PathLike[str] | pa.Table | None = None
+    site_base: int | None = None
+    platemap: str | os.PathLike[str] | None = None
+    alias_map: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CropOptions:
+    """What to cut from each profile row's image (SPEC §10).
+
+    Boxes come from CellProfiler ``<Compartment>_AreaShape_BoundingBoxMinimum/Maximum_X/Y``
+    columns (maximum exclusive), from ``bbox_columns`` (``x_min, y_min, x_max, y_max``),
+    or ``size`` pixels around ``Location_Center_X/Y``; they are scaled to ``level`` and
+    clipped at the image borders. ``channels`` are names or indices; ``compartment``
+    chooses when several compartments carry boxes; ``source_images`` also returns each
+    image whole, cut from the same decoded chunks.
+    """
+
+    size: int | None = None
+    bbox_columns: BoxColumnNames | None = None
+    channels: Sequence[str | int] | None = None
+    level: int = 0
+    compartment: str | None = None
+    source_images: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreOptions:
+    """How to open and name a store that a verb scans on its way to somewhere else.
+
+    ``dataset_id`` overrides the default (the store name minus its suffix);
+    ``storage_options`` go to fsspec for remote stores; ``file_set`` says how to read a
+    folder of single-image TIFFs or a LoadData table as a plate.
+    """
+
+    dataset_id: str | None = None
+    storage_options: Mapping[str, Any] | None = None
+    file_set: FileSetOptions | None = None

@@ -1,1 +1,0 @@
-"""Sinks: canonical Arrow tables and the stores they are written to."""

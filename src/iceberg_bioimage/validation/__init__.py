@@ -1,1 +1,0 @@
-"""The microscopy join contract: read profile tables, check and canonicalise their keys."""
