@@ -55,6 +55,18 @@ def _small_chunk_limit() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _warm_imports() -> None:
+    """Import before the first example what its first table would import, outside its bound.
+
+    pyarrow imports pandas on its first ``pa.array`` of Python values (seconds on a loaded
+    machine): that is start-up, not the example's work.
+    """
+    import pyarrow as pa
+
+    pa.array([0])
+
+
 def _scan_or_refuse(uri: str, **options: bool) -> None:
     """Scan and build both tables; only an :class:`IcebergBioimageError` may stop it.
 

@@ -312,16 +312,10 @@ def load_catalog_table(
     ``filters`` is a PyIceberg expression or ``(column, op, value)`` tuples with ops
     ``= == != < <= > >= in not in like is null is not null`` (``like``: prefix only).
     """
-    from iceberg_bioimage.catalog.read import load_table_arrow
-    from iceberg_bioimage.catalog.resolve import namespace_parts, resolve_catalog
+    from iceberg_bioimage.catalog.read import load_named_table
 
-    return load_table_arrow(
-        resolve_catalog(catalog).catalog,
-        namespace_parts(namespace),
-        table,
-        columns=columns,
-        filters=filters,
-        snapshot_id=snapshot_id,
+    return load_named_table(
+        catalog, namespace, table, columns=columns, filters=filters, snapshot_id=snapshot_id
     )
 
 
