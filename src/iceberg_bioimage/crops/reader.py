@@ -93,6 +93,8 @@ class CropReader:
         self._fetchers: dict[str, Fetcher] = {}
         self._decoders: dict[tuple[str, str], ChunkDecoder] = {}
         self._documents: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
+        #: Linear ids of the chunks read as the fill value (absent), per (uri, array path).
+        self.absent: dict[tuple[str, str], np.ndarray] = {}
 
     def _fetcher(self, uri: str) -> Fetcher:
         if uri not in self._fetchers:
@@ -198,6 +200,7 @@ class CropReader:
         list(pool.map(decode_and_place, batches))
         self.stats.count_decodes(layout.uri, layout.array_path, planned.ids[stored])
         absent = np.setdiff1d(np.arange(len(planned.ids)), stored)
+        self.absent[(layout.uri, layout.array_path)] = planned.ids[absent]
         for position in absent.tolist():
             coords = np.unravel_index(int(planned.ids[position]), grid)
             canvas[_region(coords, chunks, layout.shape, chunks)] = decoder.fill_value
