@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from iceberg_bioimage.exceptions import ContractError
-from iceberg_bioimage.models.options import ProfileOptions, ReportOptions
+from iceberg_bioimage.models.options import ProfileOptions, ReportOptions, StoreOptions
 from iceberg_bioimage.models.results import PlateReportResult
 
 if TYPE_CHECKING:
@@ -26,8 +25,7 @@ def write_plate_report(
     warehouse_root: str | os.PathLike[str] | None = None,
     catalog: str | Catalog | None = None,
     namespace: str | None = None,
-    dataset_id: str | None = None,
-    storage_options: Mapping[str, Any] | None = None,
+    store: StoreOptions | None = None,
 ) -> PlateReportResult:
     """Write one self-contained HTML page showing a plate: thumbnails, heatmaps and cells.
 
@@ -39,16 +37,19 @@ def write_plate_report(
     cell counts, feature heatmaps and each well's cell crops; ``profile_options.platemap``
     adds platemap heatmaps; ``warehouse_root`` adds heatmaps of its
     ``quality_control`` tables' flags and receives the thumbnails as
-    ``images.thumbnails`` (role ``reports``). The page needs no server or network.
+    ``images.thumbnails`` (role ``reports``). ``store`` carries the dataset id (which
+    dataset of the catalog; the profiles' dataset), fsspec storage options and the
+    file-set options of instrument TIFF folders. The page needs no server or network.
     """
     from iceberg_bioimage.report.inputs import report_inputs
     from iceberg_bioimage.report.run import build_report, write_page
 
     options = options or ReportOptions()
+    store = store or StoreOptions()
+    dataset_id, storage_options = store.dataset_id, store.storage_options
     _check(options)
     images, chunks, label = report_inputs(
-        source, catalog=catalog, namespace=namespace, dataset_id=dataset_id,
-        storage_options=storage_options,
+        source, catalog=catalog, namespace=namespace, store=store
     )
     report = build_report(
         images,

@@ -8,7 +8,8 @@ gallery are cut by the crop reader through the chunk index.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -16,15 +17,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iceberg_bioimage.crops.boxes import BoxColumns, resolve_box_columns
-from iceberg_bioimage.crops.objects import has_image_ids, identified
+from iceberg_bioimage.crops.objects import identified
 from iceberg_bioimage.crops.plan import ArrayLayout
 from iceberg_bioimage.crops.run import CropPlan, crop_objects
 from iceberg_bioimage.exceptions import ContractError
 from iceberg_bioimage.models.options import ProfileOptions
-from iceberg_bioimage.profiles.files import read_profile_table
 from iceberg_bioimage.profiles.read_and_join import join_profile_source
 
 #: Columns that identify rows rather than measure cells.
+#: Compartment shown when a source has several and none is chosen (cells are counted).
+_PREFERRED = ("cells", "nuclei", "cytoplasm")
 _ID_COLUMNS = {"imagenumber", "objectnumber", "tablenumber", "parent_cells", "parent_nuclei"}
 
 
@@ -69,20 +71,29 @@ def _box_columns(names: Sequence[str], crop_size: int, compartment: str | None) 
 
 
 def _joined(
-    images: pa.Table, profiles: Any, options: ProfileOptions, profile_dataset_id: str | None
-) -> tuple[pa.Table, str]:
-    table, label = read_profile_table(profiles)
-    if has_image_ids(table):
-        return table, label
-    numbered = table.append_column("_report_row", pa.array(np.arange(table.num_rows)))
-    (joined,) = join_profile_source(
-        images, numbered, options=options, profile_dataset_id=profile_dataset_id
+    images: pa.Table,
+    profiles: Any,
+    options: ProfileOptions,
+    profile_dataset_id: str | None,
+    warnings: list[str],
+) -> tuple[pa.Table, str | None, str]:
+    """The profile rows joined to the images (one compartment), that compartment, a label."""
+    label = os.fspath(profiles) if isinstance(profiles, str | os.PathLike) else "<profiles>"
+    joined = join_profile_source(
+        images, profiles, options=replace(options, platemap=None), profile_dataset_id=profile_dataset_id
     )
-    rows = joined.to_table()
-    rows = rows.take(pc.sort_indices(rows["_report_row"])).drop_columns(["_report_row"])
-    if "object_id" in rows.column_names:
-        rows = rows.drop_columns(["object_id"])
-    return rows, label
+    if not joined:
+        raise ContractError(label, "no profile rows to show")
+    by_name = {(j.compartment or "").lower(): j for j in joined}
+    chosen = joined[0]
+    if options.compartment is None and len(joined) > 1:
+        chosen = next((by_name[c] for c in _PREFERRED if c in by_name), joined[0])
+        warnings.append(
+            f"{label}: compartments {sorted(by_name)}; showing {chosen.compartment} "
+            "(--compartment chooses)"
+        )
+    rows = chosen.to_table()
+    return rows, chosen.compartment, label
 
 
 def _gallery(wells: np.ndarray, per_well: int) -> dict[str, list[int]]:
@@ -111,10 +122,13 @@ def read_cells(
     storage_options: Mapping[str, Any] | None,
 ) -> Cells:
     """Join ``profiles`` to ``images``, pick the features and cut the gallery's crops."""
-    table, label = _joined(images, profiles, options, profile_dataset_id)
     warnings: list[str] = []
-    boxes = _box_columns(table.column_names, crop_size, options.compartment)
-    compartment = boxes.compartment if boxes is not None else options.compartment
+    table, joined_compartment, label = _joined(
+        images, profiles, options, profile_dataset_id, warnings
+    )
+    hint = options.compartment or joined_compartment
+    boxes = _box_columns(table.column_names, crop_size, hint)
+    compartment = boxes.compartment if boxes is not None else hint
     try:
         table = identified(table, compartment, label)
     except ContractError as error:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -12,6 +11,7 @@ from iceberg_bioimage.catalog.read import load_named_table
 from iceberg_bioimage.exceptions import ContractError
 from iceberg_bioimage.formats import scan
 from iceberg_bioimage.models import ScanOptions
+from iceberg_bioimage.models.options import StoreOptions
 from iceberg_bioimage.tables.build import canonical_table
 
 if TYPE_CHECKING:
@@ -23,13 +23,15 @@ def report_inputs(
     *,
     catalog: str | Catalog | None,
     namespace: str | None,
-    dataset_id: str | None,
-    storage_options: Mapping[str, Any] | None,
+    store: StoreOptions,
 ) -> tuple[pa.Table, pa.Table, str]:
     """``image_assets``, ``chunk_index`` and a label naming where they came from."""
+    dataset_id = store.dataset_id
     if source is not None:
-        options = ScanOptions(read_shard_index=True)
-        result = scan(source, dataset_id=dataset_id, options=options, storage_options=storage_options)
+        options = ScanOptions(read_shard_index=True, file_set=store.file_set)
+        result = scan(
+            source, dataset_id=dataset_id, options=options, storage_options=store.storage_options
+        )
         label = os.fspath(source)
         return canonical_table(result, "image_assets"), canonical_table(result, "chunk_index"), label
     if catalog is None or namespace is None or dataset_id is None:
