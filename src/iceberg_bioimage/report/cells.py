@@ -126,9 +126,13 @@ def read_cells(
     table, joined_compartment, label = _joined(
         images, profiles, options, profile_dataset_id, warnings
     )
-    hint = options.compartment or joined_compartment
-    boxes = _box_columns(table.column_names, crop_size, hint)
-    compartment = boxes.compartment if boxes is not None else hint
+    boxes = _box_columns(table.column_names, crop_size, options.compartment)
+    if boxes is None and joined_compartment:
+        boxes = _box_columns(table.column_names, crop_size, joined_compartment)
+    compartment = boxes.compartment if boxes is not None else joined_compartment
+    if boxes is not None and "object_id" in table.column_names:
+        # the crop export's identity: object_id from the compartment whose boxes are cut
+        table = table.drop_columns(["object_id"])
     try:
         table = identified(table, compartment, label)
     except ContractError as error:
