@@ -144,7 +144,7 @@ async function renderGrid() {
         cell.append(canvas);
         jobs.push(draw(canvas, well.fields[0]));
       }
-      cell.addEventListener("click", () => showWell(name));
+      cell.addEventListener("click", () => busy(showWell(name)));
       grid.append(cell);
     }
   }
@@ -234,10 +234,13 @@ function controls() {
     const label = el("label", { class: "channel" });
     const on = el("input", { type: "checkbox", "data-channel": String(c) });
     on.checked = true;
-    on.addEventListener("change", () => { state.channels[c].on = on.checked; redraw(); });
+    on.addEventListener("change", () => { state.channels[c].on = on.checked; busy(redraw()); });
     const colour = el("input", { type: "color", value: "#" + ch.color.toLowerCase(),
       "data-channel-color": String(c) });
-    colour.addEventListener("input", () => { state.channels[c].color = colour.value.slice(1); redraw(); });
+    colour.addEventListener("input", () => {
+      state.channels[c].color = colour.value.slice(1);
+      busy(redraw());
+    });
     label.append(on, colour, document.createTextNode(
       ` ${ch.name} (${fmt(ch.low)}–${fmt(ch.high)})`));
     box.append(label);
@@ -253,20 +256,32 @@ function controls() {
     });
     if (og.children.length) heat.append(og);
   }
-  heat.addEventListener("change", () => { state.heatmap = Number(heat.value); redraw(); });
+  heat.addEventListener("change", () => { state.heatmap = Number(heat.value); busy(redraw()); });
   const sort = document.getElementById("sort");
   D.features.forEach((f, i) => sort.append(el("option", { value: String(i) }, f)));
-  sort.addEventListener("change", () => { state.sortBy = Number(sort.value); renderCells(); });
+  sort.addEventListener("change", () => { state.sortBy = Number(sort.value); busy(renderCells()); });
   const order = document.getElementById("order");
-  order.addEventListener("change", () => { state.descending = order.value === "desc"; renderCells(); });
+  order.addEventListener("change", () => {
+    state.descending = order.value === "desc";
+    busy(renderCells());
+  });
 }
 
 async function redraw() {
-  document.body.dataset.ready = "0";
   await renderGrid();
   if (state.well) await showWell(state.well);
-  document.body.dataset.ready = "1";
+}
+
+// data-ready on <body>: "0" while drawing, "1" when every canvas is drawn, "error" on failure.
+let pending = 0;
+function busy(promise) {
+  pending += 1;
+  document.body.dataset.ready = "0";
+  return promise.then(
+    () => { pending -= 1; if (!pending) document.body.dataset.ready = "1"; },
+    (e) => { pending -= 1; document.body.dataset.ready = "error"; document.body.dataset.error = String(e); },
+  );
 }
 
 controls();
-redraw().catch((e) => { document.body.dataset.ready = "error"; document.body.dataset.error = String(e); });
+busy(redraw());

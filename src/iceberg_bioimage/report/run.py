@@ -252,7 +252,7 @@ def write_page(report: PlateReport, output: str | os.PathLike[str], *, title: st
 
 
 def thumbnails_table(report: PlateReport) -> pa.Table:
-    """``images.thumbnails`` rows: each field's composite as an RGB PNG."""
+    """``images.thumbnails`` rows: each field's composite as an RGB PNG (RGBA with holes)."""
     colors = np.array(
         [[int(c["color"][i : i + 2], 16) / 255 for i in (0, 2, 4)] for c in report.data["channels"]]
     )
@@ -263,6 +263,9 @@ def thumbnails_table(report: PlateReport) -> pa.Table:
     for thumb in report.thumbnails.thumbnails:
         gray = stretch(thumb.pixels, report.limits).astype(np.float64)
         rgb = np.clip(np.rint(np.einsum("chw,ck->hwk", gray, colors)), 0, 255).astype(np.uint8)
+        if thumb.absent is not None:  # pixels of absent chunks are transparent, not black
+            alpha = np.where(thumb.absent, 0, 255).astype(np.uint8)
+            rgb = np.concatenate([rgb, alpha[..., None]], axis=-1)
         columns["dataset_id"].append(thumb.dataset_id)
         columns["image_id"].append(thumb.image_id)
         columns["well_id"].append(thumb.well_id)
