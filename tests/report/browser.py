@@ -32,8 +32,12 @@ def require_browser() -> None:
     if os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER):
         return
     if os.environ.get("CI"):
-        pytest.fail(f"CI needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)")
-    pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+        pytest.fail(
+            f"CI needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)"
+        )
+    pytest.skip(
+        "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+    )
 
 
 @contextmanager
@@ -75,7 +79,9 @@ def wait_ready(driver: Any, timeout: float = 30.0) -> None:
     WebDriverWait(driver, timeout).until(
         lambda d: d.execute_script("return document.body.dataset.ready") in ("1", "error")
     )
-    state = driver.execute_script("return [document.body.dataset.ready, document.body.dataset.error]")
+    state = driver.execute_script(
+        "return [document.body.dataset.ready, document.body.dataset.error]"
+    )
     assert state[0] == "1", f"the page failed: {state[1]}"
 
 

@@ -47,7 +47,7 @@ def composite(
         ]
         limits.append(np.percentile(np.concatenate(values), PERCENTILES))
     for name, pixels in fields.items():
-        rgb = np.zeros(pixels.shape[1:] + (3,))
+        rgb = np.zeros((*pixels.shape[1:], 3))
         for c, (low, high) in enumerate(limits):
             if not on[c]:
                 continue
@@ -72,7 +72,8 @@ def ngff_fields(plate: Path) -> dict[str, np.ndarray]:
 
 def wells_drawn(driver) -> list[str]:
     return driver.execute_script(
-        "return [...document.querySelectorAll('#plate .well:not(.missing)')].map(e => e.dataset.well)"
+        "return [...document.querySelectorAll('#plate .well:not(.missing)')]"
+        ".map(e => e.dataset.well)"
     )
 
 
@@ -86,8 +87,15 @@ def screenshot(driver, tmp_path: Path, name: str) -> Path:
 def test_sample_plate_thumbnails_cells_and_heatmaps(sample, tmp_path):
     output = tmp_path / "plate.html"
     result = write_plate_report(sample.plate, output, profiles=sample.profiles)
-    assert (result.wells, result.wells_missing, result.fields, result.fields_missing) == (6, 0, 12, 0)
-    assert result.levels == (0,)  # 64 px fields, thumbnails of 96: level 0 is the smallest that fits
+    assert (result.wells, result.wells_missing, result.fields, result.fields_missing) == (
+        6,
+        0,
+        12,
+        0,
+    )
+    assert result.levels == (
+        0,
+    )  # 64 px fields, thumbnails of 96: level 0 is the smallest that fits
     text = output.read_text()
     assert "http://" not in text and "https://" not in text and "<link" not in text
 
@@ -95,8 +103,10 @@ def test_sample_plate_thumbnails_cells_and_heatmaps(sample, tmp_path):
     colors = ["0000FF", "FF00FF"]  # the plate's omero colours
     expected = composite(fields, colors, [True, True])
     cells = pq.read_table(sample.profiles)
-    counts = {w: int(pc.sum(pc.equal(cells["Metadata_Well"], w)).as_py()) for w in
-              ("A01", "A02", "A03", "B01", "B02", "B03")}
+    counts = {
+        w: int(pc.sum(pc.equal(cells["Metadata_Well"], w)).as_py())
+        for w in ("A01", "A02", "A03", "B01", "B02", "B03")
+    }
 
     with browser() as driver:
         open_report(driver, output)
@@ -120,13 +130,17 @@ def test_sample_plate_thumbnails_cells_and_heatmaps(sample, tmp_path):
         driver.find_element("css selector", '[data-well="A02"]').click()
         driver.execute_script("return 1")
         wait_ready(driver)
-        assert driver.execute_script(
-            "return document.querySelectorAll('#detail .field:not(.missing) canvas').length"
-        ) == 2
+        assert (
+            driver.execute_script(
+                "return document.querySelectorAll('#detail .field:not(.missing) canvas').length"
+            )
+            == 2
+        )
         field1 = canvas_pixels(driver, '#detail .field[data-site="1"] canvas')
         assert np.abs(field1[..., :3].astype(int) - expected["A02/1"]).max() <= 1
         labels = driver.execute_script(
-            "return [...document.querySelectorAll('#gallery .cell figcaption')].map(e => e.textContent)"
+            "return [...document.querySelectorAll('#gallery .cell figcaption')]"
+            ".map(e => e.textContent)"
         )
         assert len(labels) == min(16, counts["A02"])
         assert all(label.startswith("plate:A/2/") and ":nuclei:" in label for label in labels)
@@ -156,7 +170,8 @@ def test_sample_plate_thumbnails_cells_and_heatmaps(sample, tmp_path):
         )
         assert drawn == counts
         colours = driver.execute_script(
-            "return [...document.querySelectorAll('#plate .well.heat')].map(e => e.style.background)"
+            "return [...document.querySelectorAll('#plate .well.heat')]"
+            ".map(e => e.style.background)"
         )
         assert len(set(colours)) > 1
         screenshot(driver, tmp_path, "sample-heatmap")
@@ -171,7 +186,9 @@ def test_phenix_folder(sample, tmp_path):
     for row, column in ((1, 1), (1, 2), (2, 1), (2, 2)):
         for site in (1, 2):
             planes = [
-                tifffile.imread(images / f"r{row:02d}c{column:02d}f{site:02d}p01-ch{c}sk1fk1fl1.tiff")
+                tifffile.imread(
+                    images / f"r{row:02d}c{column:02d}f{site:02d}p01-ch{c}sk1fk1fl1.tiff"
+                )
                 for c in (1, 2, 3)
             ]
             fields[f"{'AB'[row - 1]}{column:02d}/{site}"] = np.stack(planes)
@@ -215,7 +232,10 @@ def test_ngff_plate_with_qc_platemap_and_missing_parts(qc_plate, tmp_path):
 
     wells = qc.column("Metadata_Well").to_pylist()
     flags = qc.column("cqc.large_nuclei.is_outlier").to_pylist()
-    share = {w: np.mean([f for ww, f in zip(wells, flags) if ww == w]) for w in sorted(set(wells))}
+    share = {
+        w: np.mean([f for ww, f in zip(wells, flags, strict=True) if ww == w])
+        for w in sorted(set(wells))
+    }
 
     with browser() as driver:
         open_report(driver, output)
@@ -224,9 +244,10 @@ def test_ngff_plate_with_qc_platemap_and_missing_parts(qc_plate, tmp_path):
         missing = driver.find_element("css selector", '#plate .well.missing[data-well="B03"]')
         assert missing.get_attribute("title") == "B03: no image"
         assert "repeating-linear-gradient" in missing.value_of_css_property("background-image")
-        assert driver.execute_script(
-            "return document.querySelector('[data-well=\"B03\"] canvas')"
-        ) is None
+        assert (
+            driver.execute_script("return document.querySelector('[data-well=\"B03\"] canvas')")
+            is None
+        )
         # the absent chunk (y 32-63, x 32-63 of DNA) is transparent over the hatch, never black
         partial = driver.find_element("css selector", '[data-well="A02"]')
         assert "1 chunks absent" in partial.get_attribute("title")
@@ -270,5 +291,7 @@ def test_ngff_plate_with_qc_platemap_and_missing_parts(qc_plate, tmp_path):
 
         driver.find_element("css selector", '[data-well="A02"]').click()
         wait_ready(driver)
-        caption = driver.find_element("css selector", '#detail .field[data-site="0"] figcaption').text
+        caption = driver.find_element(
+            "css selector", '#detail .field[data-site="0"] figcaption'
+        ).text
         assert "1 chunks absent" in caption

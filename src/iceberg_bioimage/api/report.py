@@ -48,9 +48,7 @@ def write_plate_report(
     store = store or StoreOptions()
     dataset_id, storage_options = store.dataset_id, store.storage_options
     _check(options)
-    images, chunks, label = report_inputs(
-        source, catalog=catalog, namespace=namespace, store=store
-    )
+    images, chunks, label = report_inputs(source, catalog=catalog, namespace=namespace, store=store)
     report = build_report(
         images,
         chunks,

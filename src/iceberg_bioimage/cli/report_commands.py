@@ -32,9 +32,13 @@ def _percentiles(_ctx: click.Context, _param: click.Parameter, value: str) -> An
     try:
         low, high = (float(v) for v in value.split(","))
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not LOW,HIGH", param_hint="'--percentiles'") from None
+        raise click.BadParameter(
+            f"{value!r} is not LOW,HIGH", param_hint="'--percentiles'"
+        ) from None
     if not 0 <= low < high <= 100:
-        raise click.BadParameter(f"need 0 <= LOW < HIGH <= 100, got {value!r}", param_hint="'--percentiles'")
+        raise click.BadParameter(
+            f"need 0 <= LOW < HIGH <= 100, got {value!r}", param_hint="'--percentiles'"
+        )
     return (low, high)
 
 

@@ -98,4 +98,3 @@ class ReportOptions:
     cells_per_well: int = 16
     crop_size: int = 32
     title: str | None = None
-

@@ -7,8 +7,8 @@ gallery are cut by the crop reader through the chunk index.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -59,7 +59,9 @@ def numeric_features(table: pa.Table, wanted: Sequence[str] | None, limit: int) 
     return out[:limit]
 
 
-def _box_columns(names: Sequence[str], crop_size: int, compartment: str | None) -> BoxColumns | None:
+def _box_columns(
+    names: Sequence[str], crop_size: int, compartment: str | None
+) -> BoxColumns | None:
     for size in (None, crop_size):
         try:
             return resolve_box_columns(
@@ -80,7 +82,10 @@ def _joined(
     """The profile rows joined to the images (one compartment), that compartment, a label."""
     label = os.fspath(profiles) if isinstance(profiles, str | os.PathLike) else "<profiles>"
     joined = join_profile_source(
-        images, profiles, options=replace(options, platemap=None), profile_dataset_id=profile_dataset_id
+        images,
+        profiles,
+        options=replace(options, platemap=None),
+        profile_dataset_id=profile_dataset_id,
     )
     if not joined:
         raise ContractError(label, "no profile rows to show")
@@ -139,9 +144,7 @@ def read_cells(
         warnings.append(f"{label}: cells shown without object_id ({error.problem})")
         ids = pa.array([f"row:{i}" for i in range(table.num_rows)])
         table = identified(table.append_column("object_id", ids), compartment, label)
-    well_of = dict(
-        zip(images["image_id"].to_pylist(), images["well_id"].to_pylist(), strict=True)
-    )
+    well_of = dict(zip(images["image_id"].to_pylist(), images["well_id"].to_pylist(), strict=True))
     wells = np.array([well_of.get(i) for i in table["image_id"].to_pylist()], dtype=object)
     unmatched = int(sum(w is None for w in wells.tolist()))
     if unmatched:
@@ -174,7 +177,9 @@ def _cut(
     plan = CropPlan(box_columns=boxes, channels=tuple(picked) if picked is not None else None)
     subset = cells.objects.take(pa.array(shown))
     subset = subset.append_column("_report_row", pa.array(shown, pa.int64()))
-    crops = crop_objects(subset, images, chunk_index, plan, storage_options=storage_options, label=label)
+    crops = crop_objects(
+        subset, images, chunk_index, plan, storage_options=storage_options, label=label
+    )
     cells.warnings.extend(crops.warnings)
     rows = subset["_report_row"].to_numpy()
     layouts = {

@@ -52,18 +52,24 @@ def _is_flag(name: str, kind: pa.DataType) -> bool:
     if lowered in {c.lower() for c in QC_PASS_COLUMNS}:
         return True
     return pa.types.is_boolean(kind) and (
-        lowered.startswith(("cqc.", "metadata_cqc", "cqc_")) or "outlier" in lowered or "qc" in lowered
+        lowered.startswith(("cqc.", "metadata_cqc", "cqc_"))
+        or "outlier" in lowered
+        or "qc" in lowered
     )
 
 
 def _row_wells(table: pa.Table, cells: Cells | None, images: pa.Table) -> np.ndarray | None:
     if "object_id" in table.column_names and cells is not None:
-        by_object = dict(zip(cells.objects["object_id"].to_pylist(), cells.wells.tolist(), strict=True))
+        by_object = dict(
+            zip(cells.objects["object_id"].to_pylist(), cells.wells.tolist(), strict=True)
+        )
         found = [by_object.get(o) for o in table["object_id"].to_pylist()]
         if any(found):
             return np.array(found, dtype=object)
     if "image_id" in table.column_names:
-        by_image = dict(zip(images["image_id"].to_pylist(), images["well_id"].to_pylist(), strict=True))
+        by_image = dict(
+            zip(images["image_id"].to_pylist(), images["well_id"].to_pylist(), strict=True)
+        )
         return np.array([by_image.get(i) for i in table["image_id"].to_pylist()], dtype=object)
     for column in _WELL_COLUMNS:
         if column in table.column_names:
@@ -103,7 +109,9 @@ def qc_heatmaps(
         for name in table.column_names:
             if not _is_flag(name, table.schema.field(name).type):
                 continue
-            flags = pc.fill_null(pc.cast(table[name], pa.bool_()), False).to_numpy(zero_copy_only=False)
+            flags = pc.fill_null(pc.cast(table[name], pa.bool_()), False).to_numpy(
+                zero_copy_only=False
+            )
             if name.lower() in {c.lower() for c in QC_PASS_COLUMNS}:
                 flags = ~flags
                 title = f"{entry.table_name}: failing {name}"

@@ -13,11 +13,12 @@ import json
 from importlib.resources import files
 from typing import Any
 
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
 <title>{title}</title>
 <style>{css}</style>
 </head>
@@ -27,7 +28,9 @@ _TEMPLATE = """<!DOCTYPE html>
   <div id="channels"></div>
   <label>Show <select id="heatmap"></select></label>
   <label>Sort cells by <select id="sort"></select></label>
-  <select id="order"><option value="desc">descending</option><option value="asc">ascending</option></select>
+  <select id="order">
+    <option value="desc">descending</option><option value="asc">ascending</option>
+  </select>
 </div>
 <div id="legend"></div>
 <div id="plate"></div>
@@ -53,6 +56,7 @@ def _json(data: Any) -> str:
 def render_page(data: dict[str, Any], *, title: str, subtitle: str, footer: str) -> str:
     """The whole page as one string."""
     return _TEMPLATE.format(
+        csp=_CSP,
         title=html.escape(title),
         subtitle=html.escape(subtitle),
         footer=html.escape(footer),

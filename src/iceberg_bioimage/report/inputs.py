@@ -12,8 +12,8 @@ from iceberg_bioimage.exceptions import ContractError
 from iceberg_bioimage.formats import scan
 from iceberg_bioimage.formats.file_set.load_data import load_data_root
 from iceberg_bioimage.io.storage import open_store
-from iceberg_bioimage.models.file_sets import FileSetOptions
 from iceberg_bioimage.models import ScanOptions
+from iceberg_bioimage.models.file_sets import FileSetOptions
 from iceberg_bioimage.models.options import StoreOptions
 from iceberg_bioimage.tables.build import canonical_table
 
@@ -66,4 +66,3 @@ def _at_file_root(
         return table.set_column(index, "uri", pa.array([root] * table.num_rows, pa.string()))
 
     return rooted(images), rooted(chunks)
-

@@ -156,7 +156,9 @@ def build_report(
                 "width": int(width),
                 "height": int(height),
                 "planes": _planes(thumb.pixels, limits),
-                "mask": _b64(thumb.absent.astype(np.uint8) * 255) if thumb.absent is not None else None,
+                "mask": _b64(thumb.absent.astype(np.uint8) * 255)
+                if thumb.absent is not None
+                else None,
                 "absent_chunks": thumb.absent_chunks,
             }
         )
@@ -192,7 +194,9 @@ def build_report(
     return PlateReport(data, thumbs, limits, cells, warnings)
 
 
-def _add_cells(wells: dict[str, dict[str, Any]], cells: Cells, limits: list[tuple[float, float]]) -> None:
+def _add_cells(
+    wells: dict[str, dict[str, Any]], cells: Cells, limits: list[tuple[float, float]]
+) -> None:
     values = {
         f: pc.cast(cells.objects[f], pa.float64()).to_numpy(zero_copy_only=False)
         for f in cells.features
@@ -220,7 +224,9 @@ def _add_cells(wells: dict[str, dict[str, Any]], cells: Cells, limits: list[tupl
             }
             if crop is not None and crop.shape[1] and crop.shape[2]:
                 entry.update(
-                    planes=_planes(crop, limits), width=int(crop.shape[2]), height=int(crop.shape[1])
+                    planes=_planes(crop, limits),
+                    width=int(crop.shape[2]),
+                    height=int(crop.shape[1]),
                 )
             wells[name]["cells"].append(entry)
 
@@ -258,7 +264,18 @@ def thumbnails_table(report: PlateReport) -> pa.Table:
     )
     names = [c["name"] for c in report.data["channels"]]
     columns: dict[str, list[Any]] = {
-        k: [] for k in ("dataset_id", "image_id", "well_id", "site_id", "level", "channels", "png", "width", "height")
+        k: []
+        for k in (
+            "dataset_id",
+            "image_id",
+            "well_id",
+            "site_id",
+            "level",
+            "channels",
+            "png",
+            "width",
+            "height",
+        )
     }
     for thumb in report.thumbnails.thumbnails:
         gray = stretch(thumb.pixels, report.limits).astype(np.float64)

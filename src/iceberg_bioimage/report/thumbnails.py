@@ -140,7 +140,10 @@ def read_thumbnails(
     label: str,
 ) -> ThumbnailSet:
     """Read one thumbnail per image of ``image_assets`` (see the module docstring)."""
-    wells = {r["image_id"]: r for r in image_assets.select(["image_id", "well_id", "site_id"]).to_pylist()}
+    wells = {
+        r["image_id"]: r
+        for r in image_assets.select(["image_id", "well_id", "site_id"]).to_pylist()
+    }
     chosen = [choose_level(layouts, size) for layouts in _layouts(image_assets).values()]
     rows = _chunk_rows(chunk_index, chosen)
     requests = []
@@ -199,7 +202,9 @@ def contrast_limits(
     for channel in range(thumbnails[0].pixels.shape[0]):
         values = np.concatenate(
             [
-                t.pixels[channel][~t.absent].ravel() if t.absent is not None else t.pixels[channel].ravel()
+                t.pixels[channel][~t.absent].ravel()
+                if t.absent is not None
+                else t.pixels[channel].ravel()
                 for t in thumbnails
             ]
         )
