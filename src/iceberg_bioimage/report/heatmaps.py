@@ -133,10 +133,9 @@ def platemap_heatmaps(path: str | os.PathLike[str], plates: Sequence[str]) -> li
     if "Metadata_Plate" in table.column_names:
         plates_in_map = set(table["Metadata_Plate"].to_pylist())
         mine = [p for p in plates if p in plates_in_map]
-        if mine:
-            table = table.filter(pc.is_in(table["Metadata_Plate"], pa.array(mine)))
-        elif len(plates_in_map) > 1:
+        if not mine:  # a barcode platemap of other plates says nothing about this one
             return []
+        table = table.filter(pc.is_in(table["Metadata_Plate"], pa.array(mine)))
     wells = table["well_id"].to_pylist()
     out = []
     for name in table.column_names:
