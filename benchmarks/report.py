@@ -78,7 +78,12 @@ def _pyramid(image: np.ndarray) -> list[np.ndarray]:
     levels = [image]
     for _ in range(1, LEVELS):
         last = levels[-1].astype(np.float64)
-        half = (last[..., ::2, ::2] + last[..., 1::2, ::2] + last[..., ::2, 1::2] + last[..., 1::2, 1::2])
+        half = (
+            last[..., ::2, ::2]
+            + last[..., 1::2, ::2]
+            + last[..., ::2, 1::2]
+            + last[..., 1::2, 1::2]
+        )
         levels.append((half / 4).astype(np.uint16))
     return levels
 
@@ -88,7 +93,9 @@ def _write_plate(root: Path) -> None:
     import zarr
 
     rng = np.random.default_rng(SEED)
-    textures = [_pyramid(np.stack([_texture(rng), _texture(rng)])[:, None]) for _ in range(TEXTURES)]
+    textures = [
+        _pyramid(np.stack([_texture(rng), _texture(rng)])[:, None]) for _ in range(TEXTURES)
+    ]
     plate = zarr.open_group(root, mode="w", zarr_format=2)
     plate.attrs["plate"] = {
         "version": "0.4",
@@ -119,13 +126,18 @@ def _write_plate(root: Path) -> None:
     ]
     image_attrs = {
         "multiscales": [{"version": "0.4", "axes": axes, "datasets": datasets}],
-        "omero": {"channels": [{"label": "DNA", "color": "0000FF"}, {"label": "RNA", "color": "00FF00"}]},
+        "omero": {
+            "channels": [{"label": "DNA", "color": "0000FF"}, {"label": "RNA", "color": "00FF00"}]
+        },
     }
     jobs = []
     for row in ROWS:
         for column in COLUMNS:
             well = plate.require_group(f"{row}/{column}")
-            well.attrs["well"] = {"version": "0.4", "images": [{"path": str(f)} for f in range(FIELDS)]}
+            well.attrs["well"] = {
+                "version": "0.4",
+                "images": [{"path": str(f)} for f in range(FIELDS)],
+            }
             for field in range(FIELDS):
                 image = well.create_group(str(field))
                 image.attrs.update(image_attrs)
@@ -191,7 +203,9 @@ def level_bytes(plate: Path, level: int) -> int:
                 top = plate / row / column / str(field) / str(level)
                 for folder, _, names in os.walk(top):
                     total += sum(
-                        os.path.getsize(os.path.join(folder, n)) for n in names if not n.startswith(".")
+                        os.path.getsize(os.path.join(folder, n))
+                        for n in names
+                        if not n.startswith(".")
                     )
     return total
 

@@ -99,3 +99,29 @@ def test_remote_plate_on_s3(sample, s3_endpoint, s3_options, tmp_path):
             "return document.querySelectorAll('#plate .well:not(.missing) canvas').length"
         )
         assert drawn == 6
+
+
+def test_report_from_the_catalog_equals_the_store(sample, tmp_path, monkeypatch):
+    from iceberg_bioimage.api import register_store, write_plate_report
+    from iceberg_bioimage.models.options import StoreOptions
+
+    monkeypatch.setenv("ICEBERG_BIOIMAGE_WAREHOUSE", str(tmp_path / "wh"))
+    register_store(sample.plate, "default", "bioimage", publish_chunks=True)
+    direct = write_plate_report(sample.plate, tmp_path / "a.html", profiles=sample.profiles)
+    logged = write_plate_report(
+        None,
+        tmp_path / "b.html",
+        profiles=sample.profiles,
+        catalog="default",
+        namespace="bioimage",
+        store=StoreOptions(dataset_id="plate"),
+    )
+    skip = {"output", "html_bytes"}
+    assert {k: v for k, v in logged.to_dict().items() if k not in skip} == {
+        k: v for k, v in direct.to_dict().items() if k not in skip
+    }
+    page = (tmp_path / "b.html").read_text()
+    assert (
+        page.split('id="report-data">')[1]
+        == (tmp_path / "a.html").read_text().split('id="report-data">')[1]
+    )
