@@ -6,6 +6,7 @@ import base64
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,10 @@ from iceberg_bioimage.report.thumbnails import (
     read_thumbnails,
     stretch,
 )
+
+
+#: Threads encoding PNGs.
+ENCODERS = 2
 
 
 @dataclass
@@ -143,7 +148,9 @@ def build_report(
 
     wells: dict[str, dict[str, Any]] = {}
     sites: set[str] = set()
-    for thumb in thumbs.thumbnails:
+    with ThreadPoolExecutor(ENCODERS) as pool:  # zlib releases the GIL
+        encoded = list(pool.map(lambda t: _planes(t.pixels, limits), thumbs.thumbnails))
+    for thumb, planes in zip(thumbs.thumbnails, encoded, strict=True):
         well = wells.setdefault(str(thumb.well_id), {"fields": [], "cells": [], "cell_count": 0})
         site = str(thumb.site_id if thumb.site_id is not None else "0")
         sites.add(site)
@@ -155,7 +162,7 @@ def build_report(
                 "level": thumb.level,
                 "width": int(width),
                 "height": int(height),
-                "planes": _planes(thumb.pixels, limits),
+                "planes": planes,
                 "mask": _b64(thumb.absent.astype(np.uint8) * 255)
                 if thumb.absent is not None
                 else None,

@@ -27,6 +27,8 @@ from iceberg_bioimage.crops.run import _chunk_rows
 from iceberg_bioimage.exceptions import ContractError
 from iceberg_bioimage.models.crops import ReadStats
 
+#: Pixels per channel the percentiles are taken from (an even sample beyond that).
+PERCENTILE_SAMPLE = 4_000_000
 #: Colours of channels whose metadata names none (blue, green, red, magenta, cyan, yellow).
 PALETTE = ("0000FF", "00FF00", "FF0000", "FF00FF", "00FFFF", "FFFF00")
 
@@ -124,10 +126,25 @@ def _colors(layout: ArrayLayout, channels: np.ndarray) -> list[str]:
 
 
 def _layouts(image_assets: pa.Table) -> dict[str, list[ArrayLayout]]:
+    """Each image's arrays (without their metadata documents: the geometry is enough)."""
+    columns = [n for n in image_assets.column_names if n != "metadata_json"]
     out: dict[str, list[ArrayLayout]] = {}
-    for row in image_assets.to_pylist():
+    for row in image_assets.select(columns).to_pylist():
         out.setdefault(row["image_id"], []).append(ArrayLayout.from_row(row))
     return out
+
+
+def _with_metadata(layout: ArrayLayout, image_assets: pa.Table) -> ArrayLayout:
+    import dataclasses
+
+    import pyarrow.compute as pc
+
+    mask = pc.and_(
+        pc.equal(image_assets["image_id"], layout.image_id),
+        pc.equal(image_assets["array_path"], layout.array_path),
+    )
+    found = image_assets.filter(mask)["metadata_json"].to_pylist()
+    return dataclasses.replace(layout, metadata_json=found[0] if found else None)
 
 
 def read_thumbnails(
@@ -172,7 +189,7 @@ def read_thumbnails(
         if not names:
             known = list(layout.channel_names or ())
             names = [known[i] if i < len(known) else str(i) for i in request.channels.tolist()]
-            colors = _colors(layout, request.channels)
+            colors = _colors(_with_metadata(layout, image_assets), request.channels)
         factor = reduction_factor(layout.height, layout.width, size)
         pixels = block_mean(_to_cyx(block, layout), factor)
         absent_ids = reader.absent.get((layout.uri, layout.array_path), np.empty(0, np.int64))
@@ -195,7 +212,11 @@ def read_thumbnails(
 def contrast_limits(
     thumbnails: Sequence[Thumbnail], percentiles: tuple[float, float]
 ) -> list[tuple[float, float]]:
-    """Plate-wide ``(low, high)`` of each channel: the percentiles of every stored pixel."""
+    """Plate-wide ``(low, high)`` of each channel: the percentiles of its stored pixels.
+
+    Pixels of absent chunks are left out; beyond :data:`PERCENTILE_SAMPLE` pixels, an
+    evenly strided sample of them is used.
+    """
     if not thumbnails:
         return []
     out = []
@@ -208,6 +229,8 @@ def contrast_limits(
                 for t in thumbnails
             ]
         )
+        if values.size > PERCENTILE_SAMPLE:  # an even, deterministic sample of the plate
+            values = values[:: -(-values.size // PERCENTILE_SAMPLE)]
         if values.size == 0:
             out.append((0.0, 1.0))
             continue
