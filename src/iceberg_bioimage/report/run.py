@@ -34,7 +34,6 @@ from iceberg_bioimage.report.thumbnails import (
     stretch,
 )
 
-
 #: Threads encoding PNGs.
 ENCODERS = 2
 
