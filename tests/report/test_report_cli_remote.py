@@ -125,3 +125,27 @@ def test_report_from_the_catalog_equals_the_store(sample, tmp_path, monkeypatch)
         page.split('id="report-data">')[1]
         == (tmp_path / "a.html").read_text().split('id="report-data">')[1]
     )
+
+
+def test_cli_report_file_naming_options(sample, tmp_path):
+    page = tmp_path / "named.html"
+    run = CliRunner().invoke(
+        main,
+        [
+            "report",
+            str(sample.phenix),
+            "--instrument",
+            "phenix",
+            "--channel-names",
+            "DNA,ER,Mito",
+            "--channels",
+            "Mito,DNA",
+            "-o",
+            str(page),
+            "--json",
+        ],
+    )
+    assert run.exit_code == 0, run.output
+    data = json.loads(page.read_text().split('id="report-data">')[1].split("</script>")[0])
+    assert [c["name"] for c in data["channels"]] == ["Mito", "DNA"]
+    assert all(len(f["planes"]) == 2 for w in data["wells"].values() for f in w["fields"])

@@ -9,6 +9,7 @@ import click
 from iceberg_bioimage import api
 from iceberg_bioimage.cli.catalog_commands import _catalog, catalog_option, namespace_option
 from iceberg_bioimage.cli.crop_commands import _channels
+from iceberg_bioimage.cli.file_set_options import file_naming_options
 from iceberg_bioimage.cli.output import (
     command_options,
     emit_json,
@@ -19,6 +20,7 @@ from iceberg_bioimage.cli.output import (
 )
 from iceberg_bioimage.cli.profile_options import profile_source_options
 from iceberg_bioimage.cli.storage_options import storage_option
+from iceberg_bioimage.models.file_sets import FileSetOptions
 from iceberg_bioimage.models.options import ProfileOptions, ReportOptions, StoreOptions
 
 
@@ -83,6 +85,7 @@ def _percentiles(_ctx: click.Context, _param: click.Parameter, value: str) -> An
 )
 @click.option("--title", help="Page title (default: 'Plate <dataset id>').")
 @profile_source_options
+@file_naming_options
 @catalog_option
 @namespace_option
 @storage_option
@@ -104,12 +107,14 @@ def report(
     namespace: str,
     as_json: bool,
     storage_options: dict[str, Any] | None = None,
+    file_set: FileSetOptions | None = None,
 ) -> None:
     """Write one self-contained HTML page of a plate: thumbnails, heatmaps, cells.
 
-    STORE is an NGFF plate, an instrument TIFF folder or a LoadData table (local or
-    remote); without it the images and chunk index come from --catalog/--namespace
-    and --dataset-id.
+    STORE is an NGFF plate, an instrument TIFF folder (--instrument and the other
+    naming options when detection needs help) or a LoadData table, local or remote;
+    without it the images and chunk index come from --catalog/--namespace and
+    --dataset-id.
     """
     if store is None and dataset_id is None:
         raise click.UsageError("Give STORE, or --dataset-id with --catalog/--namespace.")
@@ -130,7 +135,9 @@ def report(
             warehouse_root=warehouse_root,
             catalog=None if store else _catalog(catalog),
             namespace=None if store else namespace,
-            store=StoreOptions(dataset_id=dataset_id, storage_options=storage_options),
+            store=StoreOptions(
+                dataset_id=dataset_id, storage_options=storage_options, file_set=file_set
+            ),
         )
     print_warnings(result.warnings)
     if as_json:
