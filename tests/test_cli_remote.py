@@ -22,6 +22,7 @@ READING_COMMANDS = (
     "export-cytomining",
     "join-profiles",
     "export-crops",
+    "report",
 )
 
 
@@ -186,3 +187,13 @@ def test_export_crops_from_an_s3_plate(remote_plate, s3_endpoint, datasets, tmp_
     full = zarr.open_array(datasets["plate04"].path, path="B/3/1/s0", mode="r")[:]
     pixels = ome_arrow.OMEArrow(table["ome_arrow_image"][1]).export("numpy")
     np.testing.assert_array_equal(pixels[0], full[:, :, 0:4, 44:48])
+
+
+def test_report_of_an_s3_plate(remote_plate, s3_endpoint, tmp_path):
+    page = tmp_path / "remote.html"
+    done = run("report", remote_plate, "--output", str(page), "--json", *_flags(s3_endpoint))
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["fields"] == 8 and payload["wells"] >= 1
+    assert payload["reads"]["chunks_fetched"] > 0
+    assert '"planes":["iVBOR' in page.read_text()  # base64 PNGs inside the page

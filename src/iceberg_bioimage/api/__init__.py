@@ -8,23 +8,39 @@ once, in its ``__all__``; this package and ``iceberg_bioimage`` re-export them.
 
 from __future__ import annotations
 
-from iceberg_bioimage.api import catalog, crops, interop, profiles, samples, scan, warehouse
+from iceberg_bioimage.api import (
+    catalog,
+    crops,
+    interop,
+    profiles,
+    report,
+    samples,
+    scan,
+    warehouse,
+)
 from iceberg_bioimage.api.catalog import *  # noqa: F403
 from iceberg_bioimage.api.crops import *  # noqa: F403
 from iceberg_bioimage.api.interop import *  # noqa: F403
 from iceberg_bioimage.api.profiles import *  # noqa: F403
+from iceberg_bioimage.api.report import *  # noqa: F403
 from iceberg_bioimage.api.samples import *  # noqa: F403
 from iceberg_bioimage.api.scan import *  # noqa: F403
 from iceberg_bioimage.api.warehouse import *  # noqa: F403
 from iceberg_bioimage.models import DatasetSummary, ImageAsset, ScanResult
 from iceberg_bioimage.models.crops import ImageCrops
 from iceberg_bioimage.models.file_sets import FileSetOptions
-from iceberg_bioimage.models.options import CropOptions, ProfileOptions, StoreOptions
+from iceberg_bioimage.models.options import (
+    CropOptions,
+    ProfileOptions,
+    ReportOptions,
+    StoreOptions,
+)
 from iceberg_bioimage.models.results import (
     ContractValidationResult,
     CropExportResult,
     CytominingExportResult,
     DeregistrationResult,
+    PlateReportResult,
     RegistrationResult,
     WarehouseIngestResult,
     WarehouseValidationResult,
@@ -42,8 +58,10 @@ __all__ = [
     "FileSetOptions",
     "ImageAsset",
     "ImageCrops",
+    "PlateReportResult",
     "ProfileOptions",
     "RegistrationResult",
+    "ReportOptions",
     "ScanResult",
     "StoreOptions",
     "WarehouseIngestResult",
@@ -54,6 +72,7 @@ __all__ += catalog.__all__
 __all__ += crops.__all__
 __all__ += interop.__all__
 __all__ += profiles.__all__
+__all__ += report.__all__
 __all__ += samples.__all__
 __all__ += scan.__all__
 __all__ += warehouse.__all__

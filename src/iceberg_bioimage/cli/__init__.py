@@ -9,6 +9,7 @@ from iceberg_bioimage.cli import (
     catalog_commands,
     crop_commands,
     cytomining_commands,
+    report_commands,
     scan_commands,
 )
 
@@ -35,6 +36,7 @@ SECTIONS: dict[str, tuple[click.Command, ...]] = {
         cytomining_commands.validate_warehouse,
     ),
     "Single-cell crops": (crop_commands.export_crops,),
+    "Seeing the plate": (report_commands.report,),
 }
 
 EPILOG = (

@@ -75,6 +75,14 @@ def file_set_options(func: F) -> F:
     (:class:`FileSetOptions`, or ``None`` when none is given); ``--load-data`` fills
     the store argument (:func:`load_data_option`).
     """
+    return load_data_option(file_naming_options(func))
+
+
+def file_naming_options(func: F) -> F:
+    """Add ``--instrument --pattern --plate-id --channel-names --plate-columns`` only.
+
+    For commands whose store argument may be absent (``report`` from a catalog).
+    """
 
     @click.option(
         "--instrument",
@@ -108,4 +116,4 @@ def file_set_options(func: F) -> F:
         )
         return func(*args, file_set=None if options.is_default else options, **kwargs)
 
-    return load_data_option(wrapper)  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]

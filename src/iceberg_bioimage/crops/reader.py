@@ -10,6 +10,7 @@ of its box from it; the canvas is released before the next image.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -92,7 +93,10 @@ class CropReader:
         self._storage_options = storage_options
         self._fetchers: dict[str, Fetcher] = {}
         self._decoders: dict[tuple[str, str], ChunkDecoder] = {}
+        self._shared: dict[tuple[str, tuple[int, ...], bool], ChunkDecoder] = {}
         self._documents: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
+        #: Linear ids of the chunks read as the fill value (absent), per (uri, array path).
+        self.absent: dict[tuple[str, str], np.ndarray] = {}
 
     def _fetcher(self, uri: str) -> Fetcher:
         if uri not in self._fetchers:
@@ -109,7 +113,11 @@ class CropReader:
                 self._decoders[key] = tiff_decoder(fetcher, layout, first)
             else:
                 document, where = self._document(layout)
-                self._decoders[key] = zarr_decoder(document, layout, where)
+                # arrays with the same metadata (a plate's fields) share one decoder
+                same = (json.dumps(document, sort_keys=True), layout.shape, layout.sharded)
+                if same not in self._shared:
+                    self._shared[same] = zarr_decoder(document, layout, where)
+                self._decoders[key] = self._shared[same]
         return self._decoders[key]
 
     def _document(self, layout: ArrayLayout) -> tuple[dict[str, Any], str]:
@@ -198,6 +206,7 @@ class CropReader:
         list(pool.map(decode_and_place, batches))
         self.stats.count_decodes(layout.uri, layout.array_path, planned.ids[stored])
         absent = np.setdiff1d(np.arange(len(planned.ids)), stored)
+        self.absent[(layout.uri, layout.array_path)] = planned.ids[absent]
         for position in absent.tolist():
             coords = np.unravel_index(int(planned.ids[position]), grid)
             canvas[_region(coords, chunks, layout.shape, chunks)] = decoder.fill_value

@@ -74,3 +74,27 @@ class StoreOptions:
     dataset_id: str | None = None
     storage_options: Mapping[str, Any] | None = None
     file_set: FileSetOptions | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportOptions:
+    """What the plate report shows (SPEC §12).
+
+    ``thumbnail_size`` is the longer side of each field's thumbnail in pixels (the
+    lowest pyramid level at least that large is read); ``channels`` are names or
+    indices (default: every channel); ``percentiles`` set each channel's plate-wide
+    auto-contrast; ``features`` are the profile columns offered as heatmaps and cell
+    sort keys (default: the first ``max_features`` numeric columns);
+    ``cells_per_well`` crops are shown per well (``crop_size`` pixels around
+    ``Location_Center_X/Y`` when the profiles carry no bounding boxes); ``title``
+    heads the page.
+    """
+
+    thumbnail_size: int = 96
+    channels: Sequence[str | int] | None = None
+    percentiles: tuple[float, float] = (0.5, 99.5)
+    features: Sequence[str] | None = None
+    max_features: int = 64
+    cells_per_well: int = 16
+    crop_size: int = 32
+    title: str | None = None

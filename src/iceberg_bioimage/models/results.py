@@ -189,6 +189,49 @@ class CropExportResult:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PlateReportResult:
+    """Outcome of a plate report: the page written, what it shows and what was read."""
+
+    output: str
+    dataset_id: str
+    wells: int
+    wells_missing: int
+    fields: int
+    fields_missing: int
+    absent_chunks: int
+    cells: int
+    crops: int
+    heatmaps: int
+    html_bytes: int
+    reads: dict[str, int]
+    levels: tuple[int, ...]
+    thumbnails_table: WarehouseTableWrite | None = None
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-safe values."""
+        return {
+            "output": self.output,
+            "dataset_id": self.dataset_id,
+            "wells": self.wells,
+            "wells_missing": self.wells_missing,
+            "fields": self.fields,
+            "fields_missing": self.fields_missing,
+            "absent_chunks": self.absent_chunks,
+            "cells": self.cells,
+            "crops": self.crops,
+            "heatmaps": self.heatmaps,
+            "html_bytes": self.html_bytes,
+            "reads": dict(self.reads),
+            "levels": list(self.levels),
+            "thumbnails_table": (
+                self.thumbnails_table.to_dict() if self.thumbnails_table else None
+            ),
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
 class TableMaintenance:
     """What ``maintain`` did (or, on a dry run, would do) to one table."""
 

@@ -125,7 +125,15 @@ TABLE_SPECS: dict[str, RoleSpec] = {
             join_keys=("plate_id", "well_id"),
             grain={"level": "well"},
         ),
-        RoleSpec(role="reports", namespace=None, required=False),
+        RoleSpec(
+            role="reports",
+            namespace=None,
+            required=False,
+            image_keyed=True,
+            table_name="images.thumbnails",
+            join_keys=("dataset_id", "image_id"),
+            grain={"profile_level": "image", "compartment": None},
+        ),
     )
 }
 ROLES = tuple(TABLE_SPECS)

@@ -90,6 +90,43 @@ def scan_load_data(
     storage_options: Mapping[str, Any] | None = None,
 ) -> ScanResult:
     """Scan the plate a LoadData CSV (the file ``store``) describes."""
+    plate_id, channels, found, root = _plate_files(store, options)
+    planes = [
+        PlaneName(
+            key=_relative(loc, root),
+            plate=plate_id,
+            well_id=well,
+            well_number=None,
+            site=site,
+            channel=channel,
+            z=0,
+            t=0,
+        )
+        for well, site, channel, loc in found
+    ]
+    root_store = open_store(root, storage_options)
+    return scan_plate_files(
+        root_store,
+        dataset_id=plate_dataset_id(dataset_id, plate_id, store.uri),
+        uri=store.uri,
+        plate=PlatePlanes(
+            plate_id=plate_id,
+            planes=planes,
+            channels=channels,
+            channel_names=options.channel_names or channels,
+        ),
+    )
+
+
+def load_data_root(store: Store, options: FileSetOptions) -> str:
+    """The folder (or URL prefix) the chunk keys of a LoadData plate are relative to."""
+    return _plate_files(store, options)[3]
+
+
+def _plate_files(
+    store: Store, options: FileSetOptions
+) -> tuple[str, list[str], list[tuple[str, str, str, str]], str]:
+    """Plate id, channels, (well, site, channel, location) of each file, and their root."""
     data = store.read_ranges([("", 0, None)])[0] or b""
     reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
     columns = list(reader.fieldnames or [])
@@ -118,31 +155,7 @@ def scan_load_data(
         root = _common_root([loc for *_, loc in found])
     except ValueError as error:
         raise MetadataError(store.uri, str(error)) from None
-    planes = [
-        PlaneName(
-            key=_relative(loc, root),
-            plate=plate_id,
-            well_id=well,
-            well_number=None,
-            site=site,
-            channel=channel,
-            z=0,
-            t=0,
-        )
-        for well, site, channel, loc in found
-    ]
-    root_store = open_store(root, storage_options)
-    return scan_plate_files(
-        root_store,
-        dataset_id=plate_dataset_id(dataset_id, plate_id, store.uri),
-        uri=store.uri,
-        plate=PlatePlanes(
-            plate_id=plate_id,
-            planes=planes,
-            channels=channels,
-            channel_names=options.channel_names or channels,
-        ),
-    )
+    return plate_id, channels, found, root
 
 
 def _is_load_data(probe: Probe) -> bool:
