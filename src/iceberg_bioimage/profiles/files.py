@@ -77,11 +77,20 @@ def _read_path(path: Path, label: str) -> pa.Table:
             )
     except (pa.ArrowException, OSError) as error:
         raise ContractError(label, f"cannot read profiles: {error}") from error
+    except UnicodeDecodeError as error:  # pyarrow decodes the header row's names
+        raise ContractError(
+            label, f"the header row is not UTF-8 text ({error.reason}); re-save the file as UTF-8"
+        ) from error
     raise ContractError(label, f"cannot read profiles: unsupported file type; {_SUPPORTED}")
 
 
 def _text_columns(table: pa.Table, label: str) -> pa.Table:
-    """Refuse CSV columns that are not UTF-8 (pyarrow reads them as binary)."""
+    """Refuse CSV columns that are not UTF-8 (pyarrow reads them as binary).
+
+    The header's names are decoded here, once: a name that is not UTF-8 raises
+    :class:`UnicodeDecodeError`, which the caller reports naming the file.
+    """
+    table.column_names  # noqa: B018  (decoding the names is the check)
     binary = [f.name for f in table.schema if pa.types.is_binary(f.type)]
     if binary:
         raise ContractError(
