@@ -16,6 +16,7 @@ column is read as NaN, and a ``TEXT`` column holding only numbers as numbers.
 Every failure (not a database, damaged, locked, too large) is a
 :class:`ContractError` naming the file (and table).
 """
+
 from __future__ import annotations
 
 import functools
@@ -223,7 +224,9 @@ def _duckdb_schema(path: Path, table: str) -> list[pa.Field] | None:
     if scanner is None:
         return None
     try:
-        result = scanner.execute("SELECT * FROM sqlite_scan(?, ?) LIMIT 0", [os.fspath(path), table])
+        result = scanner.execute(
+            "SELECT * FROM sqlite_scan(?, ?) LIMIT 0", [os.fspath(path), table]
+        )
         return list(result.arrow().schema)
     except Exception as error:  # duckdb raises its own error hierarchy
         raise ContractError(f"{path}:{table}", _reason(error)) from error

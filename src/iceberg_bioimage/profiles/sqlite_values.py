@@ -96,8 +96,10 @@ def column_as(
     if isinstance(values, pa.Array):
         if values.type == target:
             return values
-        if pa.types.is_binary(values.type) and pa.types.is_string(target):
-            return values.cast(target)  # ArrowInvalid when not UTF-8: the caller names it
+        if pa.types.is_binary(values.type):  # an untyped column: text, or numbers as text
+            values = values.cast(pa.string())  # ArrowInvalid when not UTF-8: the caller names it
+            if pa.types.is_string(target):
+                return values
         if pa.types.is_string(values.type) and not pa.types.is_string(target):
             blank = pc.equal(values, "")
             values = pc.if_else(blank, pa.scalar(None, values.type), values)
