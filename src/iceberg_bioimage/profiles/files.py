@@ -12,6 +12,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from iceberg_bioimage.exceptions import ContractError, StoreNotFoundError
+from iceberg_bioimage.models.paths import is_inside
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,6 +111,11 @@ def _read_parquet_folder(folder: Path, label: str) -> pa.Table:
         and child.name.lower().endswith(".parquet")
         and not child.name.startswith((".", "_"))
     )
+    base = os.path.realpath(folder)
+    for file in files:  # a part that is a symlink out of the folder is refused by name
+        real = os.path.realpath(file)
+        if not is_inside(base, real):
+            raise ContractError(file, f"resolves to {real}, outside {base}; refused")
     if not files:
         raise ContractError(
             label, f"cannot read profiles: the folder holds no .parquet files; {_SUPPORTED}"

@@ -48,9 +48,11 @@ _BATCH_ROWS = 131_072
 
 def is_sqlite(path: Path) -> bool:
     """Whether ``path`` is a regular file that starts with the SQLite header."""
+    if not path.is_file():  # never open a FIFO (it would block) or a device
+        return False
     try:
         with path.open("rb") as handle:
-            return path.is_file() and handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+            return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
     except OSError:
         return False
 
