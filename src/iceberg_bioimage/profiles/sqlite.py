@@ -6,8 +6,9 @@ DuckDB's ``sqlite_scanner`` (much faster on wide tables, used when it can be loa
 the ``duckdb-extension-sqlite-scanner`` wheel matching the installed DuckDB, or an
 extension DuckDB already installed) reads only files in rollback-journal mode with no
 ``-wal`` or ``-journal`` beside them, since it cannot open a file immutable. Tables with
-generated columns are read by ``sqlite3`` too, whose ``SQLITE_LIMIT_LENGTH`` is set to
-``ICEBERG_BIOIMAGE_MAX_FIELD_BYTES``: a value or row larger than that is refused.
+generated columns (computed on every read, e.g. 400 MB per row) are refused; the
+``sqlite3`` connection's ``SQLITE_LIMIT_LENGTH`` is ``ICEBERG_BIOIMAGE_MAX_FIELD_BYTES``,
+so a stored value or row larger than that is refused too.
 DuckDB runs under ``SET memory_limit`` (``ICEBERG_BIOIMAGE_MAX_SQLITE_MEMORY``).
 
 Each column's Arrow type is chosen once per table (see
@@ -135,8 +136,14 @@ def _cached_plan(path: Path, table: str, _size: int, _mtime: int) -> _Plan:
     info = _query(path, label, f"PRAGMA table_xinfo({_quoted(table)})")
     if not info:
         raise ContractError(label, "no such table")
-    generated = any(row[6] in (2, 3) for row in info)
-    use_duckdb = not generated and _rollback_mode(path) and _duckdb_scanner() is not None
+    generated = [row[1] for row in info if row[6] in (2, 3)]
+    if generated:  # computed on every read, without bound; CellProfiler never writes them
+        raise ContractError(
+            label,
+            f"has generated column(s) {', '.join(map(repr, generated[:3]))}: computed when "
+            "read, not stored data; refused",
+        )
+    use_duckdb = _rollback_mode(path) and _duckdb_scanner() is not None
     fields = _duckdb_schema(path, table) if use_duckdb else None
     if fields is None:
         use_duckdb = False
