@@ -165,7 +165,12 @@ def build(b: Any) -> None:
     d = _setup(b, "sqlite-hot-journal-beside")
     write_database(d / "cp.sqlite")
     (d / "cp.sqlite-journal").write_bytes(bytes(range(256)) * 4)
-    _add(b, d.name, "ok", "", "a stray -journal beside the file: ignored, never replayed")
+    _add(b, d.name, "error", "cp.sqlite", "a hot -journal beside the file: refused, never replayed")
+
+    d = _setup(b, "sqlite-wal-pending")
+    write_database(d / "cp.sqlite", wal=True)
+    (d / "cp.sqlite-wal").write_bytes(bytes(range(256)) * 4)
+    _add(b, d.name, "error", "cp.sqlite", "a non-empty -wal beside the file: refused")
 
     d = _setup(b, "sqlite-symlink-outside-table")
     write_database(d / "cp.sqlite")

@@ -126,6 +126,7 @@ class _Plan:
 
 
 def _plan(path: Path, table: str) -> _Plan:
+    _refuse_pending_writes(path)
     stat = path.stat()
     return _cached_plan(path.resolve(), table, stat.st_size, stat.st_mtime_ns)
 
@@ -170,12 +171,27 @@ def _declared_type(declared: str) -> pa.DataType:
 
 
 def _rollback_mode(path: Path) -> bool:
-    """Rollback-journal mode with no journal or WAL beside it: readable without side files."""
+    """Whether the header says rollback-journal mode (DuckDB reads it without side files)."""
     with path.open("rb") as handle:
         header = handle.read(20)
-    if header[18:20] != b"\x01\x01":
-        return False
-    return not any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-journal"))
+    return header[18:20] == b"\x01\x01"
+
+
+def _refuse_pending_writes(path: Path) -> None:
+    """Refuse a file with a non-empty ``-wal`` or ``-journal`` beside it.
+
+    Read immutable, its committed rows in the WAL would be missed and a half-written
+    transaction read as if whole; recovering it would write beside the input.
+    """
+    for suffix, what in (("-wal", "changes not yet checkpointed"), ("-journal", "a write "
+                         "that was interrupted or is in progress")):  # fmt: skip
+        side = Path(f"{path}{suffix}")
+        if side.is_file() and side.stat().st_size:
+            raise ContractError(
+                os.fspath(path),
+                f"{side.name} beside it holds {what}; refused (open the file once with "
+                "sqlite3, or let the writer finish, then retry)",
+            )
 
 
 def _column_kinds(path: Path, label: str, table: str, names: list[str]) -> dict[str, int]:
