@@ -96,13 +96,10 @@ def test_cell_health_text_nan_does_not_stop_the_nuclei_table(
     )
     assert at.num_rows == 1 and math.isnan(at[NAN_COLUMN][0].as_py())
     # every other value of that column is the REAL sqlite3 holds, bit for bit
-    expected = dict(
-        ((i, o), v)
-        for i, o, v in _sqlite(
-            CELL_HEALTH, f"SELECT ImageNumber, ObjectNumber, {NAN_COLUMN} FROM Nuclei"
-        )  # fmt: skip
-    )
-    got = zip(*(nuclei[c].to_pylist() for c in ("ImageNumber", "ObjectNumber", NAN_COLUMN)))
+    sql = f"SELECT ImageNumber, ObjectNumber, {NAN_COLUMN} FROM Nuclei"
+    expected = {(i, o): v for i, o, v in _sqlite(CELL_HEALTH, sql)}
+    keys = ("ImageNumber", "ObjectNumber", NAN_COLUMN)
+    got = zip(*(nuclei[c].to_pylist() for c in keys), strict=True)
     for image, obj, value in got:
         if (image, obj) != (3186, 5):
             assert value == expected[(image, obj)]
@@ -125,14 +122,10 @@ def test_jump_text_columns_come_out_as_numbers(tmp_path: Path) -> None:
     assert joined.schema.field("ObjectNumber").type == "int64"
     assert max(joined["ObjectNumber"].to_pylist()) == 10
     assert joined.schema.field("Nuclei_Location_Center_X").type == "double"
-    expected = {
-        (int(i), int(o)): float(x)
-        for i, o, x in _sqlite(
-            JUMP, "SELECT ImageNumber, ObjectNumber, Nuclei_Location_Center_X FROM Nuclei"
-        )  # fmt: skip
-    }
-    got = zip(*(joined[c].to_pylist() for c in ("ImageNumber", "ObjectNumber",
-                                                 "Nuclei_Location_Center_X")))  # fmt: skip
+    sql = "SELECT ImageNumber, ObjectNumber, Nuclei_Location_Center_X FROM Nuclei"
+    expected = {(int(i), int(o)): float(x) for i, o, x in _sqlite(JUMP, sql)}
+    keys = ("ImageNumber", "ObjectNumber", "Nuclei_Location_Center_X")
+    got = zip(*(joined[c].to_pylist() for c in keys), strict=True)
     assert {(i, o): x for i, o, x in got} == expected
     # TableNumber names a table: it stays text even though these values are digits
     assert joined.schema.field("TableNumber").type == "string"
