@@ -99,7 +99,8 @@ class SqliteTable:
         return _plan(self.path, self.name).schema
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """The rows in table order, ``_BATCH_ROWS`` at a time."""
+        """The rows in table order, ``_BATCH_ROWS`` at a time (each pass recounts)."""
+        self._counts.counts.clear()
         yield from _batches(self.path, self.name, self._counts)
 
     def text_warning(self) -> str | None:
@@ -128,11 +129,12 @@ class _Plan:
 def _plan(path: Path, table: str) -> _Plan:
     _refuse_pending_writes(path)
     stat = path.stat()
-    return _cached_plan(path.resolve(), table, stat.st_size, stat.st_mtime_ns)
+    return _cached_plan(path, path.resolve(), table, stat.st_size, stat.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_plan(path: Path, table: str, _size: int, _mtime: int) -> _Plan:
+def _cached_plan(path: Path, _real: Path, table: str, _size: int, _mtime: int) -> _Plan:
+    """The plan of ``path`` (named as the user named it; cached by its real path)."""
     label = f"{path}:{table}"
     info = _query(path, label, f"PRAGMA table_xinfo({_quoted(table)})")
     if not info:

@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+_LEADING_ZERO = re.compile(r"[+-]?0[0-9]")
 _INT = re.compile(r"[+-]?(?:0|[1-9][0-9]*)")
 _FLOAT = re.compile(
     r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)", re.IGNORECASE
@@ -48,6 +49,8 @@ def value_kind(value: Any) -> int:
     if isinstance(value, float):
         return REAL
     if isinstance(value, str):
+        if _LEADING_ZERO.match(value):  # '007', '0012': names, not numbers
+            return TEXT
         if _INT.fullmatch(value):
             return INTEGER
         return REAL if _FLOAT.fullmatch(value) else TEXT
