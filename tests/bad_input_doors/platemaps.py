@@ -70,49 +70,49 @@ def _add(b: Any, case_id: str, expect: str, names: str, description: str, **kw: 
 def build(b: Any) -> None:
     """Add the platemap cases."""
     for case_id, name, what in (
-        ("platemap-name-dotdot", "../../secret/map", "Plate_Map_Name ../../secret/map"),
-        ("platemap-name-dotdot-deep", "../../../../../../secret/map", "many ../ segments"),
-        ("platemap-name-backslash", "..\\..\\secret\\map", "Plate_Map_Name with backslashes"),
-        ("platemap-name-dot", "..", "Plate_Map_Name '..'"),
+        ("platemaps-name-dotdot", "../../secret/map", "Plate_Map_Name ../../secret/map"),
+        ("platemaps-name-dotdot-deep", "../../../../../../secret/map", "many ../ segments"),
+        ("platemaps-name-backslash", "..\\..\\secret\\map", "Plate_Map_Name with backslashes"),
+        ("platemaps-name-dot", "..", "Plate_Map_Name '..'"),
     ):
         _setup(b, case_id, name)
         _add(b, case_id, "error", "barcode_platemap.csv", what)
 
-    d = _setup(b, "platemap-name-absolute", "PLACEHOLDER")
+    d = _setup(b, "platemaps-name-absolute", "PLACEHOLDER")
     absolute = os.path.join(os.path.realpath(d), "secret", "map")  # the .txt is added
     (d / "maps" / "barcode_platemap.csv").write_text(BARCODES.format(name=absolute))
     _add(b, d.name, "error", "barcode_platemap.csv", "an absolute Plate_Map_Name")
 
-    d = _setup(b, "platemap-name-absolute-outside", "PLACEHOLDER")
+    d = _setup(b, "platemaps-name-absolute-outside", "PLACEHOLDER")
     victim = os.path.realpath(b.outside / "victim")  # OUTDIR/outside/victim.txt
     (d / "maps" / "barcode_platemap.csv").write_text(BARCODES.format(name=victim))
     _add(b, d.name, "error", "barcode_platemap.csv", "Plate_Map_Name = OUTDIR/outside/victim")
 
-    d = _setup(b, "platemap-txt-symlink-out")
+    d = _setup(b, "platemaps-txt-symlink-out")
     _symlink(d / "maps" / "platemap" / "P1.txt", "../../secret/map.txt")
     _add(b, d.name, "error", "P1", "platemap/P1.txt is a symlink to ../../secret/map.txt")
 
-    d = _setup(b, "platemap-txt-symlink-absolute")
+    d = _setup(b, "platemaps-txt-symlink-absolute")
     _symlink(d / "maps" / "platemap" / "P1.txt", os.path.realpath(b.outside / "victim.txt"))
     _add(b, d.name, "error", "P1", "platemap/P1.txt is a symlink to OUTDIR/outside/victim.txt")
 
-    d = _setup(b, "platemap-folder-symlink-out")
+    d = _setup(b, "platemaps-folder-symlink-out")
     _symlink(d / "maps" / "platemap", "../secret")
     _add(b, d.name, "error", "P1", "the platemap/ folder is a symlink to ../secret")
 
-    d = _setup(b, "platemap-txt-dev-zero")
+    d = _setup(b, "platemaps-txt-dev-zero")
     _symlink(d / "maps" / "platemap" / "P1.txt", "/dev/zero")
     _add(b, d.name, "error", "P1", "platemap/P1.txt is a symlink to /dev/zero", hazard=True)
 
-    d = _setup(b, "platemap-txt-fifo")
+    d = _setup(b, "platemaps-txt-fifo")
     _fifo(d / "maps" / "platemap" / "P1.txt")
     _add(b, d.name, "error", "P1.txt", "platemap/P1.txt is a FIFO", hazard=True)
 
-    d = _setup(b, "platemap-barcodes-fifo")
+    d = _setup(b, "platemaps-barcodes-fifo")
     _fifo(d / "maps" / "barcode_platemap.csv")
     _add(b, d.name, "error", "barcode_platemap.csv", "barcode_platemap.csv is a FIFO", hazard=True)
 
-    d = _setup(b, "platemap-barcodes-3gib-no-newline")
+    d = _setup(b, "platemaps-barcodes-3gib-no-newline")
     _sparse(d / "maps" / "barcode_platemap.csv", _GIB3, b"Assay_Plate_Barcode,Plate_Map_Name")
     _add(
         b,
@@ -123,11 +123,11 @@ def build(b: Any) -> None:
         hazard=True,
     )
 
-    d = _setup(b, "platemap-txt-3gib-no-newline")
+    d = _setup(b, "platemaps-txt-3gib-no-newline")
     _sparse(d / "maps" / "platemap" / "P1.txt", _GIB3, b"plate_map_name\twell_position")
     _add(b, d.name, "error", "P1.txt", "a 3 GiB plate map without a newline", hazard=True)
 
-    d = _setup(b, "platemap-txt-long-line")
+    d = _setup(b, "platemaps-txt-long-line")
     (d / "maps" / "platemap" / "P1.txt").write_text(PLATE_MAP + "P1\tA02\t" + "x" * 5000 + "\n")
     _add(
         b,
@@ -138,7 +138,7 @@ def build(b: Any) -> None:
         env={"ICEBERG_BIOIMAGE_MAX_FIELD_BYTES": "1000"},
     )
 
-    d = _setup(b, "platemap-txt-too-many-rows")
+    d = _setup(b, "platemaps-txt-too-many-rows")
     rows = "".join(f"P1\t{r}{c:02d}\tDMSO\n" for r in "ABCDEFGH" for c in range(1, 13))
     (d / "maps" / "platemap" / "P1.txt").write_text(PLATE_MAP.splitlines()[0] + "\n" + rows)
     _add(
@@ -150,16 +150,16 @@ def build(b: Any) -> None:
         env={"ICEBERG_BIOIMAGE_MAX_PLATEMAP_ROWS": "10"},
     )
 
-    d = _setup(b, "platemap-txt-latin1-header")
+    d = _setup(b, "platemaps-txt-latin1-header")
     (d / "maps" / "platemap" / "P1.txt").write_bytes(
         "plate_map_name\twell_position\tBehandlung_\xfc\nP1\tA01\tDMSO\n".encode("latin-1")
     )
     _add(b, d.name, "error", "P1.txt", "a plate map whose header is latin-1")
 
-    _setup(b, "platemap-missing-map", "nope")
-    _add(b, "platemap-missing-map", "error", "barcode_platemap.csv", "no platemap/nope.txt")
+    _setup(b, "platemaps-missing-map", "nope")
+    _add(b, "platemaps-missing-map", "error", "barcode_platemap.csv", "no platemap/nope.txt")
 
-    d = _setup(b, "platemap-txt-symlink-inside")
+    d = _setup(b, "platemaps-txt-symlink-inside")
     (d / "maps" / "shared").mkdir()
     (d / "maps" / "shared" / "P1.txt").write_text(PLATE_MAP)
     _symlink(d / "maps" / "platemap" / "P1.txt", "../shared/P1.txt")

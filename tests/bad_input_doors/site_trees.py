@@ -78,31 +78,31 @@ def build(b: Any) -> None:
     """Add the per-site tree cases."""
     site = Path("analysis") / "plate-A01-0"
 
-    d = _setup(b, "site-tree-nuclei-symlink-out")
+    d = _setup(b, "site_trees-nuclei-symlink-out")
     _symlink(d / site / "Nuclei.csv", "../../secret/Nuclei.csv")
     _add(b, d.name, "analysis", "error", "Nuclei.csv", "a site's Nuclei.csv links to ../secret")
 
-    d = _setup(b, "site-tree-nuclei-symlink-absolute")
+    d = _setup(b, "site_trees-nuclei-symlink-absolute")
     _symlink(d / site / "Nuclei.csv", os.path.realpath(b.outside / "cells.csv"))
     _add(b, d.name, "analysis", "error", "Nuclei.csv", "Nuclei.csv links to OUTDIR/outside")
 
-    d = _setup(b, "site-tree-image-symlink-out")
+    d = _setup(b, "site_trees-image-symlink-out")
     _symlink(d / site / "Image.csv", "../../secret/Image.csv")
     _add(b, d.name, "analysis", "error", "Image.csv", "a site's Image.csv links to ../secret")
 
-    d = _setup(b, "site-tree-site-folder-symlink-out")
+    d = _setup(b, "site_trees-site-folder-symlink-out")
     _symlink(d / "analysis" / "plate-A01-1", "../secret")
     _add(b, d.name, "analysis", "error", "plate-A01-1", "a per-site folder links to ../secret")
 
-    d = _setup(b, "site-tree-only-site-symlink-out")
+    d = _setup(b, "site_trees-only-site-symlink-out")
     _symlink(d / site, "../secret")
     _add(b, d.name, "analysis", "error", "plate-A01-0", "the only site folder links out")
 
-    d = _setup(b, "spreadsheet-folder-nuclei-symlink-out")
+    d = _setup(b, "site_trees-spreadsheet-folder-nuclei-symlink-out")
     _symlink(d / site / "Nuclei.csv", "../../secret/Nuclei.csv")
     _add(b, d.name, str(site), "error", "Nuclei.csv", "ExportToSpreadsheet folder, link out")
 
-    d = _setup(b, "nuclei-file-sibling-image-symlink-out")
+    d = _setup(b, "site_trees-nuclei-file-sibling-image-symlink-out")
     _symlink(d / site / "Image.csv", "../../secret/Image.csv")
     _add(
         b,
@@ -113,13 +113,13 @@ def build(b: Any) -> None:
         "one Nuclei.csv named; the Image.csv beside it links out",
     )
 
-    d = _setup(b, "parquet-folder-part-symlink-out")
+    d = _setup(b, "site_trees-parquet-folder-part-symlink-out")
     (d / "parts").mkdir()
     _parquet(d / "parts" / "part-0.parquet", _profiles_table())
     _symlink(d / "parts" / "part-1.parquet", "../secret/part.parquet")
     _add(b, d.name, "parts", "error", "part-1.parquet", "a Parquet part links to ../secret")
 
-    d = _setup(b, "cytotable-table-folder-symlink-out")
+    d = _setup(b, "site_trees-cytotable-table-folder-symlink-out")
     (d / "tables" / "image").mkdir(parents=True)
     _parquet(d / "tables" / "image" / "image.parquet", _image(0))
     (d / "secret" / "nuclei").mkdir()
@@ -127,7 +127,7 @@ def build(b: Any) -> None:
     _symlink(d / "tables" / "nuclei", "../secret/nuclei")
     _add(b, d.name, "tables", "error", "nuclei", "CytoTable join=False: nuclei/ links out")
 
-    d = _setup(b, "site-tree-symlink-inside")
+    d = _setup(b, "site_trees-symlink-inside")
     (d / "analysis" / ".shared").mkdir()  # dot folders are not sites
     (d / site / "Nuclei.csv").rename(d / "analysis" / ".shared" / "Nuclei.csv")
     _symlink(d / site / "Nuclei.csv", "../.shared/Nuclei.csv")
