@@ -1232,6 +1232,16 @@ def _profiles_cases(b: _Builder) -> None:
         d = setup(case_id)
         (d / "cells.csv").write_bytes(latin1.encode("latin-1"))
         b.add(case_id, cls, argv, "error", "cells.csv", description="latin-1 bytes in a CSV")
+    d = setup("profiles-csv-latin1-header")
+    (d / "cells.csv").write_bytes(latin1.replace("Cells_Label", "Zellk\xf6rper").encode("latin-1"))
+    b.add(
+        d.name,
+        cls,
+        ["validate-contract", "cells.csv", *pid],
+        "error",
+        "cells.csv",
+        description="latin-1 bytes in the header row (a column name)",
+    )
     for case_id, argv in (
         ("profiles-csv-empty", ["validate-contract", "cells.csv", *pid]),
         (

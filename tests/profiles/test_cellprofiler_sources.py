@@ -268,8 +268,11 @@ def test_aliases_of_the_published_reference_resolve() -> None:
         }
     )
     result = validate_microscopy_profile_table(table)
+    # Metadata_Source is JUMP's contributing centre, never the dataset (SPEC §5)
+    assert "dataset_id" in result.missing_columns
+    result = validate_microscopy_profile_table(table, profile_dataset_id="d")
+    assert result.profile_dataset_id == "d"
     assert result.resolved_aliases == {
-        "dataset_id": "Metadata_Source",
         "plate_id": "Image_Metadata_Plate",
         "well_id": "Image_Metadata_Well",
         "site_id": "Metadata_FOV",

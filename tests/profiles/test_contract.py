@@ -92,15 +92,28 @@ def test_image_id_table_needs_no_well():
     }
 
 
-def test_dataset_column_wins_over_profile_dataset_id():
+def test_profile_dataset_id_wins_over_a_dataset_column():
+    """SPEC §5: an explicit profile_dataset_id wins over any column (it used to lose)."""
     table = pa.table({"Metadata_DatasetID": ["ds-1"], "Metadata_ImageID": ["img-1"]})
 
     result = validate_microscopy_profile_table(table, profile_dataset_id="other")
 
     assert result.is_valid
-    assert result.profile_dataset_id is None
-    assert any("'other' ignored" in warning for warning in result.warnings)
-    assert canonical_profile_keys(table, result)["dataset_id"].to_pylist() == ["ds-1"]
+    assert result.profile_dataset_id == "other"
+    assert "dataset_id" not in result.resolved_aliases
+    assert any("'Metadata_DatasetID' ignored" in warning for warning in result.warnings)
+    assert canonical_profile_keys(table, result)["dataset_id"].to_pylist() == ["other"]
+
+
+def test_metadata_source_is_not_a_dataset_alias():
+    """In JUMP tables Metadata_Source names the contributing centre (source_4)."""
+    table = pa.table({"Metadata_Source": ["source_4"], "Metadata_Well": ["A01"]})
+
+    result = validate_microscopy_profile_table(table)
+
+    assert not result.is_valid
+    assert result.missing_columns == ("dataset_id",)
+    assert "Metadata_Source" not in result.resolved_aliases.values()
 
 
 @pytest.mark.parametrize("name", ["metadata_well", "METADATA_WELL", "Well_ID", "metadata_WELL_id"])

@@ -219,3 +219,47 @@ def test_annotate_matches_pycytominer(tmp_path):
     theirs = theirs.sort_values("Metadata_row").reset_index(drop=True)
     assert len(theirs) == len(ours)
     assert as_cells(ours[added]) == as_cells(theirs[added])
+
+
+def _barcodes(folder: Path, name: str) -> Path:
+    (folder / "platemap").mkdir(parents=True, exist_ok=True)
+    path = folder / "barcode_platemap.csv"
+    path.write_text(f"Assay_Plate_Barcode,Plate_Map_Name\nP1,{name}\n")
+    return path
+
+
+@pytest.mark.parametrize("name", ["../secret", "../../secret", "/etc/passwd", "a\\b", ".."])
+def test_plate_map_names_that_leave_the_folder_are_refused(tmp_path, name):
+    (tmp_path / "secret.txt").write_text("well_position\tx\nA01\tSECRET\n")
+    with pytest.raises(ContractError, match="not a plain file name"):
+        read_platemap(_barcodes(tmp_path / "maps", name))
+
+
+def test_a_plate_map_symlinked_out_of_the_folder_is_refused(tmp_path):
+    (tmp_path / "secret.txt").write_text("well_position\tx\nA01\tSECRET\n")
+    barcodes = _barcodes(tmp_path / "maps", "M")
+    (tmp_path / "maps" / "platemap" / "M.txt").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(ContractError, match="outside"):
+        read_platemap(barcodes)
+    inside = tmp_path / "maps" / "shared.txt"  # a symlink that stays inside is followed
+    inside.write_text("well_position\tx\nA01\tok\n")
+    (tmp_path / "maps" / "platemap" / "M.txt").unlink()
+    (tmp_path / "maps" / "platemap" / "M.txt").symlink_to(inside)
+    assert read_platemap(barcodes)["Metadata_x"].to_pylist() == ["ok"]
+
+
+def test_a_huge_platemap_is_refused_by_its_size_before_reading(tmp_path, monkeypatch):
+    barcodes = _barcodes(tmp_path, "M")
+    with open(tmp_path / "platemap" / "M.txt", "wb") as handle:
+        handle.write(b"well_position\tx")
+        handle.truncate(3 * 2**30)  # a sparse 3 GiB file without a newline
+    with pytest.raises(ContractError, match="ICEBERG_BIOIMAGE_MAX_PLATEMAP_BYTES"):
+        read_platemap(barcodes)
+    (tmp_path / "platemap" / "M.txt").write_text("well_position\tx\nA01\t" + "y" * 500 + "\n")
+    monkeypatch.setenv("ICEBERG_BIOIMAGE_MAX_FIELD_BYTES", "100")
+    with pytest.raises(ContractError, match="ICEBERG_BIOIMAGE_MAX_FIELD_BYTES"):
+        read_platemap(barcodes)
+    monkeypatch.delenv("ICEBERG_BIOIMAGE_MAX_FIELD_BYTES")
+    monkeypatch.setenv("ICEBERG_BIOIMAGE_MAX_PLATEMAP_ROWS", "1")
+    with pytest.raises(ContractError, match="ICEBERG_BIOIMAGE_MAX_PLATEMAP_ROWS"):
+        read_platemap(barcodes)

@@ -10,7 +10,18 @@ variable                                  limit                           defaul
 ``ICEBERG_BIOIMAGE_MAX_JSON_DEPTH``       nesting of one JSON document    64
 ``ICEBERG_BIOIMAGE_MAX_CHUNK_ROWS``       ``chunk_index`` rows per run    20,000,000
 ``ICEBERG_BIOIMAGE_MAX_TIFF_PAGES``       IFDs (pages) in one TIFF file   1,000,000
+``ICEBERG_BIOIMAGE_MAX_FIELD_BYTES``      one value of a profile source   16 MiB
+                                          (a SQLite value or row, a
+                                          platemap line)
+``ICEBERG_BIOIMAGE_MAX_PLATEMAP_BYTES``   one platemap file               64 MiB
+``ICEBERG_BIOIMAGE_MAX_PLATEMAP_ROWS``    rows of one platemap file       1,000,000
+``ICEBERG_BIOIMAGE_MAX_SQLITE_MEMORY``    DuckDB's ``memory_limit`` when  4 GiB
+                                          it reads a SQLite file
 ========================================  ==============================  =============
+
+Profile sources: a CellProfiler SQLite row is a few KiB (600 floats) and a platemap
+(1536 wells × 20 columns) a few hundred KiB, so the field, platemap and row limits stop
+a hostile file (a 400 MB generated column, a 3 GiB line without a newline) at once.
 
 Export and registration build and write ``chunk_index`` in record batches of 262,144
 rows, so their memory does not grow with the row count; the chunk-row limit bounds the
@@ -38,6 +49,10 @@ _ENV = {
     "max_json_depth": "ICEBERG_BIOIMAGE_MAX_JSON_DEPTH",
     "max_chunk_rows": "ICEBERG_BIOIMAGE_MAX_CHUNK_ROWS",
     "max_tiff_pages": "ICEBERG_BIOIMAGE_MAX_TIFF_PAGES",
+    "max_field_bytes": "ICEBERG_BIOIMAGE_MAX_FIELD_BYTES",
+    "max_platemap_bytes": "ICEBERG_BIOIMAGE_MAX_PLATEMAP_BYTES",
+    "max_platemap_rows": "ICEBERG_BIOIMAGE_MAX_PLATEMAP_ROWS",
+    "max_sqlite_memory": "ICEBERG_BIOIMAGE_MAX_SQLITE_MEMORY",
 }
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
@@ -51,6 +66,10 @@ class Limits:
     max_json_depth: int = 64
     max_chunk_rows: int = 20_000_000
     max_tiff_pages: int = 1_000_000
+    max_field_bytes: int = 16 * 2**20
+    max_platemap_bytes: int = 64 * 2**20
+    max_platemap_rows: int = 1_000_000
+    max_sqlite_memory: int = 4 * 2**30
 
     @classmethod
     def from_env(cls) -> Limits:

@@ -30,7 +30,8 @@ AliasMap: TypeAlias = Mapping[str, str | Sequence[str]]
 
 
 DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
-    "dataset_id": ("Metadata_dataset_id", "Metadata_DatasetID", "Metadata_Source"),
+    # Not ``Metadata_Source``: in JUMP it names the contributing centre (``source_4``).
+    "dataset_id": ("Metadata_dataset_id", "Metadata_DatasetID"),
     "image_id": ("Metadata_image_id", "Metadata_ImageID"),
     "plate_id": ("Metadata_Plate", "Metadata_plate_id", "Image_Metadata_Plate"),
     "well_id": ("Metadata_Well", "Metadata_well_id", "Image_Metadata_Well"),
@@ -119,21 +120,23 @@ def validate_microscopy_profile_table(
     missing: list[str] = []
 
     used_dataset_id = None
-    if "dataset_id" in resolved and profile_dataset_id is not None:
-        warnings.append(
-            f"profile_dataset_id {profile_dataset_id!r} ignored: "
-            f"dataset_id comes from column {resolved['dataset_id']!r}"
-        )
-    elif "dataset_id" not in resolved and profile_dataset_id is None:
+    if profile_dataset_id is not None:  # an explicit id wins over any column (SPEC §5)
+        used_dataset_id = profile_dataset_id
+        if not profile_dataset_id.strip():
+            errors.append("profile_dataset_id is empty")
+        column = resolved.pop("dataset_id", None)
+        if column is not None:
+            warnings.append(
+                f"dataset_id column {column!r} ignored: profile_dataset_id "
+                f"{profile_dataset_id!r} applies to every row"
+            )
+        errors[:] = [e for e in errors if not e.startswith("dataset_id: ")]
+    elif "dataset_id" not in resolved:
         missing.append("dataset_id")
         errors.append(
             f"no dataset_id column (one of {_names(candidates['dataset_id'])}); pass "
             "profile_dataset_id= (CLI --profile-dataset-id) when all rows share one dataset"
         )
-    elif "dataset_id" not in resolved:
-        used_dataset_id = profile_dataset_id
-        if not profile_dataset_id.strip():
-            errors.append("profile_dataset_id is empty")
 
     if "image_id" not in resolved and "well_id" not in resolved:
         missing.append("image_id or well_id")

@@ -12,6 +12,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from iceberg_bioimage.exceptions import ContractError, StoreNotFoundError
+from iceberg_bioimage.models.paths import is_inside
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,11 +78,20 @@ def _read_path(path: Path, label: str) -> pa.Table:
             )
     except (pa.ArrowException, OSError) as error:
         raise ContractError(label, f"cannot read profiles: {error}") from error
+    except UnicodeDecodeError as error:  # pyarrow decodes the header row's names
+        raise ContractError(
+            label, f"the header row is not UTF-8 text ({error.reason}); re-save the file as UTF-8"
+        ) from error
     raise ContractError(label, f"cannot read profiles: unsupported file type; {_SUPPORTED}")
 
 
 def _text_columns(table: pa.Table, label: str) -> pa.Table:
-    """Refuse CSV columns that are not UTF-8 (pyarrow reads them as binary)."""
+    """Refuse CSV columns that are not UTF-8 (pyarrow reads them as binary).
+
+    The header's names are decoded here, once: a name that is not UTF-8 raises
+    :class:`UnicodeDecodeError`, which the caller reports naming the file.
+    """
+    table.column_names  # noqa: B018  (decoding the names is the check)
     binary = [f.name for f in table.schema if pa.types.is_binary(f.type)]
     if binary:
         raise ContractError(
@@ -101,6 +111,11 @@ def _read_parquet_folder(folder: Path, label: str) -> pa.Table:
         and child.name.lower().endswith(".parquet")
         and not child.name.startswith((".", "_"))
     )
+    base = os.path.realpath(folder)
+    for file in files:  # a part that is a symlink out of the folder is refused by name
+        real = os.path.realpath(file)
+        if not is_inside(base, real):
+            raise ContractError(file, f"resolves to {real}, outside {base}; refused")
     if not files:
         raise ContractError(
             label, f"cannot read profiles: the folder holds no .parquet files; {_SUPPORTED}"

@@ -120,6 +120,9 @@ class StreamedJoin:
                 f"{self.source.label}: {counts.no_image_row:,} object rows have an image "
                 "number that the Image table does not list"
             )
+        text_values = self.source.text_warning()
+        if text_values is not None:
+            warnings.append(text_values)
         return {
             **self.base_report,
             "grain": "object" if self.object_column else "image",

@@ -12,6 +12,7 @@ plate map file given directly has no ``Metadata_Plate``: it applies to every pla
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from iceberg_bioimage.exceptions import ContractError, StoreNotFoundError
+from iceberg_bioimage.exceptions import ContractError, MetadataError, StoreNotFoundError
 from iceberg_bioimage.models.keys import normalize_well_id
+from iceberg_bioimage.models.limits import Limits
+from iceberg_bioimage.models.paths import read_inside, resolve_inside
 
 __all__ = ["PLATE_KEY", "WELL_KEY", "annotate_with_platemap", "read_platemap"]
 
@@ -32,26 +35,84 @@ WELL_KEY = "Metadata_well_position"
 _PREFIX = "Metadata_"
 
 
-def _delimiter(path: Path) -> str:
+def _delimiter(data: bytes) -> str:
     """Tab when the header line holds a tab (platemap ``.txt``), comma otherwise."""
-    with open(path, "rb") as handle:
-        header = handle.readline()
-    return "\t" if b"\t" in header else ","
+    end = data.find(b"\n")
+    return "\t" if b"\t" in (data if end < 0 else data[:end]) else ","
 
 
-def _read(path: Path, text_columns: tuple[str, ...]) -> pa.Table:
-    """Read a delimited file; ``text_columns`` stay strings, empty fields are null."""
+def _load(root: Path, path: Path) -> bytes:
+    """The bytes of a platemap file inside ``root``, within the limits of ``models/limits``.
+
+    The file must be a regular file that resolves inside ``root`` (no symlink out of
+    it), of at most ``max_platemap_bytes``, with lines of at most ``max_field_bytes``
+    and at most ``max_platemap_rows`` lines. It is read once, never past the limit.
+    """
+    limits = Limits.from_env()
     try:
-        return pacsv.read_csv(
-            path,
-            parse_options=pacsv.ParseOptions(delimiter=_delimiter(path)),
+        data = read_inside(os.fspath(root), os.fspath(path), limits.max_platemap_bytes)
+    except MetadataError as exc:
+        raise ContractError(
+            str(path),
+            exc.problem.replace("metadata limit", "platemap limit").replace(
+                "ICEBERG_BIOIMAGE_MAX_METADATA_BYTES", "ICEBERG_BIOIMAGE_MAX_PLATEMAP_BYTES"
+            ),
+        ) from exc
+    if data is None:
+        raise StoreNotFoundError(str(path), "no such platemap file")
+    rows = data.count(b"\n")
+    if rows > limits.max_platemap_rows:
+        raise ContractError(
+            str(path),
+            f"{rows:,} lines is over the {limits.max_platemap_rows:,}-row platemap limit "
+            "(ICEBERG_BIOIMAGE_MAX_PLATEMAP_ROWS)",
+        )
+    longest = max(map(len, data.split(b"\n")))
+    if longest > limits.max_field_bytes:
+        raise ContractError(
+            str(path),
+            f"a line of {longest:,} bytes is over the {limits.max_field_bytes:,}-byte limit "
+            "(ICEBERG_BIOIMAGE_MAX_FIELD_BYTES); not a platemap",
+        )
+    return data
+
+
+def _read(root: Path, path: Path, text_columns: tuple[str, ...]) -> pa.Table:
+    """Read a delimited file; ``text_columns`` stay strings, empty fields are null."""
+    data = _load(root, path)
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(data),
+            parse_options=pacsv.ParseOptions(delimiter=_delimiter(data)),
             convert_options=pacsv.ConvertOptions(
                 strings_can_be_null=True,
                 column_types=dict.fromkeys(text_columns, pa.string()),
             ),
         )
+        table.column_names  # noqa: B018  (decodes the header: UnicodeDecodeError if not UTF-8)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ContractError(str(path), f"unreadable platemap: {str(exc).splitlines()[0]}") from exc
+    except UnicodeDecodeError as exc:
+        raise ContractError(str(path), f"the header is not UTF-8 text ({exc.reason})") from exc
+    binary = [f.name for f in table.schema if pa.types.is_binary(f.type)]
+    if binary:
+        raise ContractError(str(path), f"column(s) {', '.join(binary)} are not UTF-8 text")
+    return table
+
+
+def _map_file(root: Path, barcodes: Path, name: str, barcode: str) -> Path:
+    """``<root>/platemap/<name>.txt``, refused when the name or a symlink leaves ``root``."""
+    if not name.strip() or name in (".", "..") or any(c in name for c in "/\\\x00"):
+        raise ContractError(
+            str(barcodes),
+            f"Plate_Map_Name {name!r} (plate {barcode}) is not a plain file name; refused",
+        )
+    try:
+        return resolve_inside(root, f"platemap/{name}.txt", what="plate map")
+    except MetadataError as exc:
+        raise ContractError(
+            str(barcodes), f"plate map {name!r} (plate {barcode}): {exc.problem}"
+        ) from exc
 
 
 def _well_ids(column: pa.ChunkedArray, source: Path) -> pa.Array:
@@ -66,9 +127,9 @@ def _well_ids(column: pa.ChunkedArray, source: Path) -> pa.Array:
     return canonical.take(pc.index_in(column, value_set=spellings))
 
 
-def _read_map(path: Path) -> pa.Table:
+def _read_map(root: Path, path: Path) -> pa.Table:
     """One plate map: columns prefixed ``Metadata_``, ``well_id`` added, wells unique."""
-    table = _read(path, ("well_position", WELL_KEY, "plate_map_name"))
+    table = _read(root, path, ("well_position", WELL_KEY, "plate_map_name"))
     names = [n if n.startswith(_PREFIX) else _PREFIX + n for n in table.column_names]
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
@@ -90,8 +151,8 @@ def _require_unique(keys: pa.Table, columns: list[str], subject: str) -> None:
         raise ContractError(subject, f"{first} is listed more than once")
 
 
-def _read_barcodes(path: Path) -> pa.Table:
-    table = _read(path, (BARCODE_COLUMN, MAP_NAME_COLUMN))
+def _read_barcodes(root: Path, path: Path) -> pa.Table:
+    table = _read(root, path, (BARCODE_COLUMN, MAP_NAME_COLUMN))
     missing = [c for c in (BARCODE_COLUMN, MAP_NAME_COLUMN) if c not in table.column_names]
     if missing:
         raise ContractError(str(path), f"missing column(s) {', '.join(missing)}")
@@ -114,26 +175,28 @@ def read_platemap(path: str | Path) -> pa.Table:
     listed twice in a map, or a value that is not a well name.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise StoreNotFoundError(str(path), "no such platemap file")
-    with open(path, "rb") as handle:
-        header = handle.readline().decode("utf-8", "replace")
+    own_root = Path(os.path.realpath(path)).parent  # the named file itself may be a link
+    data = _load(own_root, path)
+    header = data[: data.find(b"\n")].decode("utf-8", "replace")
     if BARCODE_COLUMN not in header and MAP_NAME_COLUMN not in header:
-        table = _read_map(path)
+        table = _read_map(own_root, path)
         return table.select([WELL_KEY, "well_id", *_others(table)])
-    barcodes = _read_barcodes(path)
+    root = path.parent.resolve()  # every plate map must stay inside the barcodes' folder
+    barcodes = _read_barcodes(own_root, path)
     maps: dict[str, pa.Table] = {}
     for barcode, name in zip(
         *(barcodes[c].to_pylist() for c in barcodes.column_names), strict=True
     ):
         if name in maps:
             continue
-        map_path = path.parent / "platemap" / f"{name}.txt"
+        map_path = _map_file(root, path, name, barcode)
         if not map_path.is_file():
             raise ContractError(
                 str(path), f"plate map {name!r} (plate {barcode}) has no file {map_path}"
             )
-        maps[name] = _read_map(map_path)
+        maps[name] = _read_map(root, map_path)
         if PLATE_KEY in maps[name].column_names:
             raise ContractError(str(map_path), f"has a {PLATE_KEY} column; the barcode sets it")
     parts = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from iceberg_bioimage.exceptions import ContractError
+from iceberg_bioimage.models.paths import is_inside
 from iceberg_bioimage.profiles.files import TABLE_SUFFIXES, read_profile_table
 from iceberg_bioimage.profiles.image_numbers import needs_image_table
 from iceberg_bioimage.profiles.sqlite import SqliteTable
@@ -93,8 +95,24 @@ def compartment_of(name: str) -> str | None:
     return lowered[len("per_") :] if lowered.startswith("per_") else lowered
 
 
-def table_files(folder: Path) -> dict[str, Path]:
-    """Tables directly in ``folder`` by lower-case stem (``Nuclei.csv`` → ``nuclei``)."""
+def inside(root: Path, child: Path) -> Path:
+    """``child``, refused by name when it (a symlink) resolves outside ``root``.
+
+    A folder walk never leaves the folder the user named: a table file or a site
+    folder that is a symlink pointing out of it raises :class:`ContractError`
+    (refused, not skipped: a plate with a missing site must not export as complete).
+    """
+    base, real = os.path.realpath(root), os.path.realpath(child)
+    if not is_inside(base, real):
+        raise ContractError(os.fspath(child), f"resolves to {real}, outside {base}; refused")
+    return child
+
+
+def table_files(folder: Path, root: Path | None = None) -> dict[str, Path]:
+    """Tables directly in ``folder`` by lower-case stem (``Nuclei.csv`` → ``nuclei``).
+
+    Each must resolve inside ``root`` (default: ``folder``), see :func:`inside`.
+    """
     found: dict[str, Path] = {}
     for child in sorted(folder.iterdir()):
         lowered = child.name.lower()
@@ -102,7 +120,7 @@ def table_files(folder: Path) -> dict[str, Path]:
             continue
         suffix = next((s for s in TABLE_SUFFIXES if lowered.endswith(s)), None)
         if suffix is not None:
-            found.setdefault(lowered[: -len(suffix)], child)
+            found.setdefault(lowered[: -len(suffix)], inside(root or folder, child))
     return found
 
 

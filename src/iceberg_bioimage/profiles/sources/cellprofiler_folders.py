@@ -15,6 +15,7 @@ from iceberg_bioimage.profiles.sources.base import (
     COMPARTMENTS,
     IMAGE_TABLES,
     SourceReader,
+    inside,
     is_cellprofiler_folder,
     map_threads,
     table_files,
@@ -23,7 +24,9 @@ from iceberg_bioimage.profiles.sources.base import (
 
 
 def _children(folder: Path) -> list[Path]:
-    return [c for c in sorted(folder.iterdir()) if c.is_dir() and not c.name.startswith(".")]
+    """Sub-folders of ``folder``; one that is a symlink out of it is refused by name."""
+    children = [c for c in sorted(folder.iterdir()) if c.is_dir() and not c.name.startswith(".")]
+    return [inside(folder, c) for c in children]
 
 
 def _table_folders(folder: Path) -> dict[str, Path]:
@@ -35,7 +38,7 @@ def _table_folders(folder: Path) -> dict[str, Path]:
 
 
 def _sites(folder: Path) -> list[tuple[Path, dict[str, Path]]]:
-    sites = [(c, table_files(c)) for c in _children(folder)]
+    sites = [(c, table_files(c, folder)) for c in _children(folder)]
     return [(c, f) for c, f in sites if is_cellprofiler_folder(f)]
 
 
