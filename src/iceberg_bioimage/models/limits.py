@@ -10,7 +10,17 @@ variable                                  limit                           defaul
 ``ICEBERG_BIOIMAGE_MAX_JSON_DEPTH``       nesting of one JSON document    64
 ``ICEBERG_BIOIMAGE_MAX_CHUNK_ROWS``       ``chunk_index`` rows per run    20,000,000
 ``ICEBERG_BIOIMAGE_MAX_TIFF_PAGES``       IFDs (pages) in one TIFF file   1,000,000
+``ICEBERG_BIOIMAGE_MAX_TABLE_ROWS``       rows of one LoadData table      200,000
+``ICEBERG_BIOIMAGE_MAX_LINE_BYTES``       one line of a LoadData CSV      1 MiB
+``ICEBERG_BIOIMAGE_MAX_VALUE_CHARS``      one key, path or file name      4,096
 ========================================  ==============================  =============
+
+A LoadData table (CSV or Parquet) is read in batches: a CSV in blocks of
+``MAX_LINE_BYTES`` (a line longer than that is refused, so a 3 GiB file without a
+newline costs one block), a Parquet file one row group's columns at a time. Rows are
+counted as they stream and the table is refused at row ``MAX_TABLE_ROWS + 1``
+(200,000 rows is about fourteen 1536-well plates with 9 fields; JUMP writes one
+plate, 3,456 rows, per table).
 
 Export and registration build and write ``chunk_index`` in record batches of 262,144
 rows, so their memory does not grow with the row count; the chunk-row limit bounds the
@@ -38,6 +48,9 @@ _ENV = {
     "max_json_depth": "ICEBERG_BIOIMAGE_MAX_JSON_DEPTH",
     "max_chunk_rows": "ICEBERG_BIOIMAGE_MAX_CHUNK_ROWS",
     "max_tiff_pages": "ICEBERG_BIOIMAGE_MAX_TIFF_PAGES",
+    "max_table_rows": "ICEBERG_BIOIMAGE_MAX_TABLE_ROWS",
+    "max_line_bytes": "ICEBERG_BIOIMAGE_MAX_LINE_BYTES",
+    "max_value_chars": "ICEBERG_BIOIMAGE_MAX_VALUE_CHARS",
 }
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
@@ -51,6 +64,9 @@ class Limits:
     max_json_depth: int = 64
     max_chunk_rows: int = 20_000_000
     max_tiff_pages: int = 1_000_000
+    max_table_rows: int = 200_000
+    max_line_bytes: int = 2**20
+    max_value_chars: int = 4096
 
     @classmethod
     def from_env(cls) -> Limits:
