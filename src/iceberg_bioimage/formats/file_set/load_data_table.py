@@ -1,9 +1,9 @@
 """Read a LoadData table, CSV or Parquet, in bounded batches of string columns.
 
 CellProfiler writes LoadData tables as CSV; JUMP ships them as Parquet too. Both are
-read here without ever holding the whole table: a CSV through
-:func:`pyarrow.csv.open_csv` in blocks of :attr:`Limits.max_line_bytes` (a line
-longer than a block is refused), a Parquet file a row group at a time through
+read here without ever holding the whole table: a CSV through :mod:`csv` over lines
+read at most :attr:`Limits.max_line_bytes` at a time (a longer line is refused, so a
+3 GiB file without a newline costs one bounded read), a Parquet file in batches through
 :meth:`pyarrow.parquet.ParquetFile.iter_batches`. Only the columns the scan uses are
 converted, each to strings. Rows are counted as they stream and refused past
 :attr:`Limits.max_table_rows`. Every failure is a :class:`MetadataError` naming the
@@ -19,7 +19,6 @@ from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from iceberg_bioimage.exceptions import MetadataError
@@ -29,6 +28,8 @@ from iceberg_bioimage.models.limits import Limits
 PARQUET_MAGIC = b"PAR1"
 #: Rows per Parquet batch (a batch holds only the columns the scan uses).
 PARQUET_BATCH_ROWS = 8192
+#: Rows per CSV batch.
+CSV_BATCH_ROWS = 8192
 _BOM = "\ufeff"
 
 
@@ -47,10 +48,8 @@ def is_parquet(head: bytes) -> bool:
 
 
 def _short(error: BaseException) -> str:
-    """The first line of an Arrow error, without Arrow's own prefixes, at most 200 chars."""
+    """The first line of an Arrow error, at most 200 characters."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    for prefix in ("CSV parse error: ", "CSV conversion error to string: "):
-        text = text.replace(prefix, "")
     return text if len(text) <= 200 else text[:197] + "..."
 
 
@@ -90,61 +89,85 @@ def iter_table(
     try:
         batches = _parquet_batches if parquet else _csv_batches
         row = 1
-        for batch in batches(store.uri, handle, columns, limits):
-            if row - 1 + batch.num_rows > limits.max_table_rows:
+        for num_rows, values in batches(store.uri, handle, columns, limits):
+            if row - 1 + num_rows > limits.max_table_rows:
                 raise MetadataError(
                     store.uri,
                     f"more than {limits.max_table_rows:,} rows: over the LoadData row limit "
                     "(ICEBERG_BIOIMAGE_MAX_TABLE_ROWS)",
                 )
-            names = batch.schema.names
-            yield TableBatch(
-                first_row=row,
-                num_rows=batch.num_rows,
-                columns={name: batch.column(i).to_pylist() for i, name in enumerate(names)},
-            )
-            row += batch.num_rows
+            yield TableBatch(first_row=row, num_rows=num_rows, columns=values)
+            row += num_rows
     finally:
         handle.close()
 
 
+Columns = dict[str, list[str | None]]
+
+
+def _lines(uri: str, handle: BinaryIO, limits: Limits) -> Iterator[str]:
+    """The lines of a UTF-8 text file, each at most ``max_line_bytes`` (else refused)."""
+    limit = limits.max_line_bytes
+    number = 0
+    while line := handle.readline(limit + 1):
+        number += 1
+        if len(line) > limit:
+            raise MetadataError(
+                f"{uri} line {number}",
+                f"longer than {limit:,} bytes (ICEBERG_BIOIMAGE_MAX_LINE_BYTES); refused",
+            )
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise MetadataError(
+                f"{uri} line {number}", f"not UTF-8 text (byte {error.start + 1} of the line)"
+            ) from None
+        yield text.removeprefix(_BOM) if number == 1 else text
+
+
 def _csv_batches(
     uri: str, handle: BinaryIO, columns: Sequence[str], limits: Limits
-) -> Iterator[pa.RecordBatch]:
+) -> Iterator[tuple[int, Columns]]:
+    """Rows of a CSV in batches, through :mod:`csv` over bounded lines."""
+    previous = csv.field_size_limit(limits.max_line_bytes)
+    reader = csv.reader(_lines(uri, handle, limits), strict=True)
     try:
-        reader = pacsv.open_csv(
-            handle,
-            read_options=pacsv.ReadOptions(block_size=limits.max_line_bytes, use_threads=False),
-            parse_options=pacsv.ParseOptions(newlines_in_values=False),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=list(columns),
-                column_types=dict.fromkeys(columns, pa.string()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-        yield from reader
-    except pa.ArrowInvalid as error:
-        raise MetadataError(uri, f"not a readable CSV table: {_csv_problem(error, limits)}") from None
-
-
-def _csv_problem(error: BaseException, limits: Limits) -> str:
-    text = _short(error)
-    if "straddle" in text or "block" in text.lower():
-        return (
-            f"a line is longer than {limits.max_line_bytes:,} bytes "
-            "(ICEBERG_BIOIMAGE_MAX_LINE_BYTES)"
-        )
-    if "UTF8" in text or "utf8" in text.lower():
-        return "not UTF-8 text"
-    return text
+        header = next(reader, None)
+        if header is None:
+            raise MetadataError(uri, "empty: no header line")
+        where = {name: header.index(name) for name in columns}
+        width = len(header)
+        values: Columns = {name: [] for name in columns}
+        count = 0
+        for row in reader:
+            if not row:
+                continue  # a blank line
+            if len(row) != width:
+                raise MetadataError(
+                    f"{uri} line {reader.line_num}",
+                    f"{len(row)} fields where the header has {width}",
+                )
+            for name, index in where.items():
+                values[name].append(row[index])
+            count += 1
+            if count == CSV_BATCH_ROWS:
+                yield count, values
+                values, count = {name: [] for name in columns}, 0
+        if count:
+            yield count, values
+    except csv.Error as error:
+        raise MetadataError(
+            f"{uri} line {reader.line_num}", f"not a readable CSV row: {error}"
+        ) from None
+    finally:
+        csv.field_size_limit(previous)
 
 
 def _parquet_batches(
     uri: str, handle: BinaryIO, columns: Sequence[str], limits: Limits
-) -> Iterator[pa.RecordBatch]:
+) -> Iterator[tuple[int, Columns]]:
     try:
-        parquet = pq.ParquetFile(handle)
+        parquet = pq.ParquetFile(handle, pre_buffer=False)
         meta = parquet.metadata
         if meta.num_rows > limits.max_table_rows:
             raise MetadataError(
@@ -153,10 +176,16 @@ def _parquet_batches(
                 f"{limits.max_table_rows:,} (ICEBERG_BIOIMAGE_MAX_TABLE_ROWS)",
             )
         _check_row_groups(uri, meta, columns, limits)
-        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(columns)):
-            yield pa.record_batch(
-                [_as_strings(uri, batch.column(i), name) for i, name in enumerate(columns)],
-                names=list(columns),
+        batches = parquet.iter_batches(
+            batch_size=PARQUET_BATCH_ROWS, columns=list(columns), use_threads=False
+        )
+        for batch in batches:
+            yield (
+                batch.num_rows,
+                {
+                    name: _as_strings(uri, batch.column(name), name).to_pylist()
+                    for name in columns
+                },
             )
     except (pa.ArrowException, OSError) as error:
         raise MetadataError(uri, f"not a readable Parquet table: {_short(error)}") from None
