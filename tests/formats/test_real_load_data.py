@@ -116,7 +116,12 @@ def _jump_copy(tmp_path: Path) -> tuple[Path, Path]:
             column = pa.array([str(images)] * table.num_rows)
             table = table.set_column(index, name, column)
     names = sorted(
-        {v for c in table.schema.names if c.startswith("FileName_Orig") for v in table[c].to_pylist()}
+        {
+            v
+            for c in table.schema.names
+            if c.startswith("FileName_Orig")
+            for v in table[c].to_pylist()
+        }
     )
     _write_tiffs(images, names, (32, 24))
     path = tmp_path / "load_data_with_illum.parquet"

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 from iceberg_bioimage.exceptions import MetadataError, StoreNotFoundError
 from iceberg_bioimage.models.limits import Limits
 from iceberg_bioimage.models.paths import (
-    is_inside,
     NAMED_FILES,
+    is_inside,
     open_inside,
     os_reason,
     read_head_inside,

@@ -187,9 +187,7 @@ class _Rows:
     def _location(self, batch: TableBatch, index: int, channel: str) -> str | None:
         """Where the file of ``channel`` is, or ``None`` (no file, or not an image column)."""
         url_column = f"URL_{channel}"
-        url = (
-            self.value(batch, url_column, index, key=False) if url_column in batch.columns else ""
-        )
+        url = self.value(batch, url_column, index, key=False) if url_column in batch.columns else ""
         if url:
             name, column = url, url_column
         else:
@@ -279,9 +277,7 @@ def read_load_data_rows(
     if missing:
         raise MetadataError(store.uri, f"not a LoadData table: missing {', '.join(missing)}")
     used = [
-        c
-        for c in shape.columns
-        if c in _KEYS or c.startswith(("FileName_", "PathName_", "URL_"))
+        c for c in shape.columns if c in _KEYS or c.startswith(("FileName_", "PathName_", "URL_"))
     ]
     for batch in iter_table(store, list(dict.fromkeys(used)), parquet=shape.parquet, limits=limits):
         rows.take(batch)

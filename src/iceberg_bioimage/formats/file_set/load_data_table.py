@@ -182,10 +182,7 @@ def _parquet_batches(
         for batch in batches:
             yield (
                 batch.num_rows,
-                {
-                    name: _as_strings(uri, batch.column(name), name).to_pylist()
-                    for name in columns
-                },
+                {name: _as_strings(uri, batch.column(name), name).to_pylist() for name in columns},
             )
     except (pa.ArrowException, OSError) as error:
         raise MetadataError(uri, f"not a readable Parquet table: {_short(error)}") from None
