@@ -116,13 +116,9 @@ def _damaged(b: Any) -> None:
     _scan(b, d.name, "error", "load_data.parquet", "Parquet cut in half", table="load_data.parquet")
 
     d = b.case("load_data-parquet-float-site", CLASS)
-    table = pa.table(
-        {name: [1.5] if name == "Metadata_Site" else ["x.tif"] for name in COLUMNS}
-    )
+    table = pa.table({name: [1.5] if name == "Metadata_Site" else ["x.tif"] for name in COLUMNS})
     pq.write_table(table, d / "load_data.parquet")
-    _scan(
-        b, d.name, "error", "Metadata_Site", "a double Metadata_Site", table="load_data.parquet"
-    )
+    _scan(b, d.name, "error", "Metadata_Site", "a double Metadata_Site", table="load_data.parquet")
 
 
 def _sparse(path: Path, head: bytes, size: int) -> None:
@@ -232,9 +228,9 @@ def _outside(b: Any) -> None:
     os.remove(d / "images" / "A01_s1_DNA.tif")
     os.mkfifo(d / "images" / "A01_s1_DNA.tif")
     _table(d, [HEADER, _row()])
-    _scan(b, d.name, "warning", "A01_s1_DNA.tif", "a FIFO named as a TIFF", hazard=True)
+    _scan(b, d.name, "error", "images/A01_s1_DNA.tif", "a FIFO named as a TIFF", hazard=True)
 
     d = b.case("load_data-names-dev-zero", CLASS)
     _tiffs(d / "images", sites=("1",))
     _table(d, [HEADER, "P1,A01,1,zero,/dev,A01_s1_RNA.tif,images,P1_IllumDNA.npy,illum"])
-    _scan(b, d.name, "warning", "zero", "/dev/zero named as a channel file", hazard=True)
+    _scan(b, d.name, "error", "/dev/zero:", "/dev/zero named as a channel file", hazard=True)

@@ -125,7 +125,9 @@ class Store(Protocol):
 
 
 def _join(root: str, key: str) -> str:
-    return f"{root}/{key}" if key else root
+    if not key:
+        return root
+    return f"{root}{key}" if root.endswith("/") else f"{root}/{key}"
 
 
 class LocalStore:
