@@ -13,9 +13,10 @@ table: non-UTF-8 text, a short or long row, a line over the limit, a damaged fil
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -109,6 +110,8 @@ def _lines(uri: str, handle: BinaryIO, limits: Limits) -> Iterator[str]:
     """The lines of a UTF-8 text file, each at most ``max_line_bytes`` (else refused)."""
     limit = limits.max_line_bytes
     number = 0
+    if not isinstance(handle, io.BufferedReader):  # fsspec files: readline() takes no size
+        handle = io.BufferedReader(cast(Any, handle), buffer_size=2**16)
     while line := handle.readline(limit + 1):
         number += 1
         if len(line) > limit:
