@@ -88,6 +88,10 @@ class DistributedIngestError(IcebergBioimageError, RuntimeError):
     """A store kept failing on the Dask workers (or they were lost), so the batch aborted."""
 
 
+class SchedulerError(IcebergBioimageError, ConnectionError):
+    """A Dask scheduler address is malformed, or no scheduler answered there in time."""
+
+
 __all__ = [
     "CatalogConfigError",
     "ContractError",
@@ -99,6 +103,7 @@ __all__ = [
     "InvalidNameError",
     "MetadataError",
     "MissingDependencyError",
+    "SchedulerError",
     "SchemaConflictError",
     "StoreNotFoundError",
     "TableNotFoundError",

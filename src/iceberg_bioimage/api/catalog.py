@@ -205,11 +205,22 @@ def ingest_stores_to_warehouse(
 
 
 @contextmanager
-def dask_client(*, scheduler: str | None = None, n_workers: int | None = None) -> Iterator[Any]:
-    """A ``dask.distributed.Client`` of ``scheduler``, else of a local cluster (extra ``dask``)."""
+def dask_client(
+    *,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    timeout: float | None = None,
+) -> Iterator[Any]:
+    """A ``dask.distributed.Client`` of ``scheduler``, else of a local cluster (extra ``dask``).
+
+    ``scheduler`` must be a scheduler address (``tcp://host:8786``; a bare
+    ``host:port`` means tcp); the connection waits at most ``timeout`` seconds
+    (default ``ICEBERG_BIOIMAGE_DASK_TIMEOUT``, else 10 s). Both failures raise
+    :class:`~iceberg_bioimage.exceptions.SchedulerError` naming the address.
+    """
     from iceberg_bioimage.engines.dask import dask_client as client_of
 
-    with client_of(scheduler=scheduler, n_workers=n_workers) as client:
+    with client_of(scheduler=scheduler, n_workers=n_workers, timeout=timeout) as client:
         yield client
 
 

@@ -21,6 +21,7 @@ from iceberg_bioimage.cli.output import (
     working,
 )
 from iceberg_bioimage.cli.storage_options import storage_option
+from iceberg_bioimage.models.scheduler import check_scheduler_address, connect_timeout
 
 if TYPE_CHECKING:
     import datetime
@@ -168,8 +169,8 @@ def publish_chunks(
 @click.option(
     "--scheduler",
     metavar="ADDRESS",
-    help="Scan and write on the workers of this Dask scheduler (tcp://host:8786); "
-    "needs the 'dask' extra.",
+    help="Scan and write on the workers of this Dask scheduler (tcp://host:8786; waits "
+    "ICEBERG_BIOIMAGE_DASK_TIMEOUT seconds, default 10, for it); needs the 'dask' extra.",
 )
 @click.option(
     "--dask-workers",
@@ -210,24 +211,25 @@ def ingest(
             "--workers sets local threads; Dask runs one task per store",
             param_hint="'--workers'",
         )
-    resolved = _catalog(catalog)
-    stores = api.expand_stores(list(uris), glob_pattern, storage_options)
-    with (
-        _ingest_client(scheduler, dask_workers) as client,
-        counted_progress(len(stores), "scanning") as advance,
-    ):
-        result = api.ingest_stores_to_warehouse(
-            stores,
-            resolved,
-            namespace,
-            publish_chunks=not no_chunks,
-            workers=workers,
-            replace=replace,
-            storage_options=storage_options,
-            on_scanned=(lambda dataset: advance(dataset.dataset_id)) if advance else None,
-            client=client,
-            file_set=file_set,
-        )
+    if scheduler is not None:  # checked before anything starts: one line, at once
+        scheduler = check_scheduler_address(scheduler)
+        connect_timeout()
+    with _ingest_client(scheduler, dask_workers) as client:  # before the catalog is made
+        resolved = _catalog(catalog)
+        stores = api.expand_stores(list(uris), glob_pattern, storage_options)
+        with counted_progress(len(stores), "scanning") as advance:
+            result = api.ingest_stores_to_warehouse(
+                stores,
+                resolved,
+                namespace,
+                publish_chunks=not no_chunks,
+                workers=workers,
+                replace=replace,
+                storage_options=storage_options,
+                on_scanned=(lambda dataset: advance(dataset.dataset_id)) if advance else None,
+                client=client,
+                file_set=file_set,
+            )
     for dataset in result.datasets:
         print_warnings(dataset.warnings)
     if as_json:

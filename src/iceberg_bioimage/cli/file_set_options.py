@@ -59,7 +59,7 @@ def load_data_option(func: F) -> F:
         "--load-data",
         "load_data",
         metavar="CSV",
-        help="A CellProfiler LoadData CSV, in place of the store argument.",
+        help="A CellProfiler LoadData table (CSV or Parquet), in place of the store argument.",
     )
     @functools.wraps(func)
     def wrapper(*args: Any, load_data: str | None, **kwargs: Any) -> Any:

@@ -90,7 +90,7 @@ def scan(
     storage_options: dict[str, Any] | None = None,
     file_set: FileSetOptions | None = None,
 ) -> None:
-    """Scan a Zarr store, TIFF file, TIFF plate folder or LoadData CSV (metadata only)."""
+    """Scan a Zarr store, TIFF file, TIFF plate folder or LoadData table (metadata only)."""
     with working(f"Scanning {uri}"):
         result = api.scan_store(
             uri,

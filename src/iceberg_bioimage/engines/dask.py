@@ -50,9 +50,15 @@ from iceberg_bioimage.exceptions import (
     DistributedIngestError,
     IcebergBioimageError,
     MissingDependencyError,
+    SchedulerError,
 )
 from iceberg_bioimage.models import ScanOptions
 from iceberg_bioimage.models.results import DatasetRecord, TableWrite
+from iceberg_bioimage.models.scheduler import (
+    TIMEOUT_VARIABLE,
+    check_scheduler_address,
+    connect_timeout,
+)
 
 #: Times Dask re-runs a store's task after it raised (a lost worker does not count).
 STORE_RETRIES = 2
@@ -69,24 +75,49 @@ def require_distributed() -> ModuleType:
 
 
 @contextmanager
-def dask_client(*, scheduler: str | None = None, n_workers: int | None = None) -> Iterator[Any]:
+def dask_client(
+    *,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    timeout: float | None = None,
+) -> Iterator[Any]:
     """A Dask client of the scheduler at ``scheduler``, else of a local cluster.
 
-    The local cluster runs ``n_workers`` worker processes (no dashboard) and is
-    closed on exit.
+    The address is checked first (:func:`check_scheduler_address`); the connection
+    waits at most ``timeout`` seconds (:func:`connect_timeout`, default 10 s) and then
+    raises :class:`SchedulerError` naming the address. The local cluster runs
+    ``n_workers`` worker processes, its dashboard on a free loopback port (so a busy
+    port 8787 prints no warning), and is closed on exit.
     """
     distributed = require_distributed()
     if scheduler is not None:
-        with distributed.Client(scheduler) as client:
+        address = check_scheduler_address(scheduler)
+        wait = connect_timeout(timeout)
+        try:
+            client = distributed.Client(address, timeout=wait)
+        except (OSError, TimeoutError) as error:
+            raise SchedulerError(
+                scheduler,
+                f"no Dask scheduler answered within {wait:g} s ({_reason(error)}); is it "
+                f"running? ({TIMEOUT_VARIABLE} sets the wait)",
+            ) from None
+        except ValueError as error:
+            raise SchedulerError(scheduler, f"not a Dask scheduler address: {error}") from None
+        with client:
             yield client
         return
     with (
         distributed.LocalCluster(
-            n_workers=n_workers, processes=True, dashboard_address=None
+            n_workers=n_workers, processes=True, dashboard_address="127.0.0.1:0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
         yield client
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -62,7 +62,7 @@ def scan(
 def _unknown(probe: Probe) -> str:
     """Why no reader took the store."""
     if not probe.is_dir:
-        return "not an image: neither a Zarr store, a TIFF file nor a LoadData CSV"
+        return "not an image: neither a Zarr store, a TIFF file nor a LoadData table"
     if not probe.store.list_children("") and not probe.listing:
         return "empty folder: no Zarr metadata (zarr.json, .zgroup or .zarray) found"
     return "not a Zarr store: no zarr.json, .zgroup or .zarray at its root, and no TIFF files"

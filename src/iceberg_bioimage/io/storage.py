@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from iceberg_bioimage.exceptions import MetadataError, StoreNotFoundError
 from iceberg_bioimage.models.limits import Limits
 from iceberg_bioimage.models.paths import (
+    NAMED_FILES,
     is_inside,
     open_inside,
     os_reason,
@@ -124,7 +125,9 @@ class Store(Protocol):
 
 
 def _join(root: str, key: str) -> str:
-    return f"{root}/{key}" if key else root
+    if not key:
+        return root
+    return f"{root}{key}" if root.endswith("/") else f"{root}/{key}"
 
 
 class LocalStore:
@@ -135,9 +138,19 @@ class LocalStore:
     the store is refused, one that stays inside works
     (:func:`~iceberg_bioimage.models.paths.open_inside`). Metadata documents are
     read up to :attr:`Limits.max_metadata_bytes`.
+
+    ``named_files=True`` opens the store of files a LoadData table names one by one:
+    each is read where it is (a symlink out of the root too), since the table named
+    it (:data:`~iceberg_bioimage.models.paths.NAMED_FILES`); only regular files.
     """
 
-    def __init__(self, path: str | os.PathLike[str], limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        limits: Limits | None = None,
+        *,
+        named_files: bool = False,
+    ) -> None:
         given = Path(path).expanduser()
         try:
             root = given.resolve(strict=True)
@@ -154,6 +167,8 @@ class LocalStore:
         self.uri = self.root
         self.name = root.name
         self.limits = limits or Limits.from_env()
+        #: The root files must resolve inside (``None``: files named one by one).
+        self.bound: str | None = NAMED_FILES if named_files else self.root
 
     def is_dir(self) -> bool:
         """Whether the root is a folder."""
@@ -171,7 +186,7 @@ class LocalStore:
 
     def _read_batch(self, paths: Sequence[str]) -> list[bytes | None]:
         cap = self.limits.max_metadata_bytes
-        return [read_inside(self.root, path, cap) for path in paths]
+        return [read_inside(self.bound, path, cap) for path in paths]
 
     def list_children(self, key: str) -> list[str]:
         """Sub-folder names below ``key``, sorted."""
@@ -242,7 +257,7 @@ class LocalStore:
 
     def _read_range(self, job: tuple[str, int, int | None]) -> bytes | None:
         path, start, end = job
-        fd = open_inside(self.root, path)
+        fd = open_inside(self.bound, path)
         if fd is None:
             return None
         with os.fdopen(fd, "rb") as handle:
@@ -268,12 +283,12 @@ class LocalStore:
     def _read_heads(
         self, jobs: Sequence[tuple[str, int, int]]
     ) -> list[tuple[bytes, int | None] | None]:
-        return [read_head_inside(self.root, path, start, length) for path, start, length in jobs]
+        return [read_head_inside(self.bound, path, start, length) for path, start, length in jobs]
 
     def open(self, key: str = "") -> BinaryIO:
         """Open a regular file inside the root for reading."""
         path = _join(self.root, key)
-        fd = open_inside(self.root, path)
+        fd = open_inside(self.bound, path)
         if fd is None:
             raise StoreNotFoundError(path, "no such file")
         return os.fdopen(fd, "rb")

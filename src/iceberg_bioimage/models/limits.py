@@ -17,11 +17,21 @@ variable                                  limit                           defaul
 ``ICEBERG_BIOIMAGE_MAX_PLATEMAP_ROWS``    rows of one platemap file       1,000,000
 ``ICEBERG_BIOIMAGE_MAX_SQLITE_MEMORY``    DuckDB's ``memory_limit`` when  4 GiB
                                           it reads a SQLite file
+``ICEBERG_BIOIMAGE_MAX_TABLE_ROWS``       rows of one LoadData table      200,000
+``ICEBERG_BIOIMAGE_MAX_LINE_BYTES``       one line of a LoadData CSV      1 MiB
+``ICEBERG_BIOIMAGE_MAX_VALUE_CHARS``      one key, path or file name      4,096
 ========================================  ==============================  =============
 
 Profile sources: a CellProfiler SQLite row is a few KiB (600 floats) and a platemap
 (1536 wells × 20 columns) a few hundred KiB, so the field, platemap and row limits stop
 a hostile file (a 400 MB generated column, a 3 GiB line without a newline) at once.
+
+A LoadData table (CSV or Parquet) is read in batches: a CSV in blocks of
+``MAX_LINE_BYTES`` (a line longer than that is refused, so a 3 GiB file without a
+newline costs one block), a Parquet file one row group's columns at a time. Rows are
+counted as they stream and the table is refused at row ``MAX_TABLE_ROWS + 1``
+(200,000 rows is about fourteen 1536-well plates with 9 fields; JUMP writes one
+plate, 3,456 rows, per table).
 
 Export and registration build and write ``chunk_index`` in record batches of 262,144
 rows, so their memory does not grow with the row count; the chunk-row limit bounds the
@@ -53,6 +63,9 @@ _ENV = {
     "max_platemap_bytes": "ICEBERG_BIOIMAGE_MAX_PLATEMAP_BYTES",
     "max_platemap_rows": "ICEBERG_BIOIMAGE_MAX_PLATEMAP_ROWS",
     "max_sqlite_memory": "ICEBERG_BIOIMAGE_MAX_SQLITE_MEMORY",
+    "max_table_rows": "ICEBERG_BIOIMAGE_MAX_TABLE_ROWS",
+    "max_line_bytes": "ICEBERG_BIOIMAGE_MAX_LINE_BYTES",
+    "max_value_chars": "ICEBERG_BIOIMAGE_MAX_VALUE_CHARS",
 }
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
@@ -70,6 +83,9 @@ class Limits:
     max_platemap_bytes: int = 64 * 2**20
     max_platemap_rows: int = 1_000_000
     max_sqlite_memory: int = 4 * 2**30
+    max_table_rows: int = 200_000
+    max_line_bytes: int = 2**20
+    max_value_chars: int = 4096
 
     @classmethod
     def from_env(cls) -> Limits:

@@ -6,6 +6,12 @@ the user named: a store, a warehouse root or a catalog warehouse. They are
 normalised here and refused when they would leave that root, whether through
 ``..`` segments or, locally, through a symlink that resolves outside it.
 Symlinks that stay inside the root keep working.
+
+Files named one by one are the exception: a CellProfiler LoadData table names each
+file it describes (absolute paths, ``..`` and symlinks included, as CellProfiler
+reads them), so those files are what the user named and are opened where they are
+(``root=None`` below, :data:`NAMED_FILES`). They must still be regular files, and
+nothing else is read: no folder is listed, no other file is opened.
 """
 
 from __future__ import annotations
@@ -97,19 +103,24 @@ def os_reason(error: BaseException) -> str:
     return str(error)
 
 
-def open_inside(root: str, path: str) -> int | None:
+#: The ``root`` of files named one by one (a LoadData table's): opened where they are.
+NAMED_FILES = None
+
+
+def open_inside(root: str | None, path: str) -> int | None:
     """A read-only descriptor of the regular file ``path``, which must resolve inside ``root``.
 
     ``None`` when nothing (or a folder) is there. The file is opened without
     blocking, so a FIFO cannot hang the caller; FIFOs, devices, sockets and
     anything resolving outside ``root`` (a symlink out of it) raise
     :class:`MetadataError`, as does an unreadable file (permission, symlink loop).
+    With ``root=None`` (:data:`NAMED_FILES`) the file may be anywhere.
     """
     opened = _open_regular(root, path)
     return None if opened is None else opened[0]
 
 
-def _open_regular(root: str, path: str) -> tuple[int, int] | None:
+def _open_regular(root: str | None, path: str) -> tuple[int, int] | None:
     """``(descriptor, size)`` of a regular file inside ``root`` (see :func:`open_inside`)."""
     try:
         fd = os.open(path, _OPEN_FLAGS)
@@ -124,16 +135,17 @@ def _open_regular(root: str, path: str) -> tuple[int, int] | None:
             return None
         if not stat.S_ISREG(info.st_mode):
             raise MetadataError(path, "not a regular file (FIFO, device or socket); refused")
-        real = real_path(fd, path)
-        if not is_inside(root, real):
-            raise MetadataError(path, f"resolves to {real}, outside {root}; refused")
+        if root is not None:
+            real = real_path(fd, path)
+            if not is_inside(root, real):
+                raise MetadataError(path, f"resolves to {real}, outside {root}; refused")
     except BaseException:
         os.close(fd)
         raise
     return fd, info.st_size
 
 
-def read_inside(root: str, path: str, max_bytes: int) -> bytes | None:
+def read_inside(root: str | None, path: str, max_bytes: int) -> bytes | None:
     """Read a regular file inside ``root`` of at most ``max_bytes`` (``None`` if absent)."""
     opened = _open_regular(root, path)
     if opened is None:
@@ -160,7 +172,9 @@ def read_inside(root: str, path: str, max_bytes: int) -> bytes | None:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def read_head_inside(root: str, path: str, start: int, length: int) -> tuple[bytes, int] | None:
+def read_head_inside(
+    root: str | None, path: str, start: int, length: int
+) -> tuple[bytes, int] | None:
     """``length`` bytes from ``start`` of a regular file inside ``root``, and the file's size.
 
     One open, one positioned read; ``None`` when nothing is there (see :func:`open_inside`).
