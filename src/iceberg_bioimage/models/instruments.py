@@ -12,7 +12,7 @@ Conventions (checked against public readers of these formats):
 * ``phenix`` — PerkinElmer/Revvity Opera Phenix and Operetta (Harmony export):
   ``r{row:02}c{column:02}f{field:02}p{plane:02}-ch{channel}sk{timepoint+1}fk1fl1.tiff``.
 * ``imagexpress`` — Molecular Devices MetaXpress: ``<plate>_<well>_s<site>_w<channel>``
-  then an optional upper-case GUID, ``.tif``; optional ``TimePoint_<n>/`` and
+  then an optional GUID (right after the channel, after ``_``, or as ``_[<GUID>]``), ``.tif``; optional ``TimePoint_<n>/`` and
   ``ZStep_<n>/`` folders; ``_thumb`` files are thumbnails (never matched).
 * ``cellomics`` — Thermo ArrayScan: ``<name>_<well>f<field:02>d<channel>.tif``.
 * ``cv7000`` — Yokogawa CV7000/CV8000:
@@ -38,7 +38,7 @@ GROUPS = ("plate", "row", "column", "well", "well_number", "site", "channel", "z
 _FOLDERS = r"(?:[^/]+/)*?"
 _TIF = r"\.(?i:tiff?)"
 _WELL = r"(?P<well>[A-Za-z]{1,2}\d{2})"
-_GUID = r"(?:[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12})"
+_GUID = r"(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,8 +78,10 @@ PRESETS: Mapping[str, InstrumentPreset] = {
             r"(?P<plate>[^/]+)_"
             + _WELL
             + r"(?:_s(?P<site>\d+))?_(?P<channel>w\d+)"
-            + _GUID
-            + "?"
+            # MetaXpress writes the GUID right after the channel, after "_", or
+            # after "_" in brackets: w1<GUID>, w1_<GUID>, w1_[<GUID>] (all seen in
+            # CellProfiler's example plates).
+            + rf"(?:_?{_GUID}|_\[{_GUID}\])?"
             + _TIF,
         ),
         InstrumentPreset(
