@@ -6,15 +6,18 @@ strip tables and pixels, the OME-XML with ElementTree), never from our earlier o
 
 from __future__ import annotations
 
+import csv
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import tifffile
 
 from iceberg_bioimage import FileSetOptions, api, validate_warehouse
+from iceberg_bioimage.models.options import CropOptions
 from iceberg_bioimage.tables.build import canonical_table
 
 REAL = Path(__file__).resolve().parents[1] / "data" / "real"
@@ -115,3 +118,86 @@ def test_imagexpress_guid_forms(
     chunks = canonical_table(result, "chunk_index")
     assert chunks["byte_offset"].to_pylist() == offsets
     assert chunks["byte_length"].to_pylist() == lengths
+
+
+# --- ArrayScan: one site, files of different compression and strips (item 1) -------
+
+HUMAN_FILES = [HUMAN / f"AS_09125_050116030001_D03f00d{c}.tif" for c in range(3)]
+HUMAN_IMAGE = "AS_09125_050116030001:D/3/0"
+
+
+def _codec(path: Path) -> str:
+    with tifffile.TiffFile(path) as tif:
+        return tif.pages.first.compression.name.lower()
+
+
+def test_arrayscan_site_with_mixed_file_layouts_is_one_image() -> None:
+    result = api.scan_store(HUMAN)
+    assert result.warnings == ()
+    (asset,) = result.image_assets
+    assert asset.image_id == HUMAN_IMAGE
+    assert (asset.plate_id, asset.well_id, asset.site_id) == ("AS_09125_050116030001", "D03", "0")
+    assert asset.shape == (3, 1, 512, 512) and asset.dtype == "uint8"
+    assert asset.channel_names == ("d0", "d1", "d2")
+    # Each file keeps its own layout: tifffile says 32 strips of 16 rows (PackBits) for
+    # d0/d1 and one strip of 512 rows (uncompressed) for d2.
+    with tifffile.TiffFile(HUMAN_FILES[2]) as tif:
+        assert tif.pages.first.rowsperstrip == 512
+    assert [_codec(p) for p in HUMAN_FILES] == ["packbits", "packbits", "none"]
+    assert asset.codecs == "packbits|none"
+    assert asset.chunks == (1, 1, 16, 512)  # the first file's layout
+    strips = [_strips(p) for p in HUMAN_FILES]
+    assert asset.chunk_count == sum(len(o) for o, _ in strips) == 65
+    rows = canonical_table(result, "chunk_index").to_pylist()
+    assert len(rows) == 65
+    for channel, (path, (offsets, lengths)) in enumerate(zip(HUMAN_FILES, strips, strict=True)):
+        mine = [r for r in rows if r["chunk_key"] == path.name]
+        assert [r["byte_offset"] for r in mine] == offsets
+        assert [r["byte_length"] for r in mine] == lengths
+        # Coordinates are in the file's own strip grid.
+        assert [r["chunk_coords"] for r in mine] == [
+            [channel, 0, i, 0] for i in range(len(offsets))
+        ]
+    assert all(r["present"] for r in rows)
+
+
+def _cells_boxes() -> tuple[list[dict[str, str]], Any]:
+    import pyarrow as pa
+
+    with open(REAL / "cytotable/cellprofiler/ExampleHuman/Cells.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    names = [f"AreaShape_BoundingBox{e}_{a}" for e in ("Minimum", "Maximum") for a in "XY"]
+    columns: dict[str, list[Any]] = {f"Cells_{n}": [int(r[n]) for r in rows] for n in names}
+    columns["ObjectNumber"] = [int(r["ObjectNumber"]) for r in rows]
+    columns["image_id"] = [HUMAN_IMAGE] * len(rows)
+    return rows, pa.table(columns)
+
+
+@pytest.mark.parametrize(("channel", "index"), [("d0", 0), ("d2", 2)])
+def test_crops_of_the_packbits_and_the_raw_channel_equal_tifffile(channel: str, index: int) -> None:
+    rows, boxes = _cells_boxes()
+    crops = api.read_image_crops(HUMAN, boxes, crop=CropOptions(channels=[channel]))
+    plane = tifffile.imread(HUMAN_FILES[index])
+    assert len(crops.crops) == len(rows) == 289  # FACTS.md: Count_Cells 289
+    order = crops.table["profile_row"].to_pylist()
+    for position, crop in zip(order, crops.crops, strict=True):
+        row = rows[position]
+        x0, x1, y0, y1 = (
+            int(row[f"AreaShape_BoundingBox{e}_{a}"]) for a in "XY" for e in ("Minimum", "Maximum")
+        )
+        assert crop.shape == (1, 1, y1 - y0, x1 - x0)
+        np.testing.assert_array_equal(crop[0, 0], plane[y0:y1, x0:x1])
+    # Only the chosen file's strips were read (d2 has one), each fetched and decoded once.
+    offsets, _ = _strips(HUMAN_FILES[index])
+    assert crops.stats.chunks_fetched == len(offsets) == (1 if index == 2 else 32)
+    assert set(crops.stats.decoded.values()) == {1}
+
+
+def test_arrayscan_site_exports_and_validates(tmp_path: Path) -> None:
+    root = tmp_path / "wh"
+    api.export_store_to_cytomining_warehouse(HUMAN, root)
+    import pyarrow.parquet as pq
+
+    chunks = pq.read_table(next((root / "images" / "chunk_index").glob("*.parquet")))
+    assert chunks.num_rows == 65
+    assert validate_warehouse(root).is_valid
