@@ -201,3 +201,88 @@ def test_arrayscan_site_exports_and_validates(tmp_path: Path) -> None:
     chunks = pq.read_table(next((root / "images" / "chunk_index").glob("*.parquet")))
     assert chunks.num_rows == 65
     assert validate_warehouse(root).is_valid
+
+
+# --- OME-TIFF specification samples, against their own OME-XML (item 10) -------------
+
+OME_SAMPLES = sorted(SPEC_SAMPLES.glob("*/*.ome.tif*"))
+
+
+def _ome_images(xml: str) -> list[dict[str, int]]:
+    root = ET.fromstring(xml)
+    out = []
+    for image in root.iter():
+        if image.tag.rsplit("}", 1)[-1] != "Image":
+            continue
+        (pixels,) = [p for p in image if p.tag.rsplit("}", 1)[-1] == "Pixels"]
+        out.append({k: int(pixels.get(f"Size{k}", "1")) for k in "XYZCT"})
+    return out
+
+
+def _tifffile_segments(path: Path) -> list[tuple[int, int]]:
+    """Every strip/tile of every series, as tifffile lists them."""
+    with tifffile.TiffFile(path) as tif:
+        return [
+            (int(o), int(n))
+            for series in tif.series
+            for page in series.pages
+            for o, n in zip(page.dataoffsets, page.databytecounts, strict=True)
+        ]
+
+
+@pytest.mark.parametrize("path", OME_SAMPLES, ids=lambda p: p.name)
+def test_ome_tiff_samples_match_their_ome_xml_and_tifffile(path: Path) -> None:
+    with tifffile.TiffFile(path) as tif:
+        images = _ome_images(tif.pages.first.description)
+    result = api.scan_store(path)
+    assert not [w for w in result.warnings if "missing" in w]
+    assert result.image_count == len(images)
+    for asset, image in zip(result.image_assets, images, strict=True):
+        assert asset.shape[asset.axes.index("y")] == image["Y"]
+        assert asset.shape[asset.axes.index("x")] == image["X"]
+        planes = [n for n, a in zip(asset.shape, asset.axes, strict=True) if a not in "yxs"]
+        assert int(np.prod(planes)) == image["C"] * image["Z"] * image["T"]
+    rows = canonical_table(result, "chunk_index")
+    mine = list(zip(rows["byte_offset"].to_pylist(), rows["byte_length"].to_pylist(), strict=True))
+    assert sorted(mine) == sorted(_tifffile_segments(path))
+
+
+def test_renamed_flim_file_is_its_own_reference(tmp_path: Path) -> None:
+    """Every TiffData names 'FLIM.ome.tif' (stale) with the file's own UUID: no warning."""
+    path = SPEC_SAMPLES / "2012-06" / "FLIM-modulo-sample.ome.tif"
+    with tifffile.TiffFile(path) as tif:
+        root = ET.fromstring(tif.pages.first.description)
+    uuids = {n.text for n in root.iter() if n.tag.endswith("}UUID")}
+    names = {n.get("FileName") for n in root.iter() if n.tag.endswith("}UUID")}
+    assert uuids == {root.get("UUID")} and names == {"FLIM.ome.tif"}
+    result = api.scan_store(path)
+    assert result.warnings == ()
+    (asset,) = result.image_assets
+    assert asset.dtype == "int8"
+    planes = [n for n, a in zip(asset.shape, asset.axes, strict=True) if a not in "yxs"]
+    assert int(np.prod(planes)) == 16  # SizeC 16 (2 channels x 8 lifetimes, ModuloAlongC)
+    assert asset.chunk_count == len(_tifffile_segments(path))
+
+
+def test_companion_set_is_one_image_over_five_files() -> None:
+    folder = SPEC_SAMPLES / "2012-06" / "set-1-meta-companion"
+    companion = folder / "18x24y5z1t1c8b-text-companion.ome"
+    (image,) = _ome_images(companion.read_text())
+    assert (image["Z"], image["C"], image["T"]) == (5, 1, 1)
+    result = api.scan_store(companion)
+    assert result.warnings == ()
+    (asset,) = result.image_assets
+    assert asset.shape[asset.axes.index("z")] == 5
+    rows = canonical_table(result, "chunk_index").to_pylist()
+    files = sorted(folder.glob("*.ome.tiff"))
+    assert sorted(r["chunk_key"] for r in rows) == [p.name for p in files]
+    for path in files:
+        (mine,) = [
+            (r["byte_offset"], r["byte_length"]) for r in rows if r["chunk_key"] == path.name
+        ]
+        assert [mine] == _tifffile_segments(path)
+        # The pixels of each file are the plane the companion places there.
+        np.testing.assert_array_equal(
+            np.frombuffer(path.read_bytes()[mine[0] : mine[0] + mine[1]], np.uint8).reshape(24, 18),
+            tifffile.imread(path),
+        )
