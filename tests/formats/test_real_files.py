@@ -7,7 +7,10 @@ strip tables and pixels, the OME-XML with ElementTree), never from our earlier o
 from __future__ import annotations
 
 import csv
+import os
 import shutil
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -286,3 +289,41 @@ def test_companion_set_is_one_image_over_five_files() -> None:
             np.frombuffer(path.read_bytes()[mine[0] : mine[0] + mine[1]], np.uint8).reshape(24, 18),
             tifffile.imread(path),
         )
+
+
+# --- Public buckets: a credential error suggests anonymous access (item 13) ---------
+
+
+def test_s3_credential_error_suggests_anon(
+    tmp_path: Path, s3_endpoint: str, s3_upload: Any
+) -> None:
+    uri = s3_upload(HUMAN_FILES[2], "needs-credentials/d2.tif")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+    }
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "iceberg_bioimage",
+            "scan",
+            uri,
+            "--storage-option",
+            f"endpoint_url={s3_endpoint}",
+            "--storage-option",
+            'client_kwargs={"region_name": "us-east-1"}',
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {uri}: ")
+    assert "credentials" in lines[0] and "--storage-option anon=true" in lines[0]
+    assert done.stdout == ""
