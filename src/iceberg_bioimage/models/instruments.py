@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from iceberg_bioimage.exceptions import MetadataError
 from iceberg_bioimage.models.keys import row_letters, split_well_id
+from iceberg_bioimage.models.regex_safety import UnsafePattern, check_pattern_safety
 
 #: Named groups a file-name pattern may use.
 GROUPS = ("plate", "row", "column", "well", "well_number", "site", "channel", "z", "t")
@@ -156,6 +157,10 @@ def custom_pattern(regex: str) -> re.Pattern[str]:
         compiled = re.compile(regex)
     except re.error as error:
         raise MetadataError(f"--pattern {regex!r}", f"not a regular expression: {error}") from None
+    try:  # re cannot be interrupted: refuse the shapes that backtrack without end
+        check_pattern_safety(regex)
+    except UnsafePattern as error:
+        raise MetadataError(f"--pattern {regex!r}", str(error)) from None
     names = set(compiled.groupindex)
     unknown = sorted(names - set(GROUPS))
     if unknown:
