@@ -123,7 +123,9 @@ def join_image_assets_with_profiles(
 
     options = options or ProfileOptions()
     aliases = dict(options.alias_map) if options.alias_map else None
-    profile_set = read_profile_set(profiles, image_table=options.image_table, alias_map=aliases)
+    profile_set = read_profile_set(
+        profiles, image_table=options.image_table, alias_map=aliases, image_assets=image_assets
+    )
     profile_set.select(options.compartment)  # one table: refuses a missing or ambiguous choice
     (joined,) = join_profile_source(
         image_assets,

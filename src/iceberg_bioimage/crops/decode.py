@@ -165,7 +165,11 @@ class FileSetDecoder:
         planes, rows, columns = self._planes.locate(chunk_ids)
         out = []
         for payload, chunk_id, plane, row, column in zip(
-            payloads, chunk_ids.tolist(), planes.tolist(), rows.tolist(), columns.tolist(),
+            payloads,
+            chunk_ids.tolist(),
+            planes.tolist(),
+            rows.tolist(),
+            columns.tolist(),
             strict=True,
         ):
             key = self._sources.keys[int(self._sources.row[chunk_id])]

@@ -147,9 +147,7 @@ class ImageAsset:
     def plane_chunk_counts(self) -> tuple[int, ...]:
         """Chunks of each plane, when planes have their own layouts (else empty)."""
         height, width = self.shape[-2], self.shape[-1]
-        return tuple(
-            -(-height // cy) * -(-width // cx) for cy, cx in (self.plane_chunks or ())
-        )
+        return tuple(-(-height // cy) * -(-width // cx) for cy, cx in (self.plane_chunks or ()))
 
     @property
     def nbytes(self) -> int:

@@ -241,7 +241,15 @@ def _asset(
     axes = ("t" if n_t > 1 else "") + "czyx"
     row, column = split_well_id(well)
     image_path = f"{row}/{int(column)}/{site}"
-    metadata = f'{{"files":{len(files)}' + (f',"planes":{planes_json}' if planes_json else "") + "}"
+    # The files of each plane (plane order, null when absent): an Image table that
+    # names files instead of wells (CellProfiler without a Metadata module) is
+    # matched to this image by them.
+    names = json.dumps(placed, separators=(",", ":"))
+    metadata = (
+        f'{{"files":{len(files)},"file_names":{names}'
+        + (f',"planes":{planes_json}' if planes_json else "")
+        + "}"
+    )
     return ImageAsset(
         dataset_id=dataset_id,
         image_id=image_id_for(dataset_id, image_path),
