@@ -12,8 +12,9 @@ Conventions (checked against public readers of these formats):
 * ``phenix`` — PerkinElmer/Revvity Opera Phenix and Operetta (Harmony export):
   ``r{row:02}c{column:02}f{field:02}p{plane:02}-ch{channel}sk{timepoint+1}fk1fl1.tiff``.
 * ``imagexpress`` — Molecular Devices MetaXpress: ``<plate>_<well>_s<site>_w<channel>``
-  then an optional GUID (right after the channel, after ``_``, or as ``_[<GUID>]``), ``.tif``; optional ``TimePoint_<n>/`` and
-  ``ZStep_<n>/`` folders; ``_thumb`` files are thumbnails (never matched).
+  then an optional GUID (right after the channel, after ``_``, or as ``_[<GUID>]``),
+  ``.tif``; optional ``TimePoint_<n>/`` and ``ZStep_<n>/`` folders; ``_thumb`` files
+  are thumbnails (never matched).
 * ``cellomics`` — Thermo ArrayScan: ``<name>_<well>f<field:02>d<channel>.tif``.
 * ``cv7000`` — Yokogawa CV7000/CV8000:
   ``<plate>_<well>_T<t:04>F<field:03>L<line:02>A<action:02>Z<z:02>C<channel:02>.tif``.

@@ -109,8 +109,8 @@ def _subsequences(op: Any, arg: Any) -> list[list[tuple[Any, Any]]]:
 
 
 def _delimited(body: list[tuple[Any, Any]], index: int) -> bool:
-    """Whether the repeat at ``body[index]`` is one character set ended by a character it cannot match."""
-    op, arg = body[index]
+    """Whether the repeat ``body[index]`` is one character set ended by one it cannot match."""
+    _op, arg = body[index]
     inner = list(arg[2])
     chars = _char_set(inner[0]) if len(inner) == 1 else None
     if chars is None or index + 1 >= len(body):

@@ -122,7 +122,8 @@ def key_by_files(image: pa.Table, image_assets: pa.Table, label: str) -> pa.Tabl
             raise ContractError(
                 label,
                 f"ImageNumber {numbers[row]}: its files belong to several images "
-                f"({', '.join(sorted(images))}); add Metadata_Well/Metadata_Site to the Image table",
+                f"({', '.join(sorted(images))}); add Metadata_Well/Metadata_Site to the "
+                "Image table",
             )
         out.append(images.pop() if images else None)
     if all(v is None for v in out):

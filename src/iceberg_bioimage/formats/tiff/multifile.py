@@ -4,9 +4,10 @@ Two shapes occur: a ``.companion.ome`` OME-XML document beside ``BinaryOnly``
 TIFFs (whose own OME-XML only points at the companion with ``MetadataFile``),
 and a master OME-XML inside one TIFF whose ``TiffData/UUID/@FileName`` name
 other files. A reference is matched by UUID first: one carrying the file's own
-root UUID is the file itself, even when its ``FileName`` is stale (a renamed file). Either way tifffile reads the series across the files; the dataset
-root is the folder of the named file, and every referenced file must resolve
-inside it (``..`` and symlinks out are refused with :class:`MetadataError`).
+root UUID is the file itself, even when its ``FileName`` is stale (a renamed
+file). Either way tifffile reads the series across the files; the dataset root
+is the folder of the named file, and every referenced file must resolve inside it
+(``..`` and symlinks out are refused with :class:`MetadataError`).
 Missing files are warned about; arrays missing planes are skipped.
 Multi-file reading needs a local store (tifffile opens the sibling files).
 """
