@@ -119,3 +119,18 @@ def test_files_of_several_images_are_refused(tmp_path: Path) -> None:
     options = ProfileOptions(image_table=image)
     with pytest.raises(ContractError, match="ImageNumber 1: its files belong to several images"):
         api.join_profiles_with_store(plate, OUTPUT / "Nuclei.csv", options=options)
+
+
+def test_catalog_join_matches_the_image_table_by_files(tmp_path: Path) -> None:
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    catalog = SqlCatalog("t", uri=f"sqlite:///{tmp_path}/c.db", warehouse=tmp_path.as_uri())
+    api.register_store(IMAGES, catalog, "bio", publish_chunks=True)
+    joined = api.join_catalog_image_assets_with_profiles(
+        catalog,
+        "bio",
+        OUTPUT / "Nuclei.csv",
+        profile_dataset_id="AS_09125_050116030001",
+    )
+    assert joined.num_rows == len(_csv_rows(OUTPUT / "Nuclei.csv"))
+    assert set(joined["image_id"].to_pylist()) == {IMAGE_ID}
