@@ -944,13 +944,24 @@ def _names_cases(b: _Builder) -> None:
         )
 
     ids = {
-        "hidden": ".hidden",
-        "underscore": "_x",
+        "dot": ".",
+        "tab": "a\tb",
         "dotdot": "../x",
         "slash": "a/b",
-        "colon": "a:b",
         "empty": "",
     }
+    # SPEC §2 (v4): any name a real file or folder carries is a legal dataset id; the
+    # warehouse encodes it into a file name no reader hides (%2Ehidden..., %5Fx...).
+    for label, value in {"hidden": ".hidden", "underscore": "_x", "colon": "a:b"}.items():
+        d = b.case(f"export-dataset-id-{label}", cls)
+        b.copy(b.image(2), d / "img.ome.zarr")
+        b.add(
+            d.name,
+            cls,
+            ["export-cytomining", "img.ome.zarr", "--warehouse-root", "wh", "--dataset-id", value],
+            "ok",
+            description=f"export-cytomining --dataset-id {value!r} (a legal real-world name)",
+        )
     for label, value in ids.items():
         d = b.case(f"export-dataset-id-{label}", cls)
         b.copy(b.image(2), d / "img.ome.zarr")
@@ -959,14 +970,14 @@ def _names_cases(b: _Builder) -> None:
             cls,
             ["export-cytomining", "img.ome.zarr", "--warehouse-root", "wh", "--dataset-id", value],
             "error",
-            value or "dataset id",
+            value.encode("unicode_escape").decode() or "dataset id",  # named as repr() shows it
             description=f"export-cytomining --dataset-id {value!r}",
         )
     for command, label, value in (
         ("scan", "dotdot", "../x"),
         ("register", "slash", "a/b"),
         ("register", "dotdot", "../../x"),
-        ("publish-chunks", "hidden", ".hidden"),
+        ("publish-chunks", "dot", "."),
     ):
         d = b.case(f"{command}-dataset-id-{label}", cls)
         b.copy(b.image(3), d / "img.ome.zarr")

@@ -12,19 +12,38 @@ from hypothesis import strategies as st
 from iceberg_bioimage import InvalidNameError, MetadataError, StoreNotFoundError
 from iceberg_bioimage.io.storage import expand_glob
 from iceberg_bioimage.models.limits import Limits, json_depth, load_json
-from iceberg_bioimage.models.names import check_dataset_id, check_table_name
+from iceberg_bioimage.models.names import check_dataset_id, check_table_name, file_safe
 from iceberg_bioimage.models.paths import relative_key, resolve_inside
 
 SEGMENTS = st.lists(st.sampled_from(["a", "b", ".", "..", "", "c d", "é"]), max_size=8)
 
 
-@pytest.mark.parametrize("name", ["BR00116991", "plate 1", "A-1_x.v2", "é1"])
+# SPEC §2: any name a real file or folder carries is a legal derived id (Olympus
+# scan^R files begin with "--W00001"); only separators, control characters, "."/".."
+# and more than 200 characters are refused.
+@pytest.mark.parametrize(
+    "name",
+    [
+        "BR00116991",
+        "plate 1",
+        "A-1_x.v2",
+        "é1",
+        "--W00001--P00001--Z00000--T00000--cherry",
+        "-x",
+        ".hidden",
+        "_x",
+        "a:b",
+        "x.",
+        "x ",
+        "a" * 200,
+    ],
+)
 def test_legal_dataset_ids(name):
     assert check_dataset_id(name) == name
 
 
 @pytest.mark.parametrize(
-    "name", ["", ".hidden", "_x", "../x", "a/b", "a\\b", "a:b", "x.", "x ", "a\nb", "a" * 201]
+    "name", ["", ".", "..", "../x", "a/b", "a\\b", "a\nb", "a\x00b", "a\x7fb", "a" * 201]
 )
 def test_illegal_dataset_ids_are_refused_not_encoded(name):
     with pytest.raises(InvalidNameError, match="not a legal name"):
@@ -45,7 +64,11 @@ def test_a_legal_dataset_id_is_one_plain_path_segment(name):
     except InvalidNameError:
         return
     assert "/" not in name and "\\" not in name and name not in (".", "..")
-    assert not name.startswith((".", "_")) and os.path.basename(name) == name
+    assert os.path.basename(name) == name
+    # Its file-name form is one plain segment that no reader treats as hidden.
+    safe = file_safe(name)
+    assert os.path.basename(safe) == safe and not safe.startswith((".", "_"))
+    assert safe.isascii() and "/" not in safe and "\\" not in safe
 
 
 @given(SEGMENTS)

@@ -123,7 +123,9 @@ def join_image_assets_with_profiles(
 
     options = options or ProfileOptions()
     aliases = dict(options.alias_map) if options.alias_map else None
-    profile_set = read_profile_set(profiles, image_table=options.image_table, alias_map=aliases)
+    profile_set = read_profile_set(
+        profiles, image_table=options.image_table, alias_map=aliases, image_assets=image_assets
+    )
     profile_set.select(options.compartment)  # one table: refuses a missing or ambiguous choice
     (joined,) = join_profile_source(
         image_assets,
@@ -180,12 +182,21 @@ def join_catalog_image_assets_with_profiles(
 
     options = options or ProfileOptions()
     aliases = dict(options.alias_map) if options.alias_map else None
-    profile_set = read_profile_set(profiles, image_table=options.image_table, alias_map=aliases)
+    images = None
+    if profile_dataset_id is not None:
+        # The dataset is known: its images are loaded first, so an Image table without
+        # well keys can be matched to them by the files it names.
+        only = [("dataset_id", "in", [profile_dataset_id])]
+        images = load_named_table(catalog, namespace, image_assets_table, filters=only)
+    profile_set = read_profile_set(
+        profiles, image_table=options.image_table, alias_map=aliases, image_assets=images
+    )
     chosen, table = profile_set.select(options.compartment)
     keyed = table if isinstance(table, pa.Table) or profile_set.image is None else profile_set.image
     ids = profile_dataset_ids(keyed, profile_dataset_id, aliases)
     only = [("dataset_id", "in", ids)]
-    images = load_named_table(catalog, namespace, image_assets_table, filters=only)
+    if images is None:
+        images = load_named_table(catalog, namespace, image_assets_table, filters=only)
     chunks = (
         load_named_table(catalog, namespace, chunk_index_table, filters=only)
         if chunk_index_table

@@ -10,13 +10,14 @@ decoder returns blocks laid out along the array's axes.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
 from iceberg_bioimage.crops.fetch import Fetcher
-from iceberg_bioimage.crops.plan import ArrayLayout
+from iceberg_bioimage.crops.plan import ArrayLayout, ChunkSources
 from iceberg_bioimage.exceptions import MetadataError
 
 
@@ -105,6 +106,7 @@ class TiffDecoder:
     """Decodes strips and tiles with the keyframe's ``TiffPage.decode``."""
 
     def __init__(self, keyframe: Any, layout: ArrayLayout) -> None:
+        self.keyframe = keyframe
         self._decode = keyframe.decode
         self._jpegtables = getattr(keyframe, "jpegtables", None)
         self._layout = layout
@@ -130,6 +132,54 @@ class TiffDecoder:
     def decode(self, payloads: Sequence[bytes], chunk_ids: np.ndarray) -> list[np.ndarray]:
         """Decode segments one by one (tifffile releases the GIL: batches run in threads)."""
         return [self._one(job) for job in zip(payloads, chunk_ids.tolist(), strict=True)]
+
+
+class FileSetDecoder:
+    """Decodes the strips/tiles of a file-set image whose files differ in codec or layout.
+
+    Each file is decoded by its own page (``TiffPage.decode``): its header is read
+    (ranged reads) the first time one of its chunks is decoded. A chunk's segment
+    index is its row and column in its own file's grid.
+    """
+
+    def __init__(self, fetcher: Fetcher, layout: ArrayLayout, sources: ChunkSources) -> None:
+        if layout.planes is None:
+            raise ValueError("FileSetDecoder needs an image with per-plane layouts")
+        self._fetcher = fetcher
+        self._layout = layout
+        self._planes = layout.planes
+        self._sources = sources
+        self._pages: dict[str, tuple[Any, Any]] = {}
+        self._lock = threading.Lock()
+        self.fill_value = 0
+
+    def _page(self, key: str) -> tuple[Any, Any]:
+        with self._lock:
+            if key not in self._pages:
+                keyframe = tiff_decoder(self._fetcher, self._layout, key).keyframe
+                self._pages[key] = (keyframe.decode, getattr(keyframe, "jpegtables", None))
+            return self._pages[key]
+
+    def decode(self, payloads: Sequence[bytes], chunk_ids: np.ndarray) -> list[np.ndarray]:
+        """Decode each chunk with the page of the file that holds it."""
+        planes, rows, columns = self._planes.locate(chunk_ids)
+        out = []
+        for payload, chunk_id, plane, row, column in zip(
+            payloads,
+            chunk_ids.tolist(),
+            planes.tolist(),
+            rows.tolist(),
+            columns.tolist(),
+            strict=True,
+        ):
+            key = self._sources.keys[int(self._sources.row[chunk_id])]
+            decode, jpegtables = self._page(key)
+            index = row * int(self._planes.nx[plane]) + column
+            segment, _position, shape = decode(payload, index, jpegtables=jpegtables)
+            _depth, length, width, _samples = shape
+            lead = (1,) * len(self._planes.lead)
+            out.append(np.asarray(segment).reshape(*lead, length, width))
+        return out
 
 
 def array_document(fetcher: Fetcher, layout: ArrayLayout) -> tuple[dict[str, Any], str]:

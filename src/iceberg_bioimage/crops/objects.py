@@ -53,8 +53,12 @@ def has_image_ids(table: pa.Table) -> bool:
 
 
 def dataset_ids_of(image_ids: pa.Array | pa.ChunkedArray) -> list[str]:
-    """The distinct datasets of ``<dataset_id>:<path>`` image ids."""
-    parts = pc.list_element(pc.split_pattern(image_ids, ":", max_splits=1), 0)
+    """The distinct datasets of ``<dataset_id>:<path>`` image ids.
+
+    Split at the last ``:``: a dataset id may hold ``:`` (any real name is legal),
+    an image path does not.
+    """
+    parts = pc.list_element(pc.split_pattern(image_ids, ":", max_splits=1, reverse=True), 0)
     return sorted(v for v in pc.unique(parts).to_pylist() if v)
 
 

@@ -37,6 +37,8 @@ class ArrayLayout:
     channel_names: tuple[str, ...] | None
     multiscale_level: int
     metadata_json: str | None
+    #: Per-plane layouts of a file-set image whose files differ (else ``None``).
+    planes: PlaneGrid | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ArrayLayout:
@@ -59,6 +61,7 @@ class ArrayLayout:
             channel_names=tuple(row["channel_names"]) if row.get("channel_names") else None,
             multiscale_level=int(row.get("multiscale_level") or 0),
             metadata_json=row.get("metadata_json"),
+            planes=PlaneGrid.from_row(row, where),
         )
 
     @property
@@ -85,6 +88,21 @@ class ArrayLayout:
     def is_tiff(self) -> bool:
         """Whether chunks are TIFF strips or tiles."""
         return self.storage_variant not in ("zarr-v2", "zarr-v3")
+
+    @property
+    def chunk_total(self) -> int:
+        """Number of chunks of the array."""
+        return self.planes.total if self.planes is not None else math.prod(self.grid)
+
+    def chunk_region(self, chunk_id: int) -> tuple[slice, ...]:
+        """The region of the array that chunk ``chunk_id`` covers (clipped to the shape)."""
+        if self.planes is not None:
+            return self.planes.region(chunk_id, self.shape)
+        coords = np.unravel_index(chunk_id, self.grid)
+        return tuple(
+            slice(int(c) * k, min(int(c) * k + k, s))
+            for c, k, s in zip(coords, self.chunks, self.shape, strict=True)
+        )
 
     @property
     def height(self) -> int:
@@ -162,10 +180,118 @@ def box_chunk_ranges(layout: ArrayLayout, boxes: Boxes) -> tuple[np.ndarray, ...
     return (boxes.y_min // cy, (boxes.y_max - 1) // cy, boxes.x_min // cx, (boxes.x_max - 1) // cx)
 
 
+@dataclass(frozen=True)
+class PlaneGrid:
+    """Chunk ids of an image whose planes (files) keep their own strip/tile layouts.
+
+    A file-set image's ``metadata_json`` lists each plane's file, chunk shape and
+    codec (``planes``) when its files differ. Planes are the row-major positions of
+    the dimensions before y and x; the chunks of plane ``p`` have the ids
+    ``base[p] + row * nx[p] + column``, which is their order in ``chunk_index``.
+    (When every plane has one layout, these are the row-major ids of the grid.)
+    """
+
+    lead: tuple[int, ...]
+    files: tuple[str | None, ...]
+    codecs: tuple[str | None, ...]
+    cy: np.ndarray
+    cx: np.ndarray
+    ny: np.ndarray
+    nx: np.ndarray
+    base: np.ndarray
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], where: str) -> PlaneGrid | None:
+        """From an ``image_assets`` row; ``None`` unless its metadata lists planes."""
+        if row.get("storage_variant") != "tiff-files" or not row.get("metadata_json"):
+            return None
+        try:
+            planes = json.loads(row["metadata_json"]).get("planes")
+        except (ValueError, AttributeError):
+            return None
+        if planes is None:
+            return None
+        shape = tuple(int(v) for v in row["shape"])
+        lead, (height, width) = shape[:-2], shape[-2:]
+        chunks = tuple(int(v) for v in row["chunks"][-2:])
+        if not isinstance(planes, list) or len(planes) != math.prod(lead):
+            raise MetadataError(where, f"metadata_json planes do not match the shape {shape}")
+        try:
+            sizes = np.array(
+                [p["chunks"] if p is not None else chunks for p in planes], dtype=np.int64
+            ).reshape(-1, 2)
+        except (KeyError, TypeError, ValueError) as error:
+            raise MetadataError(where, f"metadata_json planes are malformed: {error}") from None
+        if (sizes <= 0).any():
+            raise MetadataError(where, "metadata_json planes hold a chunk size <= 0")
+        ny, nx = -(-height // sizes[:, 0]), -(-width // sizes[:, 1])
+        counts = ny * nx
+        return cls(
+            lead=lead,
+            files=tuple(p.get("file") if isinstance(p, dict) else None for p in planes),
+            codecs=tuple(p.get("codec") if isinstance(p, dict) else None for p in planes),
+            cy=sizes[:, 0],
+            cx=sizes[:, 1],
+            ny=ny,
+            nx=nx,
+            base=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64),
+        )
+
+    @property
+    def total(self) -> int:
+        """Number of chunks over every plane."""
+        return int((self.ny * self.nx).sum())
+
+    def locate(self, chunk_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(plane, row, column)`` of each chunk id."""
+        ids = np.asarray(chunk_ids, dtype=np.int64)
+        plane = np.searchsorted(self.base, ids, side="right") - 1
+        within = ids - self.base[plane]
+        return plane, within // self.nx[plane], within % self.nx[plane]
+
+    def ids_of(self, coords: np.ndarray) -> np.ndarray:
+        """Chunk ids of ``chunk_coords`` rows (leading coordinates, then row, column)."""
+        plane = np.ravel_multi_index(tuple(coords[:, :-2].T), self.lead, mode="clip")
+        row = np.minimum(coords[:, -2], self.ny[plane] - 1)
+        column = np.minimum(coords[:, -1], self.nx[plane] - 1)
+        return self.base[plane] + row * self.nx[plane] + column
+
+    def region(self, chunk_id: int, shape: Sequence[int]) -> tuple[slice, ...]:
+        """The region of the array chunk ``chunk_id`` covers."""
+        plane, row, column = (int(v[0]) for v in self.locate(np.array([chunk_id])))
+        where = np.unravel_index(plane, self.lead)
+        cy, cx = int(self.cy[plane]), int(self.cx[plane])
+        return (
+            *(slice(int(i), int(i) + 1) for i in where),
+            slice(row * cy, min(row * cy + cy, shape[-2])),
+            slice(column * cx, min(column * cx + cx, shape[-1])),
+        )
+
+    def needed(self, layout: ArrayLayout, boxes: Boxes, channels: np.ndarray) -> np.ndarray:
+        """Sorted ids of the chunks the boxes intersect, plane by plane."""
+        c_axis = layout.c_axis
+        wanted = []
+        for plane in range(len(self.base)):
+            where = np.unravel_index(plane, self.lead)
+            if c_axis is not None and int(where[c_axis]) not in channels:
+                continue
+            cy, cx, nx = int(self.cy[plane]), int(self.cx[plane]), int(self.nx[plane])
+            y0, y1 = boxes.y_min // cy, (boxes.y_max - 1) // cy
+            x0, x1 = boxes.x_min // cx, (boxes.x_max - 1) // cx
+            for a, b, c, d in zip(y0.tolist(), y1.tolist(), x0.tolist(), x1.tolist(), strict=True):
+                rows, cols = np.meshgrid(np.arange(a, b + 1), np.arange(c, d + 1), indexing="ij")
+                wanted.append(self.base[plane] + (rows * nx + cols).ravel())
+        if not wanted:
+            return np.empty(0, dtype=np.int64)
+        return np.unique(np.concatenate(wanted)).astype(np.int64)
+
+
 def needed_chunk_ids(layout: ArrayLayout, boxes: Boxes, channels: np.ndarray) -> np.ndarray:
     """Sorted linear ids of every chunk the (clipped, valid) ``boxes`` intersect."""
     if len(boxes.x_min) == 0:
         return np.empty(0, dtype=np.int64)
+    if layout.planes is not None:
+        return layout.planes.needed(layout, boxes, channels)
     y0, y1, x0, x1 = box_chunk_ranges(layout, boxes)
     ny, nx = y1 - y0 + 1, x1 - x0 + 1
     counts = ny * nx
@@ -221,8 +347,11 @@ class ChunkSources:
                 f"chunk_index of {layout.image_id} {layout.array_path!r}",
                 f"chunk_coords do not have {len(grid)} dimensions",
             )
-        ids = np.ravel_multi_index(flat.reshape(-1, len(grid)).T, grid, mode="clip")
-        row = np.full(math.prod(grid), -1, dtype=np.int64)
+        if layout.planes is not None:  # each plane's coordinates are in its file's grid
+            ids = layout.planes.ids_of(flat.reshape(-1, len(grid)))
+        else:
+            ids = np.ravel_multi_index(flat.reshape(-1, len(grid)).T, grid, mode="clip")
+        row = np.full(layout.chunk_total, -1, dtype=np.int64)
         row[ids] = np.arange(rows.num_rows)
         offsets = rows["byte_offset"].to_numpy(zero_copy_only=False)
         lengths = rows["byte_length"].to_numpy(zero_copy_only=False)

@@ -21,6 +21,7 @@ import numpy as np
 from iceberg_bioimage.crops.boxes import Boxes
 from iceberg_bioimage.crops.decode import (
     ChunkDecoder,
+    FileSetDecoder,
     array_document,
     tiff_decoder,
     zarr_decoder,
@@ -108,7 +109,9 @@ class CropReader:
         key = (layout.uri, layout.array_path)
         if key not in self._decoders:
             fetcher = self._fetcher(layout.uri)
-            if layout.is_tiff:
+            if layout.planes is not None:  # files with their own codecs and layouts
+                self._decoders[key] = FileSetDecoder(fetcher, layout, planned.request.sources)
+            elif layout.is_tiff:
                 first = planned.ranges[0][0] if planned.ranges else planned.request.sources.keys[0]
                 self._decoders[key] = tiff_decoder(fetcher, layout, first)
             else:
@@ -193,13 +196,12 @@ class CropReader:
             [i for i, d in zip(planned.fetch, data, strict=True) if d is not None], dtype=np.int64
         )
         payloads = [d for d in data if d is not None]
-        grid, chunks = layout.grid, layout.chunks
 
         def decode_and_place(batch: range) -> None:
             ids = planned.ids[stored[batch.start : batch.stop]]
             blocks = decoder.decode(payloads[batch.start : batch.stop], ids)
             for chunk_id, block in zip(ids.tolist(), blocks, strict=True):
-                _place(canvas, np.unravel_index(chunk_id, grid), chunks, block)
+                _place(canvas, layout.chunk_region(chunk_id), block)
 
         size = -(-len(payloads) // DECODE_WORKERS) if payloads else 1
         batches = [range(i, min(i + size, len(payloads))) for i in range(0, len(payloads), size)]
@@ -208,22 +210,15 @@ class CropReader:
         absent = np.setdiff1d(np.arange(len(planned.ids)), stored)
         self.absent[(layout.uri, layout.array_path)] = planned.ids[absent]
         for position in absent.tolist():
-            coords = np.unravel_index(int(planned.ids[position]), grid)
-            canvas[_region(coords, chunks, layout.shape, chunks)] = decoder.fill_value
+            canvas[layout.chunk_region(int(planned.ids[position]))] = decoder.fill_value
         return _crops(canvas, request)
 
 
-def _region(
-    coords: Sequence[Any], chunks: Sequence[int], shape: Sequence[int], extent: Sequence[int]
-) -> tuple[slice, ...]:
-    return tuple(
-        slice(int(c) * k, min(int(c) * k + e, s))
-        for c, k, e, s in zip(coords, chunks, extent, shape, strict=True)
+def _place(canvas: np.ndarray, region: tuple[slice, ...], block: Any) -> None:
+    """Put a decoded chunk in its region (a block may be padded past the array's edge)."""
+    region = tuple(
+        slice(r.start, min(r.stop, r.start + n)) for r, n in zip(region, block.shape, strict=True)
     )
-
-
-def _place(canvas: np.ndarray, coords: Sequence[Any], chunks: Sequence[int], block: Any) -> None:
-    region = _region(coords, chunks, canvas.shape, block.shape)
     canvas[region] = block[tuple(slice(0, r.stop - r.start) for r in region)]
 
 

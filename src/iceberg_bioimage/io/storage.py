@@ -50,6 +50,37 @@ DEFAULT_STORAGE_OPTIONS: dict[str, Mapping[str, Any]] = {
 }
 
 
+#: Appended to a credential error on ``s3://``: public buckets are read anonymously.
+CREDENTIAL_HINT = (
+    "; if the bucket is public, read it without credentials: "
+    "--storage-option anon=true (storage_options={'anon': True})"
+)
+#: Client error names and codes that mean "no, missing or refused credentials".
+_CREDENTIAL_WORDS = (
+    "NoCredentialsError",
+    "PartialCredentialsError",
+    "Unable to locate credentials",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "AccessDenied",
+    "Forbidden",
+)
+
+
+def _is_credential_error(error: BaseException) -> bool:
+    """Whether ``error`` (or an error it was raised from) is about credentials."""
+    seen: BaseException | None = error
+    for _ in range(5):  # the chain of causes, bounded
+        if seen is None:
+            return False
+        text = f"{type(seen).__name__} {seen}"
+        if isinstance(seen, PermissionError) or any(w in text for w in _CREDENTIAL_WORDS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _scheme(uri: str) -> str:
     return urlsplit(uri).scheme if "://" in uri else ""
 
@@ -319,12 +350,21 @@ class FsspecStore:
         # fsspec shares one filesystem instance per set of options, listings
         # cached included: forget them so a scan sees the store as it is now.
         fs.invalidate_cache()
+        self._anonymous = bool((storage_options or {}).get("anon"))
         try:
             exists = fs.exists(self.root)
         except Exception as error:  # OSError, or the client's own (botocore: no endpoint)
-            raise StoreNotFoundError(uri, f"cannot reach the store: {error}") from error
+            raise StoreNotFoundError(
+                uri, f"cannot reach the store: {error}{self._credential_hint(error)}"
+            ) from error
         if not exists:
             raise StoreNotFoundError(uri, "no such file or prefix")
+
+    def _credential_hint(self, error: BaseException) -> str:
+        """How to read a public bucket, when ``error`` is about missing/refused credentials."""
+        if self._anonymous or _scheme(self.uri) not in ("s3", "s3a"):
+            return ""
+        return CREDENTIAL_HINT if _is_credential_error(error) else ""
 
     def is_dir(self) -> bool:
         """Whether the root is a prefix (folder)."""
@@ -377,7 +417,9 @@ class FsspecStore:
             if isinstance(data, FileNotFoundError) or data is None:
                 out.append(None)
             elif isinstance(data, BaseException):
-                raise MetadataError(self.location(path), f"cannot read: {data}") from data
+                raise MetadataError(
+                    self.location(path), f"cannot read: {data}{self._credential_hint(data)}"
+                ) from data
             elif len(data) > self.limits.max_metadata_bytes:
                 raise MetadataError(
                     self.location(path),

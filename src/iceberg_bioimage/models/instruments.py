@@ -12,8 +12,9 @@ Conventions (checked against public readers of these formats):
 * ``phenix`` — PerkinElmer/Revvity Opera Phenix and Operetta (Harmony export):
   ``r{row:02}c{column:02}f{field:02}p{plane:02}-ch{channel}sk{timepoint+1}fk1fl1.tiff``.
 * ``imagexpress`` — Molecular Devices MetaXpress: ``<plate>_<well>_s<site>_w<channel>``
-  then an optional upper-case GUID, ``.tif``; optional ``TimePoint_<n>/`` and
-  ``ZStep_<n>/`` folders; ``_thumb`` files are thumbnails (never matched).
+  then an optional GUID (right after the channel, after ``_``, or as ``_[<GUID>]``),
+  ``.tif``; optional ``TimePoint_<n>/`` and ``ZStep_<n>/`` folders; ``_thumb`` files
+  are thumbnails (never matched).
 * ``cellomics`` — Thermo ArrayScan: ``<name>_<well>f<field:02>d<channel>.tif``.
 * ``cv7000`` — Yokogawa CV7000/CV8000:
   ``<plate>_<well>_T<t:04>F<field:03>L<line:02>A<action:02>Z<z:02>C<channel:02>.tif``.
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 
 from iceberg_bioimage.exceptions import MetadataError
 from iceberg_bioimage.models.keys import row_letters, split_well_id
+from iceberg_bioimage.models.regex_safety import UnsafePattern, check_pattern_safety
 
 #: Named groups a file-name pattern may use.
 GROUPS = ("plate", "row", "column", "well", "well_number", "site", "channel", "z", "t")
@@ -38,7 +40,7 @@ GROUPS = ("plate", "row", "column", "well", "well_number", "site", "channel", "z
 _FOLDERS = r"(?:[^/]+/)*?"
 _TIF = r"\.(?i:tiff?)"
 _WELL = r"(?P<well>[A-Za-z]{1,2}\d{2})"
-_GUID = r"(?:[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12})"
+_GUID = r"(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,8 +80,10 @@ PRESETS: Mapping[str, InstrumentPreset] = {
             r"(?P<plate>[^/]+)_"
             + _WELL
             + r"(?:_s(?P<site>\d+))?_(?P<channel>w\d+)"
-            + _GUID
-            + "?"
+            # MetaXpress writes the GUID right after the channel, after "_", or
+            # after "_" in brackets: w1<GUID>, w1_<GUID>, w1_[<GUID>] (all seen in
+            # CellProfiler's example plates).
+            + rf"(?:_?{_GUID}|_\[{_GUID}\])?"
             + _TIF,
         ),
         InstrumentPreset(
@@ -154,6 +158,10 @@ def custom_pattern(regex: str) -> re.Pattern[str]:
         compiled = re.compile(regex)
     except re.error as error:
         raise MetadataError(f"--pattern {regex!r}", f"not a regular expression: {error}") from None
+    try:  # re cannot be interrupted: refuse the shapes that backtrack without end
+        check_pattern_safety(regex)
+    except UnsafePattern as error:
+        raise MetadataError(f"--pattern {regex!r}", str(error)) from None
     names = set(compiled.groupindex)
     unknown = sorted(names - set(GROUPS))
     if unknown:

@@ -86,6 +86,11 @@ class ImageAsset:
     ``-1`` when absent) come from TIFF tile tables or Zarr shard indexes.
     ``chunk_keys`` (per inner chunk, row-major) overrides ``chunk_key_encoding``
     when an array's chunks live in different objects (a plate of TIFF files).
+    ``plane_chunks`` (a file-set image whose files differ in strip/tile layout: per
+    plane, in row-major order of the dimensions before y and x, the ``(y, x)`` chunk
+    shape of the file that holds it) makes each plane's chunks its own file's strips
+    or tiles: ``chunk_count`` sums them and ``chunk_coords`` are in each file's grid;
+    ``chunks`` is then the first file's layout.
     ``row_name``/``column_name`` hold a plate's row and column names as written
     when they are not the well id's letters and digits (numbered rows); the
     ``well_row``/``well_column`` columns then keep them. ``is_label`` marks an
@@ -124,16 +129,25 @@ class ImageAsset:
     chunk_byte_offsets: tuple[int, ...] | None = field(default=None, repr=False)
     chunk_byte_lengths: tuple[int, ...] | None = field(default=None, repr=False)
     chunk_keys: tuple[str, ...] | None = field(default=None, repr=False)
+    plane_chunks: tuple[tuple[int, int], ...] | None = field(default=None, repr=False)
 
     @property
     def chunk_grid(self) -> tuple[int, ...]:
-        """Chunks per dimension of the inner-chunk grid."""
+        """Chunks per dimension of the inner-chunk grid (of ``chunks``)."""
         return _grid_facts(tuple(self.shape), tuple(self.chunks))[0]
 
     @property
     def chunk_count(self) -> int:
         """Number of inner chunks (the smallest decodable units)."""
+        if self.plane_chunks is not None:
+            return sum(self.plane_chunk_counts)
         return _grid_facts(tuple(self.shape), tuple(self.chunks))[1]
+
+    @property
+    def plane_chunk_counts(self) -> tuple[int, ...]:
+        """Chunks of each plane, when planes have their own layouts (else empty)."""
+        height, width = self.shape[-2], self.shape[-1]
+        return tuple(-(-height // cy) * -(-width // cx) for cy, cx in (self.plane_chunks or ()))
 
     @property
     def nbytes(self) -> int:

@@ -50,6 +50,12 @@ def find_column(names: Sequence[str], candidates: Sequence[str]) -> str | None:
     return next((lowered[c.lower()] for c in candidates if c.lower() in lowered), None)
 
 
+def needs_keys(table: pa.Table, alias_map: AliasMap | None = None) -> bool:
+    """Whether a table has neither a well nor an image key column."""
+    resolved, _errors = _resolve_columns(table.column_names, _alias_candidates(alias_map))
+    return "well_id" not in resolved and "image_id" not in resolved
+
+
 def needs_image_table(table: pa.Table, alias_map: AliasMap | None = None) -> bool:
     """Whether object rows lack plate/well/image keys but carry an image number."""
     resolved, _errors = _resolve_columns(table.column_names, _alias_candidates(alias_map))

@@ -58,7 +58,9 @@ def join_profile_source(
     """Read a profile source and join the chosen compartment, or each one present."""
     options = options or ProfileOptions()
     alias_map: AliasMap | None = dict(options.alias_map) if options.alias_map else None
-    profile_set = read_profile_set(profiles, image_table=options.image_table, alias_map=alias_map)
+    profile_set = read_profile_set(
+        profiles, image_table=options.image_table, alias_map=alias_map, image_assets=image_assets
+    )
     if options.compartment is not None:
         chosen = [profile_set.select(options.compartment)]
     else:

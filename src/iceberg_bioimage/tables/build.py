@@ -194,6 +194,30 @@ def _byte_facts(
     return unknown, unknown, present
 
 
+def _plane_coords(asset: ImageAsset) -> np.ndarray:
+    """Coordinates of every chunk of an image whose planes have their own layouts.
+
+    Each plane (one file) contributes its own strip/tile grid, in plane order: the
+    leading coordinates place the plane, the last two are in that file's grid.
+    """
+    lead = tuple(asset.shape[:-2])
+    height, width = asset.shape[-2], asset.shape[-1]
+    blocks = []
+    for plane, (cy, cx) in enumerate(asset.plane_chunks or ()):
+        ny, nx = -(-height // cy), -(-width // cx)
+        yx = np.indices((ny, nx)).reshape(2, -1).T
+        where = np.asarray(np.unravel_index(plane, lead), dtype=np.int64)
+        blocks.append(np.hstack([np.broadcast_to(where, (len(yx), len(lead))), yx]))
+    return np.vstack(blocks).astype(np.int64)
+
+
+def _coords(asset: ImageAsset, cache: _GridCache, start: int, stop: int) -> np.ndarray:
+    """Chunk coordinates of chunks ``start:stop`` of one array, one row each."""
+    if asset.plane_chunks is None:
+        return cache.coords(asset.chunk_grid, start, stop)
+    return _plane_coords(asset)[start:stop]
+
+
 def _nullable_int(values: np.ndarray) -> pa.Array:
     return pa.array(values, type=pa.int64(), mask=values < 0)
 
@@ -251,7 +275,7 @@ def _chunk_batch(pieces: Sequence[_Piece], cache: _GridCache, schema: pa.Schema)
         keys = pc.binary_join_element_wise(per_array(prefixes), pa.concat_arrays(suffixes), "")
 
     coords_values = np.concatenate(
-        [cache.coords(a.chunk_grid, start, stop).ravel() for a, start, stop in pieces]
+        [_coords(a, cache, start, stop).ravel() for a, start, stop in pieces]
     )
     ndims = np.fromiter((len(a.shape) for a in assets), dtype=np.int64, count=len(assets))
     offsets = np.zeros(total + 1, dtype=np.int32)

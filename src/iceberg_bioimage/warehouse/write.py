@@ -41,7 +41,7 @@ from iceberg_bioimage.exceptions import (
     WarehouseError,
 )
 from iceberg_bioimage.models.limits import Limits, load_json
-from iceberg_bioimage.models.names import check_dataset_id, check_table_name
+from iceberg_bioimage.models.names import check_table_name, file_safe
 from iceberg_bioimage.models.paths import os_reason, read_inside, resolve_inside
 from iceberg_bioimage.models.results import WarehouseTableWrite
 from iceberg_bioimage.models.warehouse import (
@@ -148,7 +148,7 @@ def read_table(root: str | os.PathLike[str], entry: TableEntry) -> pa.Table:
 
 
 def _file_name(dataset_id: str, token: str) -> str:
-    return f"{check_dataset_id(dataset_id)}.{token}.parquet"
+    return f"{file_safe(dataset_id)}.{token}.parquet"
 
 
 def _split_by_dataset(

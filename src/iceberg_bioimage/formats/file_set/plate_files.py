@@ -10,6 +10,7 @@ with several time points) and one chunk per strip or tile of every file.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -142,11 +143,14 @@ def scan_plate_files(
         if not usable:
             warnings.append(f"{uri}: well {well} site {site}: no readable file; image skipped")
             continue
-        layouts = {headers[k].layout for k in usable.values()}  # type: ignore[union-attr]
-        if len(layouts) > 1:
+        # The files of one image must agree on plane size and dtype; each keeps its
+        # own compression and strip/tile layout (an ArrayScan site: two PackBits
+        # channels in 16-row strips, one raw channel in one strip).
+        planes = {headers[k].plane for k in usable.values()}  # type: ignore[union-attr]
+        if len(planes) > 1:
             warnings.append(
-                f"{uri}: well {well} site {site}: its files differ in size, dtype or "
-                f"strip/tile layout ({sorted(map(str, layouts))}); image skipped"
+                f"{uri}: well {well} site {site}: its files differ in size or dtype "
+                f"({', '.join(sorted(_describe(p) for p in planes))}); image skipped"
             )
             continue
         missing += len(ts) * len(plate.channels) * len(zs) - len(usable)
@@ -169,6 +173,42 @@ def scan_plate_files(
     )
 
 
+def _describe(plane: tuple[int, int, str]) -> str:
+    height, width, dtype = plane
+    return f"{width}x{height} {dtype}"
+
+
+def _plane_facts(
+    files: Sequence[str | None], headers: dict[str, PlaneHeader]
+) -> tuple[tuple[tuple[int, int], ...] | None, str | None, str | None]:
+    """``(plane_chunks, codecs, planes metadata)`` of an image whose files differ.
+
+    ``(None, codec, None)`` when every file has the first file's layout and codec.
+    Otherwise ``plane_chunks`` gives each plane its file's strip/tile shape (when the
+    layouts differ), ``codecs`` lists the distinct codecs in plane order joined by
+    ``|``, and the metadata names each plane's file, chunk shape and codec, so a
+    reader of the tables decodes every file with its own layout.
+    """
+    present = [headers[k] for k in files if k is not None]
+    first = present[0]
+    layouts = {h.chunks for h in present}
+    codecs = list(dict.fromkeys(h.codec for h in present))
+    if len(layouts) == 1 and len(codecs) == 1:
+        return None, first.codec, None
+    described = [
+        {"file": key, "chunks": list(headers[key].chunks), "codec": headers[key].codec}
+        if key is not None
+        else None
+        for key in files
+    ]
+    plane_chunks = (
+        tuple(headers[k].chunks if k is not None else first.chunks for k in files)
+        if len(layouts) > 1
+        else None
+    )
+    return plane_chunks, "|".join(codecs), json.dumps(described, separators=(",", ":"))
+
+
 def _asset(
     dataset_id: str,
     uri: str,
@@ -179,20 +219,37 @@ def _asset(
     headers: dict[str, PlaneHeader],
     shape_tcz: tuple[int, int, int],
 ) -> ImageAsset:
-    first = headers[next(iter(files.values()))]
-    per_file = len(first.byte_offsets)
-    absent = (-1,) * per_file
     n_t, n_c, n_z = shape_tcz
     placed = [files.get(p) for p in itertools.product(range(n_t), range(n_c), range(n_z))]
-    planes = [headers[key] if key is not None else None for key in placed]
-    chain = itertools.chain.from_iterable
-    offsets = tuple(chain(h.byte_offsets if h else absent for h in planes))
-    lengths = tuple(chain(h.byte_lengths if h else absent for h in planes))
-    keys = tuple(chain((key or "",) * per_file for key in placed))
+    first = headers[next(k for k in placed if k is not None)]
+    plane_chunks, codecs, planes_json = _plane_facts(placed, headers)
+    offsets: list[int] = []
+    lengths: list[int] = []
+    keys: list[str] = []
+    for key in placed:
+        if key is not None:
+            header = headers[key]
+            offsets.extend(header.byte_offsets)
+            lengths.extend(header.byte_lengths)
+            keys.extend((key,) * len(header.byte_offsets))
+        else:  # an absent plane: the first file's layout, every chunk absent
+            count = len(first.byte_offsets)
+            offsets.extend((-1,) * count)
+            lengths.extend((-1,) * count)
+            keys.extend(("",) * count)
     lead = (n_t,) if n_t > 1 else ()
     axes = ("t" if n_t > 1 else "") + "czyx"
     row, column = split_well_id(well)
     image_path = f"{row}/{int(column)}/{site}"
+    # The files of each plane (plane order, null when absent): an Image table that
+    # names files instead of wells (CellProfiler without a Metadata module) is
+    # matched to this image by them.
+    names = json.dumps(placed, separators=(",", ":"))
+    metadata = (
+        f'{{"files":{len(files)},"file_names":{names}'
+        + (f',"planes":{planes_json}' if planes_json else "")
+        + "}"
+    )
     return ImageAsset(
         dataset_id=dataset_id,
         image_id=image_id_for(dataset_id, image_path),
@@ -214,10 +271,11 @@ def _asset(
         physical_size_x=first.physical_size_x,
         physical_size_y=first.physical_size_y,
         physical_unit="micrometer" if first.physical_size_x is not None else None,
-        codecs=first.codec,
-        metadata_json=f'{{"files":{len(files)}}}',
+        codecs=codecs,
+        metadata_json=metadata,
         chunk_key_encoding=ChunkKeyEncoding(name="fixed", fixed_key=""),
-        chunk_byte_offsets=offsets,
-        chunk_byte_lengths=lengths,
-        chunk_keys=keys,
+        chunk_byte_offsets=tuple(offsets),
+        chunk_byte_lengths=tuple(lengths),
+        chunk_keys=tuple(keys),
+        plane_chunks=plane_chunks,
     )

@@ -64,9 +64,13 @@ class PlaneHeader:
     physical_size_y: float | None = None
 
     @property
-    def layout(self) -> tuple[int, int, str, tuple[int, int]]:
-        """What every file of one image must share: size, dtype and chunk shape."""
-        return (self.height, self.width, self.dtype, self.chunks)
+    def plane(self) -> tuple[int, int, str]:
+        """What every file of one image must share: size and dtype.
+
+        Compression and strip/tile layout may differ between the files of one image
+        (each file's strips or tiles are its own chunks).
+        """
+        return (self.height, self.width, self.dtype)
 
 
 class Segments:

@@ -3,9 +3,11 @@
 Two shapes occur: a ``.companion.ome`` OME-XML document beside ``BinaryOnly``
 TIFFs (whose own OME-XML only points at the companion with ``MetadataFile``),
 and a master OME-XML inside one TIFF whose ``TiffData/UUID/@FileName`` name
-other files. Either way tifffile reads the series across the files; the dataset
-root is the folder of the named file, and every referenced file must resolve
-inside it (``..`` and symlinks out are refused with :class:`MetadataError`).
+other files. A reference is matched by UUID first: one carrying the file's own
+root UUID is the file itself, even when its ``FileName`` is stale (a renamed
+file). Either way tifffile reads the series across the files; the dataset root
+is the folder of the named file, and every referenced file must resolve inside it
+(``..`` and symlinks out are refused with :class:`MetadataError`).
 Missing files are warned about; arrays missing planes are skipped.
 Multi-file reading needs a local store (tifffile opens the sibling files).
 """
@@ -44,14 +46,34 @@ def _root(text: str, where: str) -> ElementTree.Element:
         raise MetadataError(where, f"invalid OME-XML: {error}") from error
 
 
-def referenced_files(text: str, where: str) -> tuple[str, ...]:
-    """File names of ``TiffData/UUID/@FileName`` in document order, each once."""
+def _uuid(value: str | None) -> str:
+    """A UUID as compared: ``urn:uuid:`` prefix and case do not matter."""
+    text = (value or "").strip().lower()
+    return text.removeprefix("urn:uuid:")
+
+
+def referenced_files(text: str, where: str, *, own_uuid: str | None = None) -> tuple[str, ...]:
+    """File names of ``TiffData/UUID/@FileName`` in document order, each once.
+
+    A reference is matched by its UUID first: one whose UUID is ``own_uuid`` (the
+    root ``OME/@UUID`` of the file holding this OME-XML) is that file itself,
+    whatever its ``FileName`` says. Renamed OME-TIFFs keep a stale ``FileName``
+    (the OME specification's ``FLIM-modulo-sample.ome.tif`` names ``FLIM.ome.tif``).
+    """
+    own = _uuid(own_uuid) if own_uuid else None
     names = [
         node.get("FileName", "")
         for node in _root(text, where).iter()
-        if _local(node.tag) == "UUID" and node.get("FileName")
+        if _local(node.tag) == "UUID"
+        and node.get("FileName")
+        and not (own and _uuid(node.text) == own)
     ]
     return tuple(dict.fromkeys(names))
+
+
+def root_uuid(text: str, where: str) -> str | None:
+    """The ``UUID`` attribute of the root ``OME`` element, if any."""
+    return _root(text, where).get("UUID")
 
 
 def binary_only_companion(text: str, where: str) -> str | None:
@@ -113,7 +135,7 @@ def plan_from_tiff(path: str, own_xml: str) -> MultiFile | None:
         return MultiFile(
             folder=folder, tiff_path=path, omexml=text, files=present, warnings=tuple(warnings)
         )
-    files = referenced_files(own_xml, path)
+    files = referenced_files(own_xml, path, own_uuid=root_uuid(own_xml, path))
     if not any(other.lower() != name.lower() for other in files):
         return None
     present = _present(folder, files, path, warnings)

@@ -40,7 +40,12 @@ import pyarrow as pa
 from iceberg_bioimage.exceptions import ContractError, StoreNotFoundError
 from iceberg_bioimage.profiles.contract import AliasMap
 from iceberg_bioimage.profiles.files import read_profile_table
-from iceberg_bioimage.profiles.image_numbers import attach_image_keys, needs_image_table
+from iceberg_bioimage.profiles.image_files import key_by_files, unmatched_rows
+from iceberg_bioimage.profiles.image_numbers import (
+    attach_image_keys,
+    needs_image_table,
+    needs_keys,
+)
 from iceberg_bioimage.profiles.sources.base import (
     ProfileSet,
     RawSource,
@@ -70,10 +75,14 @@ def read_profile_set(
     *,
     image_table: str | os.PathLike[str] | pa.Table | None = None,
     alias_map: AliasMap | None = None,
+    image_assets: pa.Table | None = None,
 ) -> ProfileSet:
     """Read every table of a profile source, object rows keyed to their images.
 
-    ``image_table`` names the Image table when the source has none of its own.
+    ``image_table`` names the Image table; it wins over an Image table found beside
+    the objects (SPEC §9). ``image_assets`` (the images the rows will be joined to)
+    lets an Image table without well/site keys be matched to them by the files it
+    names (``FileName_<Ch>`` + ``PathName_<Ch>``, or ``URL_<Ch>``).
     Raises :class:`StoreNotFoundError` for a missing path and :class:`ContractError`
     naming the file or table for anything unreadable.
     """
@@ -88,10 +97,27 @@ def read_profile_set(
     parts: dict[str | None, list[pa.Table | SqliteTable]] = {}
     images: list[pa.Table] = []
     warnings: list[str] = []
+    keyed: dict[int, tuple[str, pa.Table]] = {}
+
+    def by_files(found: tuple[str, pa.Table] | None) -> tuple[str, pa.Table] | None:
+        # An Image table without well/image keys: its rows are matched by their files.
+        if found is None or image_assets is None or not needs_keys(found[1], alias_map):
+            return found
+        if id(found[1]) not in keyed:
+            table = key_by_files(found[1], image_assets, found[0])
+            if table is not None and (missing := unmatched_rows(table)):
+                warnings.append(
+                    f"{found[0]}: {missing:,} Image rows name no file of the store's images"
+                )
+            keyed[id(found[1])] = (found[0], table) if table is not None else found
+        return keyed[id(found[1])]
+
+    extra_image = by_files(extra_image)
     for raw in raw_sources:
-        image = raw.image or extra_image
-        if raw.image is not None:
-            images.append(raw.image[1])
+        own = by_files(raw.image) if extra_image is None or not raw.objects else None
+        image = extra_image or own
+        if own is not None:
+            images.append(own[1])
         for compartment, (table_label, table) in raw.objects.items():
             if isinstance(table, SqliteTable):  # keyed through the Image table when joined
                 parts.setdefault(compartment, []).append(table)
@@ -110,7 +136,7 @@ def read_profile_set(
         parts["image"] = images
     tables = {c: _concat(tables, label) for c, tables in parts.items()}
     image = _concat(images, label) if images else None
-    if extra_image is not None and image is None:
+    if extra_image is not None:  # an explicit Image table wins (SPEC §9)
         image = extra_image[1]
     multi_table = len(raw_sources) > 1 or any(r.multi_table for r in raw_sources)
     return ProfileSet(
