@@ -202,6 +202,48 @@ def _check_folders(
             )
 
 
+def kept_files(manifest: WarehouseManifest, request: TableRequest, mode: Mode) -> list[TableFile]:
+    """The files of ``request``'s table that the write keeps (other datasets', or all on append)."""
+    existing = manifest.table(request.table_name)
+    if existing is None:
+        return []
+    if mode == "append":
+        return list(existing.files)
+    if isinstance(request.data, pa.Table) and "dataset_id" not in request.data.column_names:
+        return []
+    replaced = {d for d, _ in _split_by_dataset(request.data)}
+    return [f for f in existing.files if f.dataset_id not in replaced]
+
+
+def grain_conflict(
+    manifest: WarehouseManifest, request: TableRequest, mode: Mode
+) -> tuple[str, str] | None:
+    """``(what the table holds, what the write brings)`` when they differ, else ``None``.
+
+    One kind of object per table: a table keeps the ``compartment`` and
+    ``profile_level`` it was first written with while files of other writes remain.
+    """
+    existing = manifest.table(request.table_name)
+    if existing is None or not kept_files(manifest, request, mode):
+        return None
+    for key in ("compartment", "profile_level"):
+        held, brought = existing.grain.get(key), request.grain.get(key)
+        if key in existing.grain and held != brought:
+            return f"{key} {held}", f"{key} {brought}"
+    return None
+
+
+def _check_grain(manifest: WarehouseManifest, request: TableRequest, mode: Mode) -> None:
+    conflict = grain_conflict(manifest, request, mode)
+    if conflict is not None:
+        held, brought = conflict
+        raise WarehouseError(
+            f"table {request.table_name}",
+            f"holds rows of {held}; this write has {brought} (one kind of object per table: "
+            "write them to their own table, or overwrite every dataset it holds)",
+        )
+
+
 def _plan(
     manifest: WarehouseManifest, request: TableRequest, mode: Mode, token: str
 ) -> tuple[list[tuple[str, pa.Table | StreamedRows, TableFile]], list[TableFile]]:
@@ -255,13 +297,36 @@ def _write_parquet(rows: pa.Table | StreamedRows, path: Path) -> None:
             writer.write_batch(batch)
 
 
-def _entry(request: TableRequest, path: str, files: Sequence[TableFile], when: str) -> TableEntry:
+def _union_columns(
+    folder: Path, kept: Sequence[TableFile], schema: pa.Schema
+) -> tuple[dict[str, str], ...]:
+    """Every column of the kept files and of the new rows, by name, first seen first.
+
+    Plates differ in their feature columns; readers union the files by name, so the
+    manifest lists the union (each name with the type it was first written with).
+    """
+    columns: dict[str, str] = {}
+    for file in kept:
+        for field in pq.read_schema(folder / file.path):
+            columns.setdefault(field.name, str(field.type))
+    for field in schema:
+        columns.setdefault(field.name, str(field.type))
+    return tuple({"name": name, "type": kind} for name, kind in columns.items())
+
+
+def _entry(
+    request: TableRequest,
+    path: str,
+    files: Sequence[TableFile],
+    when: str,
+    columns: tuple[dict[str, str], ...],
+) -> TableEntry:
     return TableEntry(
         table_name=request.table_name,
         role=request.role,
         path=path,
         join_keys=request.join_keys,
-        columns=tuple({"name": f.name, "type": str(f.type)} for f in request.data.schema),
+        columns=columns,
         grain=request.grain,
         files=tuple(sorted(files, key=lambda f: f.path)),
         provenance={
@@ -373,6 +438,8 @@ def write_tables(
         _remove_leftovers(base, manifest)
         manifest, moves = migrated(manifest)
         _check_folders(manifest, requests, layout)
+        for request in requests:
+            _check_grain(manifest, request, mode)
         return _write_locked(base, manifest, requests, mode=mode, layout=layout, moves=moves)
 
 
@@ -411,8 +478,9 @@ def _write_locked(
         results = []
         for request, writes, kept in plans:
             path = table_path(request.table_name, layout)
+            columns = _union_columns(folders[request.table_name], kept, request.data.schema)
             manifest = manifest.with_table(
-                _entry(request, path, [*kept, *(f for _, _, f in writes)], when)
+                _entry(request, path, [*kept, *(f for _, _, f in writes)], when, columns)
             )
             results.append(
                 WarehouseTableWrite(
