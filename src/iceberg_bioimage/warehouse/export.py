@@ -29,7 +29,7 @@ from iceberg_bioimage.profiles.contract import (
 )
 from iceberg_bioimage.profiles.files import read_profile_table
 from iceberg_bioimage.profiles.join_tables import join_image_assets_with_profiles, join_report
-from iceberg_bioimage.profiles.object_ids import is_object_number, object_ids
+from iceberg_bioimage.profiles.object_ids import is_object_number, object_ids, resolve_compartment
 from iceberg_bioimage.tables.build import ChunkIndexRows
 from iceberg_bioimage.warehouse.write import (
     TableRequest,
@@ -97,7 +97,9 @@ def joined_profile_requests(
         data = part.table
         if isinstance(data, pa.Table):
             data = data.replace_schema_metadata(None)
-        grain = {"profile_level": part.report.get("grain"), "compartment": part.compartment}
+        report = part.report
+        compartment = report.get("compartment", part.compartment) or part.compartment
+        grain = {"profile_level": report.get("grain"), "compartment": compartment}
         names = []
         if not part.own_table or chosen:
             names.append(("profiles.joined_profiles", "joined_profiles"))
@@ -178,6 +180,7 @@ def profiles_request(
     level = None
     if table_spec(role).from_images and "image_id" not in data.column_names:
         data, level = _resolve_image_ids(data, image_assets, label, profile_dataset_id, alias_map)
+    compartment = resolve_compartment(compartment, table.column_names, contract.object_key)
     if numbers is not None and "image_id" in data.column_names:
         ids = object_ids(data["image_id"], numbers, compartment)
         data = data.set_column(data.column_names.index("object_id"), "object_id", ids)

@@ -47,6 +47,7 @@ from iceberg_bioimage.models.results import WarehouseTableWrite
 from iceberg_bioimage.models.warehouse import (
     MANIFEST_NAME,
     ROLES,
+    TABLE_SPECS,
     WAREHOUSE_SPEC_VERSION,
     Layout,
     Mode,
@@ -220,10 +221,13 @@ def grain_conflict(
 ) -> tuple[str, str] | None:
     """``(what the table holds, what the write brings)`` when they differ, else ``None``.
 
-    One kind of object per table: a table keeps the ``compartment`` and
-    ``profile_level`` it was first written with while files of other writes remain.
+    One kind of object per profile table (roles with ``object_rows``): such a table
+    keeps the ``compartment`` and ``profile_level`` it was first written with while
+    files of other writes remain. Other tables (``images.image_crops``) may mix them.
     """
     existing = manifest.table(request.table_name)
+    if not TABLE_SPECS[request.role].object_rows:
+        return None
     if existing is None or not kept_files(manifest, request, mode):
         return None
     for key in ("compartment", "profile_level"):
@@ -314,12 +318,28 @@ def _union_columns(
     return tuple({"name": name, "type": kind} for name, kind in columns.items())
 
 
+def _merged_grain(
+    existing: TableEntry | None, request: TableRequest, kept: Sequence[TableFile]
+) -> dict[str, str | None]:
+    """The request's grain; a value kept files disagree with becomes ``None`` (mixed).
+
+    Profile tables never get here mixed (:func:`grain_conflict` refuses them).
+    """
+    if existing is None or not kept:
+        return dict(request.grain)
+    return {
+        key: value if existing.grain.get(key, value) == value else None
+        for key, value in request.grain.items()
+    }
+
+
 def _entry(
     request: TableRequest,
     path: str,
     files: Sequence[TableFile],
     when: str,
     columns: tuple[dict[str, str], ...],
+    grain: dict[str, str | None],
 ) -> TableEntry:
     return TableEntry(
         table_name=request.table_name,
@@ -327,7 +347,7 @@ def _entry(
         path=path,
         join_keys=request.join_keys,
         columns=columns,
-        grain=request.grain,
+        grain=grain,
         files=tuple(sorted(files, key=lambda f: f.path)),
         provenance={
             "producer": f"iceberg-bioimage {__version__}",
@@ -479,9 +499,9 @@ def _write_locked(
         for request, writes, kept in plans:
             path = table_path(request.table_name, layout)
             columns = _union_columns(folders[request.table_name], kept, request.data.schema)
-            manifest = manifest.with_table(
-                _entry(request, path, [*kept, *(f for _, _, f in writes)], when, columns)
-            )
+            grain = _merged_grain(manifest.table(request.table_name), request, kept)
+            files = [*kept, *(f for _, _, f in writes)]
+            manifest = manifest.with_table(_entry(request, path, files, when, columns, grain))
             results.append(
                 WarehouseTableWrite(
                     table_name=request.table_name,
