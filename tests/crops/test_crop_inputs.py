@@ -180,3 +180,15 @@ def test_cli_errors_name_the_profiles_file(sample, tmp_path):
     assert str(nuclei) in lines[0] and "ObjectNumber" in lines[0]
     assert "<arrow table>" not in lines[0]
     assert not (tmp_path / "wh").exists()
+
+
+def test_a_filter_value_beyond_int64_keeps_every_row(sample):
+    from iceberg_bioimage import read_image_crops
+
+    nuclei = sample.cellprofiler_folders / "phenix-A01-1" / "Nuclei.csv"
+    result = read_image_crops(
+        str(sample.phenix),
+        str(nuclei),
+        where=[("ObjectNumber", "<", 10**23)],
+    )
+    assert result.table.num_rows == len(csv_rows(nuclei))

@@ -127,7 +127,7 @@ def export_image_crops(
     from iceberg_bioimage.warehouse.write import write_tables
 
     crop = crop or CropOptions()
-    require_ome_arrow()  # before any pixel is read
+    require_ome_arrow(installed_only=True)  # before any pixel is read (imported when used)
     crops, images, chunks = _cut(
         source,
         profiles,
