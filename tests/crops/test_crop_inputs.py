@@ -91,7 +91,11 @@ def test_an_object_file_uses_the_image_table_beside_it(sample, tmp_path):
         for r in nuclei
     )
     got = sorted(
-        zip(table["source_bbox_x_min"].to_pylist(), table["source_bbox_x_max"].to_pylist())
+        zip(
+            table["source_bbox_x_min"].to_pylist(),
+            table["source_bbox_x_max"].to_pylist(),
+            strict=True,
+        )
     )
     assert got == boxes
     assert validate_warehouse(root).is_valid

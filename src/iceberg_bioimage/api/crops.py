@@ -93,7 +93,9 @@ def _cut(
         storage_options=storage_options,
         plan=plan,
     )
-    crops = crop_objects(objects, images, chunks, plan, storage_options=storage_options, label=label)
+    crops = crop_objects(
+        objects, images, chunks, plan, storage_options=storage_options, label=label
+    )
     return crops, images, chunks
 
 

@@ -120,9 +120,7 @@ def crop_inputs(
         table = joined.take(pc.sort_indices(joined["_crop_row"])).drop_columns(["_crop_row"])
         if "object_id" in table.column_names and table["object_id"].null_count == table.num_rows:
             table = table.drop_columns(["object_id"])
-    objects = identified(
-        table, compartment, label, box_compartment=plan.box_columns.compartment
-    )
+    objects = identified(table, compartment, label, box_compartment=plan.box_columns.compartment)
     if source is not None:
         return objects, images, canonical_table(result, "chunk_index")
     wanted = sorted(v for v in pc.unique(objects["image_id"]).to_pylist() if v)
@@ -178,7 +176,9 @@ def missing_image_requests(
     mask = pc.is_in(images["dataset_id"], pa.array(wanted))
     chosen = None
     if chunks is not None:
-        chosen = chunks if not isinstance(chunks, pa.Table) else chunks.filter(
-            pc.is_in(chunks["dataset_id"], pa.array(wanted))
+        chosen = (
+            chunks
+            if not isinstance(chunks, pa.Table)
+            else chunks.filter(pc.is_in(chunks["dataset_id"], pa.array(wanted)))
         )
     return image_requests(images.filter(mask), chosen, sources)

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 #: Columns whose values are already object ids, not object numbers.
 ID_COLUMNS = ("object_id", "metadata_object_id")
 UNKNOWN_COMPARTMENT = "object"
-#: ``<Compartment>_Number_Object_Number`` / ``<Compartment>_ObjectNumber`` (also after ``Metadata_``).
+#: ``<Compartment>_Number_Object_Number`` or ``<Compartment>_ObjectNumber`` (after ``Metadata_``).
 _NUMBER_PREFIX = re.compile(
     r"^(?:Metadata_)?(?P<compartment>[A-Za-z][A-Za-z0-9]*)_(?:Number_Object_Number|ObjectNumber)$",
     re.IGNORECASE,
