@@ -226,7 +226,8 @@ def grain_conflict(
     files of other writes remain. Other tables (``images.image_crops``) may mix them.
     """
     existing = manifest.table(request.table_name)
-    if not TABLE_SPECS[request.role].object_rows:
+    spec = TABLE_SPECS.get(request.role)  # an unknown role is refused by _check_request
+    if spec is None or not spec.object_rows:
         return None
     if existing is None or not kept_files(manifest, request, mode):
         return None
