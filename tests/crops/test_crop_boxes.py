@@ -122,7 +122,10 @@ def test_coordinates_beyond_int64_leave_the_row_without_a_box():
 
 @pytest.mark.parametrize("size", [0, -3, 2**31, 10**20])
 def test_sizes_outside_one_to_max_are_refused(size):
-    with pytest.raises(ContractError, match=r"cells\.csv: size must be 1 to 2,147,483,647"):
+    with pytest.raises(
+        ContractError,
+        match=r"cells\.csv: size must be a positive number of pixels, at most 2,147,483,647",
+    ):
         resolve_box_columns(
             ["Location_Center_X", "Location_Center_Y"],
             size=size,

@@ -133,7 +133,9 @@ def resolve_box_columns(
     if size is not None:
         if size <= 0 or size > MAX_CROP_SIZE:
             raise ContractError(
-                label, f"size must be 1 to {MAX_CROP_SIZE:,} pixels (a crop side), got {size}"
+                label,
+                f"size must be a positive number of pixels, at most {MAX_CROP_SIZE:,} "
+                f"(a crop side), got {size}",
             )
         found = _found(_CENTER, names)
         if not found:
