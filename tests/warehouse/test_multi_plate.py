@@ -179,3 +179,23 @@ def test_validator_rejects_a_file_column_the_manifest_does_not_list(datasets, tm
         "holds columns the manifest does not list: Nuclei_AreaShape_Area" in e
         for e in result.errors
     ), result.errors
+
+
+def test_a_column_typed_differently_by_two_plates_is_a_warning(datasets, tmp_path):
+    root = tmp_path / "wh"
+    export_store_to_cytomining_warehouse(
+        str(datasets["plate04"].path),
+        root,
+        profiles=nuclei(["A01"], {"Metadata_Dose": [1.5]}),
+    )
+    export_store_to_cytomining_warehouse(
+        str(datasets["plate05"].path),
+        root,
+        profiles=nuclei(["A01"]).append_column("Metadata_Dose", pa.array(["high"])),
+    )
+    result = validate_warehouse(root)
+    assert result.is_valid, result.errors
+    assert any(
+        "column Metadata_Dose is double in plate04." in w and "string in plate05." in w
+        for w in result.warnings
+    ), result.warnings

@@ -486,7 +486,7 @@ def _check_entry(base: Path, entry: TableEntry, layout: Layout) -> _TableCheck:
             if not errors and footers:
                 id_errors, warnings = _object_id_problems(label, folder, entry, footers)
                 errors += id_errors
-    warnings += _qc_warnings(label, entry, footers)
+    warnings += [*_qc_warnings(label, entry, footers), *_type_warnings(label, footers)]
     summary = {
         "table_name": entry.table_name,
         "role": entry.role,
@@ -671,6 +671,21 @@ def _schema_problems(
     if footers and never:
         problems.append(f"{label}: no file holds the listed columns {never}")
     return problems
+
+
+def _type_warnings(label: str, footers: dict[str, pq.FileMetaData]) -> list[str]:
+    """Columns whose type differs between a table's files (plates written apart)."""
+    types: dict[str, dict[str, str]] = defaultdict(dict)
+    for name, footer in footers.items():
+        for field in footer.schema.to_arrow_schema():
+            types[field.name].setdefault(str(field.type), name)
+    return [
+        f"{label}: column {column} is "
+        + ", ".join(f"{kind} in {name}" for kind, name in sorted(kinds.items()))
+        + "; DuckDB's union_by_name casts it, pyarrow's default promotion refuses it"
+        for column, kinds in types.items()
+        if len(kinds) > 1
+    ]
 
 
 def _some(names: Sequence[str], limit: int = 8) -> str:
