@@ -101,3 +101,35 @@ def test_chunk_sets_match_brute_force():
 def test_unknown_channel_names_the_choices():
     with pytest.raises(ContractError, match="DNA"):
         layout((3, 10, 10), (1, 5, 5), "cyx").channel_indices(["GFP"])
+
+
+def test_coordinates_beyond_int64_leave_the_row_without_a_box():
+    table = pa.table(
+        {
+            "AreaShape_BoundingBoxMinimum_X": [0.0, 1e30, float("inf")],
+            "AreaShape_BoundingBoxMaximum_X": [5.0, 1e31, 9.0],
+            "AreaShape_BoundingBoxMinimum_Y": [0.0, 2.0, 2.0],
+            "AreaShape_BoundingBoxMaximum_Y": [6.0, 9.0, 9.0],
+        }
+    )
+    columns = resolve_box_columns(
+        table.column_names, size=None, bbox_columns=None, compartment="nuclei", label="t"
+    )
+    boxes = compute_boxes(table, columns)
+    assert boxes.valid.tolist() == [True, False, False]
+    assert (boxes.x_min[0], boxes.x_max[0], boxes.y_min[0], boxes.y_max[0]) == (0, 5, 0, 6)
+
+
+@pytest.mark.parametrize("size", [0, -3, 2**31, 10**20])
+def test_sizes_outside_one_to_max_are_refused(size):
+    with pytest.raises(
+        ContractError,
+        match=r"cells\.csv: size must be a positive number of pixels, at most 2,147,483,647",
+    ):
+        resolve_box_columns(
+            ["Location_Center_X", "Location_Center_Y"],
+            size=size,
+            bbox_columns=None,
+            compartment=None,
+            label="cells.csv",
+        )

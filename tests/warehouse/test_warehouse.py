@@ -321,7 +321,7 @@ def test_missing_chunk_index_is_fine(damaged: Path) -> None:
             lambda doc: entry_of(doc, "images.image_assets")["columns"].append(
                 {"name": "ghost", "type": "string"}
             ),
-            ".parquet lacks columns ['ghost']",
+            "table images.image_assets: no file holds the listed columns ['ghost']",
         ),
         (
             lambda doc: entry_of(doc, "profiles.joined_profiles").update(

@@ -42,12 +42,35 @@ def read_image_crops(
         the image's axes (``.to_xarray()`` for ``xarray.DataArray``), their rows and the
         read counts.
     """
-    from iceberg_bioimage.crops.inputs import crop_inputs, crop_plan
-    from iceberg_bioimage.crops.run import crop_objects
-    from iceberg_bioimage.profiles.files import read_profile_table
+    crops, _images, _chunks = _cut(
+        source,
+        profiles,
+        crop or CropOptions(),
+        catalog=catalog,
+        namespace=namespace,
+        profile_dataset_id=profile_dataset_id,
+        where=where,
+        storage_options=storage_options,
+    )
+    return crops
 
-    crop = crop or CropOptions()
-    table, label = read_profile_table(profiles)
+
+def _cut(
+    source: str | os.PathLike[str] | None,
+    profiles: Any,
+    crop: CropOptions,
+    *,
+    catalog: str | Catalog | None,
+    namespace: str | None,
+    profile_dataset_id: str | None,
+    where: Iterable[Sequence[Any]] | None,
+    storage_options: Mapping[str, Any] | None,
+) -> tuple[ImageCrops, Any, Any]:
+    """The crops, and the image_assets and chunk_index they were cut through."""
+    from iceberg_bioimage.crops.inputs import crop_inputs, crop_plan, crop_profiles
+    from iceberg_bioimage.crops.run import crop_objects
+
+    table, label, compartment = crop_profiles(profiles, crop.compartment)
     plan = crop_plan(
         table.column_names,
         size=crop.size,
@@ -62,6 +85,7 @@ def read_image_crops(
         source,
         table,
         label,
+        compartment=compartment,
         catalog=catalog,
         namespace=namespace,
         profile_dataset_id=profile_dataset_id,
@@ -69,7 +93,10 @@ def read_image_crops(
         storage_options=storage_options,
         plan=plan,
     )
-    return crop_objects(objects, images, chunks, plan, storage_options=storage_options, label=label)
+    crops = crop_objects(
+        objects, images, chunks, plan, storage_options=storage_options, label=label
+    )
+    return crops, images, chunks
 
 
 def export_image_crops(
@@ -92,19 +119,21 @@ def export_image_crops(
     (the OME-Arrow struct, every requested channel). A re-run replaces the crops of the
     datasets it writes; other datasets' crops stay. ``crop.source_images`` also writes
     ``images.source_images`` (role ``source_images``): each cropped image whole, as
-    OME-Arrow, read in the same pass. Needs the ``ome-arrow`` extra.
+    OME-Arrow, read in the same pass. A warehouse that lacks the cropped datasets'
+    ``images.image_assets`` rows (a fresh folder) gets them too (and, from a store,
+    their ``images.chunk_index``), so that it validates. Needs the ``ome-arrow`` extra.
     """
-    from iceberg_bioimage.crops.inputs import crops_compartment
+    from iceberg_bioimage.crops.inputs import crops_compartment, missing_image_requests
     from iceberg_bioimage.crops.table import crops_table, require_ome_arrow, source_images_table
     from iceberg_bioimage.warehouse.export import canonical_request, existing_layout
     from iceberg_bioimage.warehouse.write import write_tables
 
     crop = crop or CropOptions()
-    require_ome_arrow()  # before any pixel is read
-    crops = read_image_crops(
+    require_ome_arrow(installed_only=True)  # before any pixel is read (imported when used)
+    crops, images, chunks = _cut(
         source,
         profiles,
-        crop=crop,
+        crop,
         catalog=catalog,
         namespace=namespace,
         profile_dataset_id=profile_dataset_id,
@@ -119,6 +148,10 @@ def export_image_crops(
     ]
     if crop.source_images:
         requests.append(canonical_request("source_images", source_images_table(crops), sources))
+    # a fresh warehouse gets the store's images too, so that it validates
+    requests += missing_image_requests(
+        warehouse_root, images, chunks if source is not None else None, sources
+    )
     manifest_path, writes = write_tables(
         warehouse_root, requests, mode="overwrite", layout=existing_layout(warehouse_root)
     )

@@ -421,15 +421,28 @@ def validate_warehouse(warehouse_root: str, as_json: bool) -> None:
             box=None,
             header_style="bold",
         )
-        for name in ("table", "role", "rows", "ok"):
+        foreign = any("lacks" in entry for entry in result.tables)
+        for name in ("table", "role", "rows", "ok", *(("lacks",) if foreign else ())):
             table.add_column(name)
         for entry in result.tables:
+            lacks = ["; ".join(_without_root(p, entry) for p in entry.get("lacks", []))]
             table.add_row(
                 str(entry.get("table_name")),
                 str(entry.get("role")),
                 f"{entry.get('rows', 0):,}",
                 "yes" if entry.get("ok") else "NO",
+                *(lacks if foreign else ()),
             )
         stdout.print(table)
     if not result.is_valid:
-        fail(f"{warehouse_root}: {'; '.join(result.errors)}", 2, False)
+        problems = "; ".join(_without_root(e, result.root) for e in result.errors)
+        fail(f"{warehouse_root}: {problems}", 2, False)
+
+
+def _without_root(message: str, prefix: object) -> str:
+    """``message`` without a leading ``<root>: `` or ``table <name>: `` the line already says."""
+    if isinstance(prefix, dict):
+        prefix = f"table {prefix.get('table_name')}"
+    tag, _, rest = message.partition("] ") if message.startswith("[") else ("", "", message)
+    rest = rest.removeprefix(f"{prefix}: ")
+    return f"{tag}] {rest}" if tag else rest

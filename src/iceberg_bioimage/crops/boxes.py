@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iceberg_bioimage.exceptions import ContractError
+from iceberg_bioimage.models.limits import MAX_BOX_COORDINATE, MAX_CROP_SIZE
 
 _BBOX = re.compile(r"^(?:(?P<compartment>[A-Za-z][A-Za-z0-9]*)_)?AreaShape_BoundingBoxMinimum_X$")
 _CENTER = re.compile(r"^(?:(?P<compartment>[A-Za-z][A-Za-z0-9]*)_)?Location_Center_X$")
@@ -130,8 +131,12 @@ def resolve_box_columns(
 ) -> BoxColumns:
     """Find the box columns of a profile table (:class:`ContractError` naming what is missing)."""
     if size is not None:
-        if size <= 0:
-            raise ContractError(label, f"size must be a positive number of pixels, got {size}")
+        if size <= 0 or size > MAX_CROP_SIZE:
+            raise ContractError(
+                label,
+                f"size must be a positive number of pixels, at most {MAX_CROP_SIZE:,} "
+                f"(a crop side), got {size}",
+            )
         found = _found(_CENTER, names)
         if not found:
             raise ContractError(label, "size= needs Location_Center_X/Y columns; none found")
@@ -189,7 +194,8 @@ def _numbers(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
             raise ContractError(name, f"box column is not numeric ({column.type})") from error
     valid = column.is_valid().to_numpy(zero_copy_only=False)
     values = pc.fill_null(pc.cast(column, pa.float64()), 0.0).to_numpy(zero_copy_only=False)
-    return values, valid & np.isfinite(values)
+    valid &= np.isfinite(values) & (np.abs(values) < MAX_BOX_COORDINATE)
+    return np.where(valid, values, 0.0), valid
 
 
 def compute_boxes(table: pa.Table, columns: BoxColumns) -> Boxes:

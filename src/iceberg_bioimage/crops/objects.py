@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iceberg_bioimage.exceptions import ContractError
+from iceberg_bioimage.profiles.contract import resolve_object_column
+from iceberg_bioimage.profiles.object_ids import is_object_number, resolve_compartment
 from iceberg_bioimage.profiles.object_ids import object_ids as profile_object_ids
 
 _NUMBER_COLUMNS = ("{}_Number_Object_Number", "{}_ObjectNumber")
@@ -21,7 +23,15 @@ _PLAIN_NUMBER_COLUMNS = ("ObjectNumber", "Number_Object_Number", "Metadata_Objec
 
 
 def object_number_column(names: Sequence[str], compartment: str | None, label: str) -> str:
-    """The column holding CellProfiler's ``ObjectNumber`` for ``compartment``."""
+    """The column holding CellProfiler's ``ObjectNumber``: the join's choice first.
+
+    :func:`~iceberg_bioimage.profiles.contract.resolve_object_column` is what every
+    join and export reads; the box compartment's ``<Compartment>_Number_Object_Number``
+    is the fallback.
+    """
+    resolved = resolve_object_column(names)
+    if resolved is not None and is_object_number(resolved):
+        return resolved
     candidates = [p.format(compartment) for p in _NUMBER_COLUMNS] if compartment else []
     for name in (*candidates, *_PLAIN_NUMBER_COLUMNS):
         if name in names:
@@ -34,17 +44,25 @@ def object_number_column(names: Sequence[str], compartment: str | None, label: s
 
 
 def object_ids(
-    table: pa.Table, compartment: str | None, label: str, *, image_ids: pa.ChunkedArray
+    table: pa.Table,
+    compartment: str | None,
+    label: str,
+    *,
+    image_ids: pa.ChunkedArray,
+    box_compartment: str | None = None,
 ) -> pa.ChunkedArray:
-    """``<image_id>:<compartment>:<ObjectNumber>`` for every row (null without an image)."""
-    if not compartment:
-        raise ContractError(
-            label, "the box columns name no compartment; pass compartment= (--compartment)"
-        )
-    column = table[object_number_column(table.column_names, compartment, label)]
+    """``<image_id>:<compartment>:<ObjectNumber>`` for every row (null without an image).
+
+    ``compartment`` is the source's name for the table (``None`` for a single table);
+    the compartment written is :func:`~iceberg_bioimage.profiles.object_ids.resolve_compartment`'s,
+    as every other command writes it.
+    """
+    name = object_number_column(table.column_names, compartment or box_compartment, label)
+    column = table[name]
     if pa.types.is_floating(column.type):
         column = pc.cast(column, pa.int64())
-    return profile_object_ids(image_ids, pc.cast(column, pa.string()), compartment)
+    resolved = resolve_compartment(compartment, table.column_names, name)
+    return profile_object_ids(image_ids, pc.cast(column, pa.string()), resolved)
 
 
 def has_image_ids(table: pa.Table) -> bool:
@@ -62,13 +80,21 @@ def dataset_ids_of(image_ids: pa.Array | pa.ChunkedArray) -> list[str]:
     return sorted(v for v in pc.unique(parts).to_pylist() if v)
 
 
-def identified(table: pa.Table, compartment: str | None, label: str) -> pa.Table:
+def identified(
+    table: pa.Table, compartment: str | None, label: str, *, box_compartment: str | None = None
+) -> pa.Table:
     """``table`` with ``dataset_id`` (from ``image_id``) and ``object_id`` when missing."""
     if "dataset_id" not in table.column_names:
         parts = pc.split_pattern(table["image_id"], ":", max_splits=1)
         table = table.append_column("dataset_id", pc.list_element(parts, 0))
     if "object_id" not in table.column_names:
-        ids = object_ids(table, compartment, label, image_ids=table["image_id"])
+        ids = object_ids(
+            table,
+            compartment,
+            label,
+            image_ids=table["image_id"],
+            box_compartment=box_compartment,
+        )
         table = table.append_column("object_id", ids)
     return table
 

@@ -32,8 +32,18 @@ def _ome_arrow_image(crop: np.ndarray, axes: str, channel_names: list[str], name
     return pa.repeat(record, 1)
 
 
-def require_ome_arrow() -> None:
-    """Raise :class:`MissingDependencyError` naming the extra unless ``ome_arrow`` imports."""
+def require_ome_arrow(*, installed_only: bool = False) -> None:
+    """Raise :class:`MissingDependencyError` naming the extra unless ``ome_arrow`` imports.
+
+    ``installed_only``: only look for the package (``importlib.util.find_spec``),
+    without importing it (seconds), so that a run with bad options fails at once.
+    """
+    if installed_only:
+        import importlib.util
+
+        if importlib.util.find_spec("ome_arrow") is None:
+            raise MissingDependencyError("image crops (OME-Arrow)", "ome-arrow")
+        return
     try:
         import ome_arrow  # noqa: F401
     except ImportError as error:

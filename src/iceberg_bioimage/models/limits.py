@@ -53,6 +53,11 @@ from iceberg_bioimage.exceptions import MetadataError
 
 #: Largest value an int64 column (shape, chunk count, byte count) can hold.
 INT64_MAX = 2**63 - 1
+#: Largest crop side (``--size N``) in pixels: boxes are clipped to the image, so no
+#: larger crop exists, and box arithmetic stays far inside int64.
+MAX_CROP_SIZE = 2**31 - 1
+#: Largest box coordinate read from a profile table; a row beyond it has no box.
+MAX_BOX_COORDINATE = 2**53
 
 _ENV = {
     "max_metadata_bytes": "ICEBERG_BIOIMAGE_MAX_METADATA_BYTES",

@@ -20,7 +20,12 @@ from iceberg_bioimage.profiles.contract import (
     validate_microscopy_profile_table,
 )
 from iceberg_bioimage.profiles.files import read_profile_table
-from iceberg_bioimage.profiles.object_ids import duplicate_count, is_object_number, object_ids
+from iceberg_bioimage.profiles.object_ids import (
+    duplicate_count,
+    is_object_number,
+    object_ids,
+    resolve_compartment,
+)
 from iceberg_bioimage.profiles.sites import map_sites, site_offset_warning
 from iceberg_bioimage.tables.sql import connect, quote_identifier
 
@@ -213,6 +218,7 @@ def join_image_assets_with_profiles(
     )
     contract = _relabel(contract, label)
     contract.raise_for_errors()
+    compartment = resolve_compartment(compartment, table.column_names, contract.object_key)
     images = _image_side(image_assets, multiscale_level)
     keys = choose_join_keys(contract, images)
     canonical = canonical_profile_keys(table, contract)

@@ -19,6 +19,7 @@ from iceberg_bioimage.models.warehouse import (
     TABLE_SPECS,
     Layout,
     Mode,
+    migrated,
     qualified_table_name,
     table_spec,
 )
@@ -28,9 +29,15 @@ from iceberg_bioimage.profiles.contract import (
 )
 from iceberg_bioimage.profiles.files import read_profile_table
 from iceberg_bioimage.profiles.join_tables import join_image_assets_with_profiles, join_report
-from iceberg_bioimage.profiles.object_ids import is_object_number, object_ids
+from iceberg_bioimage.profiles.object_ids import is_object_number, object_ids, resolve_compartment
 from iceberg_bioimage.tables.build import ChunkIndexRows
-from iceberg_bioimage.warehouse.write import TableRequest, load_manifest, read_table, write_tables
+from iceberg_bioimage.warehouse.write import (
+    TableRequest,
+    grain_conflict,
+    load_manifest,
+    read_table,
+    write_tables,
+)
 
 if TYPE_CHECKING:
     from iceberg_bioimage.profiles.read_and_join import JoinedProfiles
@@ -90,7 +97,9 @@ def joined_profile_requests(
         data = part.table
         if isinstance(data, pa.Table):
             data = data.replace_schema_metadata(None)
-        grain = {"profile_level": part.report.get("grain"), "compartment": part.compartment}
+        report = part.report
+        compartment = report.get("compartment", part.compartment) or part.compartment
+        grain = {"profile_level": report.get("grain"), "compartment": compartment}
         names = []
         if not part.own_table or chosen:
             names.append(("profiles.joined_profiles", "joined_profiles"))
@@ -171,6 +180,7 @@ def profiles_request(
     level = None
     if table_spec(role).from_images and "image_id" not in data.column_names:
         data, level = _resolve_image_ids(data, image_assets, label, profile_dataset_id, alias_map)
+    compartment = resolve_compartment(compartment, table.column_names, contract.object_key)
     if numbers is not None and "image_id" in data.column_names:
         ids = object_ids(data["image_id"], numbers, compartment)
         data = data.set_column(data.column_names.index("object_id"), "object_id", ids)
@@ -256,9 +266,10 @@ def export_requests(
     warnings: Sequence[str] = (),
 ) -> CytominingExportResult:
     """Write ``requests`` (one manifest commit) and report the writes and join warnings."""
+    requests, settled = settle_compartments(warehouse_root, requests, mode)
     manifest_path, writes = write_tables(warehouse_root, requests, mode=mode, layout=layout)
     reports = [j.report for j in joined]
-    warnings = [*warnings, *join_warnings(reports)]
+    warnings = [*warnings, *settled, *join_warnings(reports)]
     return CytominingExportResult(
         warehouse_root=os.fspath(warehouse_root),
         layout=layout,
@@ -269,6 +280,40 @@ def export_requests(
         joins=tuple(reports),
         warnings=tuple(dict.fromkeys(warnings)),
     )
+
+
+def settle_compartments(
+    root: str | os.PathLike[str], requests: Sequence[TableRequest], mode: Mode
+) -> tuple[list[TableRequest], list[str]]:
+    """Keep ``profiles.joined_profiles`` to the compartment it was first written with.
+
+    A ``joined_profiles`` request of another compartment (or level) is written to its
+    ``profiles.<compartment>_profiles`` only, and a warning says so. The writer
+    refuses any other change of a table's kind (under its lock, so a concurrent
+    writer cannot slip one in).
+    """
+    try:
+        manifest, _moves = migrated(load_manifest(root))
+    except StoreNotFoundError:
+        return list(requests), []
+    names = {r.table_name for r in requests}
+    settled: list[TableRequest] = []
+    warnings: list[str] = []
+    for request in requests:
+        conflict = grain_conflict(manifest, request, mode)
+        compartment = request.grain.get("compartment")
+        if request.role != "joined_profiles" or conflict is None or not compartment:
+            settled.append(request)
+            continue
+        own = qualified_table_name(f"{compartment}_profiles", "profiles")
+        warnings.append(
+            f"{request.table_name} holds rows of {conflict[0]}; these rows "
+            f"({conflict[1]}) are written to {own} only"
+        )
+        if own not in names:
+            names.add(own)
+            settled.append(dataclasses.replace(request, table_name=own, role="profiles"))
+    return settled, warnings
 
 
 def existing_layout(root: str | os.PathLike[str]) -> Layout:

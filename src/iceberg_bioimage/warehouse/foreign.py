@@ -114,6 +114,54 @@ def _local_path(base: Path, location: Any, table_name: str) -> Path:
     return resolve_inside(root, relative.as_posix(), what=f"file of table {table_name}")
 
 
+def folder_tables(base: Path) -> list[ForeignTable]:
+    """Iceberg table folders without a registry: ``<ns>/<table>/data/*.parquet``.
+
+    CytoTable's warehouse copied without ``catalog.json`` (or its ``metadata/``) still
+    holds its tables' data files; they are found here (also under ``warehouse/``, where
+    CytoTable puts them) so that the validator can name them and what they lack.
+    """
+    tables = []
+    for top in (base, base / "warehouse"):
+        if not top.is_dir() or top.is_symlink():
+            continue
+        for namespace in sorted(_subfolders(top)):
+            for folder in sorted(_subfolders(namespace)):
+                data = folder / "data"
+                files = sorted(data.glob("*.parquet")) if data.is_dir() else []
+                if files and not data.is_symlink():
+                    tables.append(_folder_table(base, f"{namespace.name}.{folder.name}", files))
+    return tables
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return [
+        child
+        for child in folder.iterdir()
+        if child.is_dir() and not child.is_symlink() and not child.name.startswith(".")
+    ]
+
+
+def _folder_table(base: Path, table_name: str, files: list[Path]) -> ForeignTable:
+    """One table from its data files' footers (columns: their union, by name)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = base.resolve()
+    columns: dict[str, None] = {}
+    rows = 0
+    folder = files[0].parent.parent.resolve().relative_to(root).as_posix()
+    try:
+        for file in files:
+            footer = pq.read_metadata(file)
+            rows += footer.num_rows
+            columns.update(dict.fromkeys(footer.schema.to_arrow_schema().names))
+    except (pa.ArrowException, OSError) as error:
+        return ForeignTable(table_name, role_of(table_name), folder, (), (), 0, problem=str(error))
+    data_files = tuple(f.resolve().relative_to(root).as_posix() for f in files)
+    return ForeignTable(table_name, role_of(table_name), folder, tuple(columns), data_files, rows)
+
+
 def describe(tables: list[ForeignTable]) -> str:
     """``profiles.joined_profiles (1,234 rows), …`` for messages."""
     return ", ".join(f"{t.table_name} ({t.rows:,} rows)" for t in tables) or "no tables"

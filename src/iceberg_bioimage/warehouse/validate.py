@@ -43,6 +43,7 @@ from iceberg_bioimage.warehouse.foreign import (
     ForeignTable,
     describe,
     find_registry,
+    folder_tables,
     registry_tables,
 )
 from iceberg_bioimage.warehouse.write import STAGING_PREFIX, WRITTEN_FILE
@@ -318,8 +319,14 @@ def _without_manifest(base: Path, warnings: list[str]) -> WarehouseValidationRes
         return _iceberg_registry(base, registry, warnings)
     layout, entries = _legacy_entries(base)
     if layout is None:
+        found = folder_tables(base)
+        if found:
+            where = "Iceberg table folders (<namespace>/<table>/data/, no catalog.json)"
+            return _foreign_result(base, found, where, warnings)
         return _result(
-            base, errors=[f"{base}: no {MANIFEST_NAME} and no warehouse tables"], warnings=warnings
+            base,
+            errors=[_must("manifest", f"{base}: no {MANIFEST_NAME} and no warehouse tables")],
+            warnings=warnings,
         )
     checks = [_check_entry(base, entry, layout) for entry in entries]
     missing = _must(
@@ -338,50 +345,59 @@ def _iceberg_registry(base: Path, registry: Path, warnings: list[str]) -> Wareho
     tables, views, problem = registry_tables(base, registry)
     if problem is not None:
         return _result(base, errors=[_must("manifest", problem)], warnings=warnings)
+    warnings = [
+        *warnings,
+        *(f"{registry}: view {name} is not a table; readers of Parquet skip it" for name in views),
+    ]
+    return _foreign_result(base, tables, f"{registry.name} registers Iceberg tables", warnings)
+
+
+def _foreign_result(
+    base: Path, tables: Sequence[ForeignTable], found: str, warnings: list[str]
+) -> WarehouseValidationResult:
+    """The tables another tool wrote, each with what the specification still needs."""
     errors = [
         _must(
             "manifest",
-            f"{base}: no {MANIFEST_NAME}; {registry.name} registers Iceberg tables "
-            f"{describe(tables)} (CytoTable's layout), which the specification reads only "
-            f"through a manifest (export them to a warehouse with export-cytomining-profiles)",
+            f"{base}: no {MANIFEST_NAME}; {found}: {describe(list(tables))} (CytoTable's "
+            "layout), which the specification reads only through a manifest (export them to "
+            "a warehouse with export-cytomining-profiles)",
         )
     ]
-    checks = []
-    for table in tables:
-        label = f"table {table.table_name}"
-        problems = [] if table.problem is None else [_must("files", f"{label}: {table.problem}")]
-        if table.problem is None:
-            expected = table_path(table.table_name, "namespaced")
-            if table.folder != expected:
-                problems.append(
-                    _must(
-                        "layout",
-                        f"{label}: Iceberg table folder {table.folder}/ (data/ and metadata/), "
-                        f"not {expected}/ holding only Parquet files",
-                    )
-                )
-            problems += _foreign_id_problems(label, table)
-        errors += problems
-        checks.append(
-            _TableCheck(
-                summary={
-                    "table_name": table.table_name,
-                    "role": table.role,
-                    "path": table.folder,
-                    "rows": table.rows,
-                    "datasets": (),
-                    "ok": not problems,
-                },
-                errors=tuple(problems),
-                warnings=(),
-            )
-        )
+    checks = [_foreign_check(table) for table in tables]
+    errors += [e for c in checks for e in c.errors]
     if not any(t.table_name == IMAGE_ASSETS for t in tables):
-        errors.append(_must("image-assets", f"{registry}: no {IMAGE_ASSETS} table"))
-    warnings += [
-        f"{registry}: view {name} is not a table; readers of Parquet skip it" for name in views
-    ]
+        errors.append(_must("image-assets", f"{base}: no {IMAGE_ASSETS} table"))
     return _result(base, errors=errors, warnings=warnings, checks=checks)
+
+
+def _foreign_check(table: ForeignTable) -> _TableCheck:
+    """One foreign table: its folder and identifier columns against the specification."""
+    label = f"table {table.table_name}"
+    problems = [] if table.problem is None else [_must("files", f"{label}: {table.problem}")]
+    if table.problem is None:
+        expected = table_path(table.table_name, "namespaced")
+        folders = sorted({Path(f).parent.as_posix() for f in table.data_files})
+        if table.folder != expected or any(f != expected for f in folders):
+            problems.append(
+                _must(
+                    "layout",
+                    f"{label}: Iceberg table folder {table.folder}/ (data files in "
+                    f"{', '.join(f + '/' for f in folders) or 'no folder'}), not {expected}/ "
+                    "holding only Parquet files",
+                )
+            )
+        problems += _foreign_id_problems(label, table)
+    summary = {
+        "table_name": table.table_name,
+        "role": table.role,
+        "path": table.folder,
+        "rows": table.rows,
+        "datasets": (),
+        "ok": not problems,
+        "lacks": [_REQUIREMENT.sub("", p, count=1) for p in problems],
+    }
+    return _TableCheck(summary=summary, errors=tuple(problems), warnings=())
 
 
 def _foreign_id_problems(label: str, table: ForeignTable) -> list[str]:
@@ -465,12 +481,12 @@ def _check_entry(base: Path, entry: TableEntry, layout: Layout) -> _TableCheck:
         except MetadataError as error:
             errors.append(_must("layout", f"{label}: {error}"))
         else:
-            footers, disk_errors = _disk_problems(label, folder, entry)
+            footers, disk_errors = _disk_problems(label, folder, entry, listed_ok=not errors)
             errors += [_must("files", e) for e in disk_errors]
             if not errors and footers:
                 id_errors, warnings = _object_id_problems(label, folder, entry, footers)
                 errors += id_errors
-    warnings += _qc_warnings(label, entry, footers)
+    warnings += [*_qc_warnings(label, entry, footers), *_type_warnings(label, footers)]
     summary = {
         "table_name": entry.table_name,
         "role": entry.role,
@@ -562,9 +578,13 @@ def _column_problems(label: str, entry: TableEntry) -> list[str]:
 
 
 def _disk_problems(
-    label: str, folder: Path, entry: TableEntry
+    label: str, folder: Path, entry: TableEntry, *, listed_ok: bool = True
 ) -> tuple[dict[str, pq.FileMetaData], list[str]]:
-    """Footers of the listed files that can be read, and every problem in the folder."""
+    """Footers of the listed files that can be read, and every problem in the folder.
+
+    ``listed_ok`` false: the entry's columns are already reported wrong, so files
+    holding columns it does not list are not reported a second time.
+    """
     if not folder.is_dir():
         return {}, [f"{label}: folder {folder} is missing"] if entry.files else []
     footers, problems = {}, []
@@ -580,7 +600,7 @@ def _disk_problems(
                 f"the manifest says {listed.rows}"
             )
     problems += _stray_problems(label, folder, entry)
-    problems += _schema_problems(label, entry, footers)
+    problems += _schema_problems(label, entry, footers, listed_ok=listed_ok)
     return footers, problems
 
 
@@ -623,17 +643,55 @@ def _stray_problems(label: str, folder: Path, entry: TableEntry) -> list[str]:
 
 
 def _schema_problems(
-    label: str, entry: TableEntry, footers: dict[str, pq.FileMetaData]
+    label: str, entry: TableEntry, footers: dict[str, pq.FileMetaData], *, listed_ok: bool
 ) -> list[str]:
-    """Columns the manifest lists that a file lacks."""
+    """The manifest's ``columns`` against the files: their union, every key in each.
+
+    Plates differ in their feature columns and readers union the files by name, so
+    a file may lack a feature column; it may not lack a join key or identifier, nor
+    hold a column the manifest does not list, and every listed column is in a file.
+    """
     columns = _column_names(entry)
+    keys = [c for c in (*entry.join_keys, "dataset_id", "image_id", "object_id") if c in columns]
     problems = []
+    seen: set[str] = set()
     for name, footer in footers.items():
-        present = set(footer.schema.to_arrow_schema().names)
-        missing = [c for c in columns if c not in present]
+        present = footer.schema.to_arrow_schema().names
+        seen.update(present)
+        missing = [c for c in dict.fromkeys(keys) if c not in present]
         if missing:
-            problems.append(f"{label}: {entry.path}/{name} lacks columns {missing}")
+            problems.append(f"{label}: {entry.path}/{name} lacks key columns {missing}")
+        unlisted = [c for c in present if c not in columns]
+        if unlisted and listed_ok:
+            problems.append(
+                f"{label}: {entry.path}/{name} holds columns the manifest does not list: "
+                f"{_some(unlisted)}"
+            )
+    never = [c for c in columns if c not in seen]
+    if footers and never:
+        problems.append(f"{label}: no file holds the listed columns {never}")
     return problems
+
+
+def _type_warnings(label: str, footers: dict[str, pq.FileMetaData]) -> list[str]:
+    """Columns whose type differs between a table's files (plates written apart)."""
+    types: dict[str, dict[str, str]] = defaultdict(dict)
+    for name, footer in footers.items():
+        for field in footer.schema.to_arrow_schema():
+            types[field.name].setdefault(str(field.type), name)
+    return [
+        f"{label}: column {column} is "
+        + ", ".join(f"{kind} in {name}" for kind, name in sorted(kinds.items()))
+        + "; DuckDB's union_by_name casts it, pyarrow's default promotion refuses it"
+        for column, kinds in types.items()
+        if len(kinds) > 1
+    ]
+
+
+def _some(names: Sequence[str], limit: int = 8) -> str:
+    """``['a', 'b', …] (and N more)`` for messages about many columns."""
+    shown = ", ".join(names[:limit])
+    return f"{shown} (and {len(names) - limit:,} more)" if len(names) > limit else shown
 
 
 def _qc_warnings(label: str, entry: TableEntry, footers: dict[str, pq.FileMetaData]) -> list[str]:

@@ -47,6 +47,7 @@ from iceberg_bioimage.models.results import WarehouseTableWrite
 from iceberg_bioimage.models.warehouse import (
     MANIFEST_NAME,
     ROLES,
+    TABLE_SPECS,
     WAREHOUSE_SPEC_VERSION,
     Layout,
     Mode,
@@ -202,6 +203,52 @@ def _check_folders(
             )
 
 
+def kept_files(manifest: WarehouseManifest, request: TableRequest, mode: Mode) -> list[TableFile]:
+    """The files of ``request``'s table that the write keeps (other datasets', or all on append)."""
+    existing = manifest.table(request.table_name)
+    if existing is None:
+        return []
+    if mode == "append":
+        return list(existing.files)
+    if isinstance(request.data, pa.Table) and "dataset_id" not in request.data.column_names:
+        return []
+    replaced = {d for d, _ in _split_by_dataset(request.data)}
+    return [f for f in existing.files if f.dataset_id not in replaced]
+
+
+def grain_conflict(
+    manifest: WarehouseManifest, request: TableRequest, mode: Mode
+) -> tuple[str, str] | None:
+    """``(what the table holds, what the write brings)`` when they differ, else ``None``.
+
+    One kind of object per profile table (roles with ``object_rows``): such a table
+    keeps the ``compartment`` and ``profile_level`` it was first written with while
+    files of other writes remain. Other tables (``images.image_crops``) may mix them.
+    """
+    existing = manifest.table(request.table_name)
+    spec = TABLE_SPECS.get(request.role)  # an unknown role is refused by _check_request
+    if spec is None or not spec.object_rows:
+        return None
+    if existing is None or not kept_files(manifest, request, mode):
+        return None
+    for key in ("compartment", "profile_level"):
+        held, brought = existing.grain.get(key), request.grain.get(key)
+        if key in existing.grain and held != brought:
+            return f"{key} {held}", f"{key} {brought}"
+    return None
+
+
+def _check_grain(manifest: WarehouseManifest, request: TableRequest, mode: Mode) -> None:
+    conflict = grain_conflict(manifest, request, mode)
+    if conflict is not None:
+        held, brought = conflict
+        raise WarehouseError(
+            f"table {request.table_name}",
+            f"holds rows of {held}; this write has {brought} (one kind of object per table: "
+            "write them to their own table, or overwrite every dataset it holds)",
+        )
+
+
 def _plan(
     manifest: WarehouseManifest, request: TableRequest, mode: Mode, token: str
 ) -> tuple[list[tuple[str, pa.Table | StreamedRows, TableFile]], list[TableFile]]:
@@ -255,14 +302,53 @@ def _write_parquet(rows: pa.Table | StreamedRows, path: Path) -> None:
             writer.write_batch(batch)
 
 
-def _entry(request: TableRequest, path: str, files: Sequence[TableFile], when: str) -> TableEntry:
+def _union_columns(
+    folder: Path, kept: Sequence[TableFile], schema: pa.Schema
+) -> tuple[dict[str, str], ...]:
+    """Every column of the kept files and of the new rows, by name, first seen first.
+
+    Plates differ in their feature columns; readers union the files by name, so the
+    manifest lists the union (each name with the type it was first written with).
+    """
+    columns: dict[str, str] = {}
+    for file in kept:
+        for field in pq.read_schema(folder / file.path):
+            columns.setdefault(field.name, str(field.type))
+    for field in schema:
+        columns.setdefault(field.name, str(field.type))
+    return tuple({"name": name, "type": kind} for name, kind in columns.items())
+
+
+def _merged_grain(
+    existing: TableEntry | None, request: TableRequest, kept: Sequence[TableFile]
+) -> dict[str, str | None]:
+    """The request's grain; a value kept files disagree with becomes ``None`` (mixed).
+
+    Profile tables never get here mixed (:func:`grain_conflict` refuses them).
+    """
+    if existing is None or not kept:
+        return dict(request.grain)
+    return {
+        key: value if existing.grain.get(key, value) == value else None
+        for key, value in request.grain.items()
+    }
+
+
+def _entry(
+    request: TableRequest,
+    path: str,
+    files: Sequence[TableFile],
+    when: str,
+    columns: tuple[dict[str, str], ...],
+    grain: dict[str, str | None],
+) -> TableEntry:
     return TableEntry(
         table_name=request.table_name,
         role=request.role,
         path=path,
         join_keys=request.join_keys,
-        columns=tuple({"name": f.name, "type": str(f.type)} for f in request.data.schema),
-        grain=request.grain,
+        columns=columns,
+        grain=grain,
         files=tuple(sorted(files, key=lambda f: f.path)),
         provenance={
             "producer": f"iceberg-bioimage {__version__}",
@@ -373,6 +459,8 @@ def write_tables(
         _remove_leftovers(base, manifest)
         manifest, moves = migrated(manifest)
         _check_folders(manifest, requests, layout)
+        for request in requests:
+            _check_grain(manifest, request, mode)
         return _write_locked(base, manifest, requests, mode=mode, layout=layout, moves=moves)
 
 
@@ -411,9 +499,10 @@ def _write_locked(
         results = []
         for request, writes, kept in plans:
             path = table_path(request.table_name, layout)
-            manifest = manifest.with_table(
-                _entry(request, path, [*kept, *(f for _, _, f in writes)], when)
-            )
+            columns = _union_columns(folders[request.table_name], kept, request.data.schema)
+            grain = _merged_grain(manifest.table(request.table_name), request, kept)
+            files = [*kept, *(f for _, _, f in writes)]
+            manifest = manifest.with_table(_entry(request, path, files, when, columns, grain))
             results.append(
                 WarehouseTableWrite(
                     table_name=request.table_name,
