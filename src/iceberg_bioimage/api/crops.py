@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from iceberg_bioimage.models.options import CropOptions
@@ -43,10 +44,17 @@ def read_image_crops(
         read counts.
     """
     from iceberg_bioimage.crops.inputs import crop_inputs, crop_plan
+    from iceberg_bioimage.crops.labels import label_spec
     from iceberg_bioimage.crops.run import crop_objects
     from iceberg_bioimage.profiles.files import read_profile_table
 
     crop = crop or CropOptions()
+    folders = crop.mask_dir is not None or crop.outline_dir is not None
+    labels = (
+        label_spec(crop.mask_dir, crop.outline_dir, crop.mask_pattern)
+        if crop.labels or folders
+        else None
+    )
     table, label = read_profile_table(profiles)
     plan = crop_plan(
         table.column_names,
@@ -57,6 +65,7 @@ def read_image_crops(
         compartment=crop.compartment,
         label=label,
         whole_images=crop.source_images,
+        labels=labels,
     )
     objects, images, chunks = crop_inputs(
         source,
@@ -69,7 +78,10 @@ def read_image_crops(
         storage_options=storage_options,
         plan=plan,
     )
-    return crop_objects(objects, images, chunks, plan, storage_options=storage_options, label=label)
+    crops = crop_objects(
+        objects, images, chunks, plan, storage_options=storage_options, label=label
+    )
+    return replace(crops, image_assets=images, chunk_index=chunks)
 
 
 def export_image_crops(
@@ -94,7 +106,9 @@ def export_image_crops(
     ``images.source_images`` (role ``source_images``): each cropped image whole, as
     OME-Arrow, read in the same pass. Needs the ``ome-arrow`` extra.
     """
+    from iceberg_bioimage.crops.catalog import catalog_requests
     from iceberg_bioimage.crops.inputs import crops_compartment
+    from iceberg_bioimage.crops.labels import folder_label_ids
     from iceberg_bioimage.crops.table import crops_table, require_ome_arrow, source_images_table
     from iceberg_bioimage.warehouse.export import canonical_request, existing_layout
     from iceberg_bioimage.warehouse.write import write_tables
@@ -119,6 +133,14 @@ def export_image_crops(
     ]
     if crop.source_images:
         requests.append(canonical_request("source_images", source_images_table(crops), sources))
+    assert crops.image_assets is not None and crops.chunk_index is not None
+    requests += catalog_requests(
+        os.fspath(warehouse_root),
+        crops.image_assets,
+        crops.chunk_index,
+        folder_label_ids(crops.image_assets),
+        sources,
+    )
     manifest_path, writes = write_tables(
         warehouse_root, requests, mode="overwrite", layout=existing_layout(warehouse_root)
     )

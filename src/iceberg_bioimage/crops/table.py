@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from iceberg_bioimage.crops.objects import image_crop_ids, metadata_object_ids
 from iceberg_bioimage.crops.run import ImageCrops
-from iceberg_bioimage.exceptions import MissingDependencyError
+from iceberg_bioimage.exceptions import ContractError, MissingDependencyError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # fixed: a re-run writes identical rows
 
@@ -74,7 +74,45 @@ def crops_table(crops: ImageCrops, *, level: int, channels: list[str]) -> pa.Tab
         from ome_arrow.meta import OME_ARROW_STRUCT
 
         column = pa.array([], type=OME_ARROW_STRUCT)
-    return out.append_column("ome_arrow_image", column)
+    out = out.append_column("ome_arrow_image", column)
+    if crops.labels is not None:
+        out = _with_labels(out, crops, crop_ids)
+    return out
+
+
+#: Largest label an OME-Arrow plane holds (its pixels are 16-bit).
+MAX_OME_ARROW_LABEL = 65535
+
+
+def _plane_column(planes: list[np.ndarray | None], names: list[str], what: str) -> pa.Array:
+    """One OME-Arrow struct per plane (``z, y, x``), null where there is none."""
+    from ome_arrow.meta import OME_ARROW_STRUCT
+
+    values = []
+    for plane, name in zip(planes, names, strict=True):
+        if plane is None:
+            values.append(pa.nulls(1, OME_ARROW_STRUCT))
+            continue
+        if plane.size and (int(plane.max()) > MAX_OME_ARROW_LABEL or int(plane.min()) < 0):
+            raise ContractError(
+                name, f"{what} values outside 0..{MAX_OME_ARROW_LABEL} (OME-Arrow holds 16 bits)"
+            )
+        values.append(_ome_arrow_image(plane[np.newaxis], "czyx", [what], f"{name}:{what}"))
+    if not values:
+        return pa.array([], type=OME_ARROW_STRUCT)
+    return pa.concat_arrays([v.cast(OME_ARROW_STRUCT) for v in values])
+
+
+def _with_labels(out: pa.Table, crops: ImageCrops, crop_ids: list[str]) -> pa.Table:
+    """``ome_arrow_label`` (the label image cut with the box), ``ome_arrow_mask`` (1 where
+    the label is the object's ``ObjectNumber``) and ``ome_arrow_outline``: CytoTable's names."""
+    assert crops.labels is not None and crops.outlines is not None
+    masks = [None if m is None else m.astype(np.uint8) for m in crops.object_masks()]
+    out = out.append_column("ome_arrow_label", _plane_column(crops.labels, crop_ids, "label"))
+    out = out.append_column("ome_arrow_mask", _plane_column(masks, crop_ids, "mask"))
+    return out.append_column(
+        "ome_arrow_outline", _plane_column(crops.outlines, crop_ids, "outline")
+    )
 
 
 def source_images_table(crops: ImageCrops) -> pa.Table:
