@@ -6,6 +6,8 @@ Every label plane is compared with the label image sliced by an independent read
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -280,3 +282,48 @@ def test_bad_label_inputs_say_what_is_wrong(tmp_path):
         read_image_crops(
             image, profiles, crop=CropOptions(labels=True, mask_dir=masks, mask_pattern="(")
         )
+
+
+def test_masks_are_catalogued_and_profile_with_images_is_readable(tmp_path):
+    import duckdb
+    from pycytominer.cyto_utils import load_profiles
+
+    image, masks, outlines, labels, _ = _tiff_site(tmp_path)
+    profiles = _profiles(
+        labels, "site:0", Metadata_Plate="P1", Metadata_Well="A01", Metadata_Site=1
+    )
+    profiles = profiles.append_column(
+        "Nuclei_AreaShape_Area", pa.array(np.arange(profiles.num_rows, dtype=np.float64))
+    )
+    root = tmp_path / "warehouse"
+    crop = CropOptions(labels=True, mask_dir=masks, outline_dir=outlines, source_images=True)
+    result = export_image_crops(image, root, profiles=profiles, crop=crop)
+    assert result.labelled == profiles.num_rows
+    assert validate_warehouse(root).is_valid
+    assets = pq.read_table(root / "images" / "image_assets").to_pylist()
+    by_id = {row["image_id"]: row for row in assets}
+    mask_row = by_id["site:0/labels/nuclei"]
+    assert mask_row["is_label"] is True
+    assert json.loads(mask_row["metadata_json"])["compartment"] == "nuclei"
+    assert "site:0/labels/nuclei_outlines" in by_id
+    chunks = pq.read_table(root / "images" / "chunk_index").to_pylist()
+    mask_chunks = [c for c in chunks if c["image_id"] == "site:0/labels/nuclei"]
+    assert len(mask_chunks) == math.ceil(150 / 16) * math.ceil(210 / 32)  # its tiles
+
+    folder = root / "profiles" / "profile_with_images"
+    rows = duckdb.sql(
+        f"select object_id, Nuclei_AreaShape_Area, ome_arrow_image is not null as has_crop, "
+        f"ome_arrow_label is not null as has_label, "
+        f"ome_arrow_source_image is not null as has_image "
+        f"from read_parquet('{folder}/*.parquet') order by Nuclei_AreaShape_Area"
+    ).fetchall()
+    assert len(rows) == profiles.num_rows
+    assert all(r[2] and r[3] and r[4] for r in rows)
+    frame = load_profiles(str(folder))
+    assert len(frame) == profiles.num_rows
+    assert set(frame["Nuclei_AreaShape_Area"]) == set(range(profiles.num_rows))
+    # a re-run gives the same rows, never duplicates
+    export_image_crops(image, root, profiles=profiles, crop=crop)
+    assert pq.read_table(folder).num_rows == profiles.num_rows
+    assert pq.read_table(root / "images" / "image_assets").num_rows == len(assets)
+    assert validate_warehouse(root).is_valid

@@ -81,7 +81,7 @@ def read_image_crops(
     crops = crop_objects(
         objects, images, chunks, plan, storage_options=storage_options, label=label
     )
-    return replace(crops, image_assets=images, chunk_index=chunks)
+    return replace(crops, image_assets=images, chunk_index=chunks, objects=objects)
 
 
 def export_image_crops(
@@ -109,7 +109,12 @@ def export_image_crops(
     from iceberg_bioimage.crops.catalog import catalog_requests
     from iceberg_bioimage.crops.inputs import crops_compartment
     from iceberg_bioimage.crops.labels import folder_label_ids
-    from iceberg_bioimage.crops.table import crops_table, require_ome_arrow, source_images_table
+    from iceberg_bioimage.crops.table import (
+        crops_table,
+        profile_with_images_table,
+        require_ome_arrow,
+        source_images_table,
+    )
     from iceberg_bioimage.warehouse.export import canonical_request, existing_layout
     from iceberg_bioimage.warehouse.write import write_tables
 
@@ -128,11 +133,15 @@ def export_image_crops(
     names = [str(c) for c in crop.channels] if crop.channels is not None else ["*"]
     table = crops_table(crops, level=crop.level, channels=names)
     sources = sorted({os.fspath(source)} if source is not None else ())
-    requests = [
-        canonical_request("image_crops", table, sources, compartment=crops_compartment(crops))
-    ]
-    if crop.source_images:
-        requests.append(canonical_request("source_images", source_images_table(crops), sources))
+    compartment = crops_compartment(crops)
+    requests = [canonical_request("image_crops", table, sources, compartment=compartment)]
+    whole = source_images_table(crops) if crop.source_images else None
+    if whole is not None:
+        requests.append(canonical_request("source_images", whole, sources))
+    joined = profile_with_images_table(crops, table, whole)
+    requests.append(
+        canonical_request("profile_with_images", joined, sources, compartment=compartment)
+    )
     assert crops.image_assets is not None and crops.chunk_index is not None
     requests += catalog_requests(
         os.fspath(warehouse_root),
@@ -149,6 +158,8 @@ def export_image_crops(
         manifest_path=str(manifest_path),
         table=writes[0],
         source_images=writes[1] if crop.source_images else None,
+        profile_with_images=writes[2 if crop.source_images else 1],
+        labelled=sum(1 for plane in crops.labels or () if plane is not None),
         crops=table.num_rows,
         skipped=crops.skipped,
         unmatched=crops.unmatched,

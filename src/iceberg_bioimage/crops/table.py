@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from iceberg_bioimage.crops.objects import image_crop_ids, metadata_object_ids
 from iceberg_bioimage.crops.run import ImageCrops
@@ -136,3 +137,39 @@ def source_images_table(crops: ImageCrops) -> pa.Table:
     from ome_arrow.meta import OME_ARROW_STRUCT
 
     return out.append_column("ome_arrow_image", pa.array([], type=OME_ARROW_STRUCT))
+
+
+def profile_with_images_table(
+    crops: ImageCrops, crop_table: pa.Table, source_images: pa.Table | None
+) -> pa.Table:
+    """``profiles.profile_with_images``: each profile row with an image and its crop.
+
+    A materialised table (DuckDB, polars and pycytominer's ``load_profiles`` read it as
+    Parquet): the profile's columns, then the crop's ids, box and OME-Arrow columns
+    (null where the object's box was empty), and ``ome_arrow_source_image`` (the whole
+    image) when ``source_images`` is given.
+    """
+    objects = crops.objects
+    assert objects is not None
+    keep = pc.and_(pc.is_valid(objects["image_id"]), pc.is_valid(objects["object_id"]))
+    rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
+    out = objects.take(pa.array(rows, pa.int64()))
+    position = np.full(objects.num_rows, -1, dtype=np.int64)
+    position[crops.table["profile_row"].to_numpy()] = np.arange(crops.table.num_rows)
+    at = position[rows]
+    index = pa.array(at, pa.int64(), mask=at < 0)
+    added = [c for c in crop_table.column_names if c not in ("dataset_id", "image_id", "object_id")]
+    out = out.drop_columns([c for c in added if c in out.column_names])
+    if "dataset_id" not in out.column_names:
+        out = out.append_column("dataset_id", crop_table["dataset_id"].take(index))
+    for name in added:
+        out = out.append_column(name, crop_table[name].take(index))
+    if source_images is not None:
+        ids = source_images["image_id"].to_pylist()
+        where = {image_id: i for i, image_id in enumerate(ids)}
+        found = [where.get(v) for v in out["image_id"].to_pylist()]
+        out = out.append_column(
+            "ome_arrow_source_image",
+            source_images["ome_arrow_image"].take(pa.array(found, pa.int64())),
+        )
+    return out

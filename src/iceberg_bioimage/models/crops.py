@@ -79,7 +79,8 @@ class ImageCrops:
     With labels, ``labels[i]`` is the label image cut with the same box (``None`` when
     the image has none), ``outlines[i]`` the outline image, and :meth:`object_masks`
     the object's own pixels (``label == ObjectNumber``). ``image_assets`` and
-    ``chunk_index`` are the rows the run read (label images found in folders too).
+    ``chunk_index`` are the rows the run read (label images found in folders too),
+    ``objects`` the profile rows (``table["profile_row"]`` indexes them).
     """
 
     table: pa.Table
@@ -94,6 +95,7 @@ class ImageCrops:
     outlines: list[np.ndarray | None] | None = None
     image_assets: pa.Table | None = None
     chunk_index: pa.Table | None = None
+    objects: pa.Table | None = None
 
     def object_masks(self) -> list[np.ndarray | None]:
         """Each crop's own pixels: its label plane equals its ``ObjectNumber`` (``None``
