@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -327,3 +329,44 @@ def test_masks_are_catalogued_and_profile_with_images_is_readable(tmp_path):
     assert pq.read_table(folder).num_rows == profiles.num_rows
     assert pq.read_table(root / "images" / "image_assets").num_rows == len(assets)
     assert validate_warehouse(root).is_valid
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "iceberg_bioimage", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_cli_export_crops_with_labels(tmp_path):
+    image, masks, outlines, labels, _ = _tiff_site(tmp_path)
+    profiles = tmp_path / "profiles.parquet"
+    pq.write_table(
+        _profiles(labels, "site:0", Metadata_Plate="P1", Metadata_Well="A01", Metadata_Site="1"),
+        profiles,
+    )
+    root = tmp_path / "warehouse"
+    args = ["export-crops", "--warehouse-root", str(root), "--profiles", str(profiles)]
+    done = _cli(
+        *args,
+        "--labels",
+        "--mask-dir",
+        str(masks),
+        "--outline-dir",
+        str(outlines),
+        "--json",
+        str(image),
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["labelled"] == report["crops"] > 0
+    assert report["profile_with_images"]["table_name"] == "profiles.profile_with_images"
+    assert _cli("validate-warehouse", str(root)).returncode == 0
+    bad = _cli(
+        *args, "--labels", "--mask-dir", str(masks), "--mask-pattern", "(?P<well>x", str(image)
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: ") and "--mask-pattern" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
