@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import tifffile
@@ -370,3 +371,26 @@ def test_cli_export_crops_with_labels(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: ") and "--mask-pattern" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_crops_with_and_without_labels_share_a_warehouse(tmp_path):
+    image, masks, _, labels, _ = _tiff_site(tmp_path)
+    other = tmp_path / "other.tiff"
+    tifffile.imwrite(other, labels[::-1].copy(), tile=(32, 32))
+    keys = {"Metadata_Plate": "P1", "Metadata_Well": "A01", "Metadata_Site": 1}
+    root = tmp_path / "warehouse"
+    export_image_crops(
+        image,
+        root,
+        profiles=_profiles(labels, "site:0", **keys),
+        crop=CropOptions(labels=True, mask_dir=masks),
+    )
+    plain = _profiles(labels[::-1], "other:0")
+    plain = plain.append_column("Cells_Feature", pa.array([1.0] * plain.num_rows))
+    export_image_crops(other, root, profiles=plain)
+    report = validate_warehouse(root)
+    assert report.is_valid, report.errors
+    crops = pq.read_table(root / "images" / "image_crops")
+    assert set(crops["dataset_id"].to_pylist()) == {"site", "other"}
+    has_label = crops.filter(pc.is_valid(crops["ome_arrow_label"]))
+    assert set(has_label["dataset_id"].to_pylist()) == {"site"}

@@ -106,7 +106,7 @@ def export_image_crops(
     ``images.source_images`` (role ``source_images``): each cropped image whole, as
     OME-Arrow, read in the same pass. Needs the ``ome-arrow`` extra.
     """
-    from iceberg_bioimage.crops.catalog import catalog_requests
+    from iceberg_bioimage.crops.catalog import catalog_requests, with_other_datasets
     from iceberg_bioimage.crops.inputs import crops_compartment
     from iceberg_bioimage.crops.labels import folder_label_ids
     from iceberg_bioimage.crops.table import (
@@ -134,11 +134,15 @@ def export_image_crops(
     table = crops_table(crops, level=crop.level, channels=names)
     sources = sorted({os.fspath(source)} if source is not None else ())
     compartment = crops_compartment(crops)
-    requests = [canonical_request("image_crops", table, sources, compartment=compartment)]
+    root = os.fspath(warehouse_root)
+    written = with_other_datasets(root, "image_crops", table)
+    requests = [canonical_request("image_crops", written, sources, compartment=compartment)]
     whole = source_images_table(crops) if crop.source_images else None
     if whole is not None:
         requests.append(canonical_request("source_images", whole, sources))
-    joined = profile_with_images_table(crops, table, whole)
+    joined = with_other_datasets(
+        root, "profile_with_images", profile_with_images_table(crops, table, whole)
+    )
     requests.append(
         canonical_request("profile_with_images", joined, sources, compartment=compartment)
     )

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from iceberg_bioimage.exceptions import IcebergBioimageError
+
+from iceberg_bioimage.models.warehouse import TABLE_SPECS
 from iceberg_bioimage.warehouse.export import canonical_request, warehouse_image_assets
 from iceberg_bioimage.warehouse.write import TableRequest, load_manifest, read_table
 
@@ -61,3 +64,28 @@ def _concat(old: pa.Table, new: pa.Table) -> pa.Table:
     return pa.concat_tables(
         [old.select(columns).cast(new.select(columns).schema), new.select(columns)]
     )
+
+
+def with_other_datasets(root: str, role: str, table: pa.Table) -> pa.Table:
+    """``table``, plus the other datasets' rows of the warehouse's table of ``role`` when
+    their columns differ (a crop export with labels beside one without, profiles with
+    other features): every file of a table then holds the same columns, nulls where a
+    dataset has none.
+    """
+    try:
+        manifest = load_manifest(root)
+    except IcebergBioimageError:
+        return table
+    name = TABLE_SPECS[role].table_name
+    entry = next((t for t in manifest.tables if t.table_name == name), None)
+    if entry is None:
+        return table
+    listed = {(c["name"], c["type"]) for c in entry.columns}
+    if listed == {(f.name, str(f.type)) for f in table.schema}:
+        return table
+    datasets = pc.unique(table["dataset_id"])
+    others = read_table(root, entry)
+    others = others.filter(pc.invert(pc.is_in(others["dataset_id"], value_set=datasets)))
+    if others.num_rows == 0:
+        return table
+    return pa.concat_tables([table, others], promote_options="permissive")
