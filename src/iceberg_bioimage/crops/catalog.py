@@ -14,7 +14,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iceberg_bioimage.exceptions import IcebergBioimageError
-
 from iceberg_bioimage.models.warehouse import TABLE_SPECS
 from iceberg_bioimage.warehouse.export import canonical_request, warehouse_image_assets
 from iceberg_bioimage.warehouse.write import TableRequest, load_manifest, read_table
