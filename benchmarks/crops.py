@@ -229,11 +229,12 @@ LABEL_FRACTION = 0.01
 
 
 def _label_texture(rng: np.random.Generator) -> np.ndarray:
-    """A label plane: ~900 non-overlapping-ish discs numbered 1..n (later ones on top)."""
+    """A label plane: 520 discs numbered 1..520 (later ones on top), as many objects per
+    field as the sparse case's plate has."""
     height, width = SHAPE[2:]
     plane = np.zeros((height, width), dtype=np.uint16)
     yy, xx = np.mgrid[-30:31, -30:31]
-    for number in range(1, 901):
+    for number in range(1, 521):
         radius = int(rng.integers(6, 24))
         cy, cx = int(rng.integers(31, height - 31)), int(rng.integers(31, width - 31))
         patch = plane[cy - 30 : cy + 31, cx - 30 : cx + 31]
@@ -346,7 +347,7 @@ def ensure_label_inputs(cache_dir: Path | None) -> tuple[Path, Path, dict[str, A
         cache / "crop_labels",
         marker=cache / "crop_labels.complete",
         lock=cache / "crop_labels.lock",
-        payload={"layout": 2, "fields": len(LABEL_COLUMNS) * LABEL_FIELDS},
+        payload={"layout": 3, "fields": len(LABEL_COLUMNS) * LABEL_FIELDS},
         build=build,
     )
     size, files = disk_usage_bytes(folder / LABEL_PLATE_NAME)

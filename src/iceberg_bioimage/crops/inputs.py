@@ -10,7 +10,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from iceberg_bioimage.catalog.read import load_named_table
 from iceberg_bioimage.crops.boxes import resolve_box_columns
 from iceberg_bioimage.crops.labels import LabelSpec, folder_label_tables, ngff_parent
 from iceberg_bioimage.crops.objects import dataset_ids_of, has_image_ids, identified
@@ -56,6 +55,7 @@ def crop_inputs(
         images = canonical_table(result, "image_assets")
         profile_dataset_id = profile_dataset_id or result.dataset_id
     elif catalog is not None and namespace is not None:
+        from iceberg_bioimage.catalog.read import load_named_table  # pyiceberg: only here
         ids = (
             dataset_ids_of(table["image_id"])
             if keyed
@@ -84,6 +84,8 @@ def crop_inputs(
             ("dataset_id", "in", dataset_ids_of(pa.array(wanted))),
             ("image_id", "in", wanted),
         ]
+        from iceberg_bioimage.catalog.read import load_named_table
+
         chunks = load_named_table(catalog, namespace, "chunk_index", filters=filters)
     if plan.labels is not None and plan.labels.from_folders:
         label_assets, label_chunks = folder_label_tables(objects, images, plan.labels, label)
