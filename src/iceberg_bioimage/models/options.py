@@ -58,7 +58,8 @@ class CropOptions:
     outlines in ``outline_dir``), matched per site by name
     (``<plate>_<well>_s<site>_<Compartment>_mask.tiff`` / ``..._outlines.tiff``), by the
     profiles' ``ObjectsFileName_<Compartment>`` column, or by ``mask_pattern`` (a regex
-    with named groups ``plate``, ``well``, ``site``, ``compartment``).
+    with named groups ``plate``, ``well``, ``site``, ``compartment``). Naming a folder
+    implies ``labels``; the folders are local.
     """
 
     size: int | None = None
