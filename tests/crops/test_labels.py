@@ -394,3 +394,21 @@ def test_crops_with_and_without_labels_share_a_warehouse(tmp_path):
     assert set(crops["dataset_id"].to_pylist()) == {"site", "other"}
     has_label = crops.filter(pc.is_valid(crops["ome_arrow_label"]))
     assert set(has_label["dataset_id"].to_pylist()) == {"site"}
+
+
+def test_mask_folder_walk_stays_inside(tmp_path):
+    image, masks, _, labels, _ = _tiff_site(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (masks / "P1_A01_s1_Nuclei_mask.tiff").rename(outside / "P1_A01_s1_Nuclei_mask.tiff")
+    (masks / "P1_A01_s1_Nuclei_mask.tiff").symlink_to(outside / "P1_A01_s1_Nuclei_mask.tiff")
+    keys = {"Metadata_Plate": "P1", "Metadata_Well": "A01", "Metadata_Site": 1}
+    crops = read_image_crops(
+        image, _profiles(labels, "site:0", **keys), crop=CropOptions(mask_dir=masks)
+    )
+    assert all(plane is None for plane in crops.labels)
+    assert any("no label image" in w for w in crops.warnings)
+    for name in ("../outside/x.tiff", "P1_A01_s1_Nuclei_mask.tiff"):  # absent; a link out
+        named = _profiles(labels, "site:0", ObjectsFileName_Nuclei=name)
+        with pytest.raises(StoreNotFoundError, match="ObjectsFileName_Nuclei"):
+            read_image_crops(image, named, crop=CropOptions(mask_dir=masks))

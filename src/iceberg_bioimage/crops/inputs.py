@@ -56,6 +56,7 @@ def crop_inputs(
         profile_dataset_id = profile_dataset_id or result.dataset_id
     elif catalog is not None and namespace is not None:
         from iceberg_bioimage.catalog.read import load_named_table  # pyiceberg: only here
+
         ids = (
             dataset_ids_of(table["image_id"])
             if keyed

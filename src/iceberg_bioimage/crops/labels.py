@@ -201,8 +201,8 @@ def folder_label_tables(
             path = None
             if column is not None and row.get(column):
                 path = os.path.realpath(os.path.join(root, os.path.basename(str(row[column]))))
-                if not os.path.isfile(path):
-                    raise StoreNotFoundError(path, f"named by {column}, not in {root}")
+                if not os.path.isfile(path) or not is_inside(root, path):
+                    raise StoreNotFoundError(path, f"named by {column}, not a file in {root}")
             else:
                 if "well_id" not in columns or "site_id" not in columns:
                     raise ContractError(
