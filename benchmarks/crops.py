@@ -26,7 +26,18 @@ decoded) and ``whole`` reads each needed field whole with zarr (``array[:]``) an
 cuts every box from it. Both return numpy crops; ``ours`` is checked (untimed)
 against ``whole`` on a sample of crops.
 
-Bars: sparse ours ≥ 5× faster than whole; dense ours ≤ 1.1× whole; peak RSS ≤ 1 GiB.
+* ``labels``: the segmentation too (``CropOptions(labels=True)``), on a smaller
+  plate of its own (1 row × 6 columns × 2 fields of 2 noisy channels of 2160×2560, each
+  with an NGFF
+  ``labels/nuclei`` uint16 label image in 256×256 chunks; objects are its labels,
+  boxes exact): 1% of the objects, ``ours`` reads image and label chunks through the
+  chunk index, ``whole`` reads each needed field and its label image whole. The check
+  also compares the chunk bytes read with the stored bytes of the chunks the boxes
+  intersect (≤ 1.05×). ``--labels-only`` runs this case alone (its plate is built in
+  about a minute; the big plate is not needed).
+
+Bars: sparse and labels ours ≥ 5× faster than whole; dense ours ≤ 1.1× whole; peak RSS
+≤ 1 GiB.
 """
 
 from __future__ import annotations
@@ -210,6 +221,177 @@ def ensure_inputs(cache_dir: Path | None) -> tuple[Path, Path, dict[str, Any]]:
     return folder / PLATE_NAME, folder / PROFILES_NAME, info
 
 
+LABEL_COLUMNS = tuple(str(c) for c in range(1, 7))
+LABEL_FIELDS = 2
+LABEL_PLATE_NAME = "labels_plate.ome.zarr"
+LABEL_PROFILES_NAME = "labels_objects.parquet"
+LABEL_FRACTION = 0.01
+
+
+def _label_texture(rng: np.random.Generator) -> np.ndarray:
+    """A label plane: 520 discs numbered 1..520 (later ones on top), as many objects per
+    field as the sparse case's plate has."""
+    height, width = SHAPE[2:]
+    plane = np.zeros((height, width), dtype=np.uint16)
+    yy, xx = np.mgrid[-30:31, -30:31]
+    for number in range(1, 521):
+        radius = int(rng.integers(6, 24))
+        cy, cx = int(rng.integers(31, height - 31)), int(rng.integers(31, width - 31))
+        patch = plane[cy - 30 : cy + 31, cx - 30 : cx + 31]
+        patch[(yy**2 + xx**2) <= radius**2] = number
+    return plane
+
+
+def _label_boxes(labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Exact boxes (max exclusive) of every label present, by label number."""
+    ys, xs = np.nonzero(labels)
+    values = labels[ys, xs].astype(np.int64)
+    n = int(values.max()) + 1
+    out = {k: np.full(n, -1, dtype=np.int64) for k in ("x0", "y0", "x1", "y1")}
+    out["x0"][:] = out["y0"][:] = np.iinfo(np.int64).max
+    np.minimum.at(out["x0"], values, xs)
+    np.minimum.at(out["y0"], values, ys)
+    np.maximum.at(out["x1"], values, xs + 1)
+    np.maximum.at(out["y1"], values, ys + 1)
+    present = np.flatnonzero(out["x1"] > 0)
+    return {"number": present, **{k: v[present] for k, v in out.items()}}
+
+
+def _write_label_plate(root: Path, profiles_path: Path) -> None:
+    import numcodecs
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import zarr
+
+    rng = np.random.default_rng(SEED + 2)
+    textures = [_label_texture(rng) for _ in range(3)]
+    plate = zarr.open_group(root, mode="w", zarr_format=2)
+    plate.attrs["plate"] = {
+        "version": "0.4",
+        "rows": [{"name": "A"}],
+        "columns": [{"name": c} for c in LABEL_COLUMNS],
+        "wells": [
+            {"path": f"A/{c}", "rowIndex": 0, "columnIndex": i} for i, c in enumerate(LABEL_COLUMNS)
+        ],
+        "field_count": LABEL_FIELDS,
+    }
+    axes = [{"name": "c", "type": "channel"}] + [
+        {"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"
+    ]
+    scale = [{"type": "scale", "scale": [1.0, 1.0, 0.65, 0.65]}]
+    options = {
+        "chunk_key_encoding": {"name": "v2", "separator": "/"},
+        "compressors": numcodecs.Blosc(cname="zstd", clevel=5, shuffle=1),
+        "dtype": "uint16",
+    }
+    tables = []
+    for index, (column, field) in enumerate(
+        (c, f) for c in LABEL_COLUMNS for f in range(LABEL_FIELDS)
+    ):
+        well = plate.require_group(f"A/{column}")
+        well.attrs["well"] = {"images": [{"path": str(f)} for f in range(LABEL_FIELDS)]}
+        image = well.create_group(str(field))
+        image.attrs["multiscales"] = [
+            {
+                "version": "0.4",
+                "axes": axes,
+                "datasets": [{"path": "0", "coordinateTransformations": scale}],
+            }
+        ]
+        shift = np.random.default_rng(index).integers(0, 2000, 2)
+        labels = np.roll(textures[index % 3], (int(shift[0]), int(shift[1])), axis=(0, 1))
+        noise = np.random.default_rng(index).integers(0, 8, labels.shape, dtype=np.uint16)
+        pixels = (np.where(labels > 0, 1000 + labels % 2000, 100) + noise).astype(np.uint16)
+        image.create_array("0", shape=(*SHAPE[:1], 1, *SHAPE[2:]), chunks=CHUNKS, **options)[:] = (
+            np.stack([pixels, pixels // 2])[:, None]
+        )
+        group = image.create_group("labels")
+        group.attrs["labels"] = ["nuclei"]
+        nuclei = group.create_group("nuclei")
+        nuclei.attrs["multiscales"] = [
+            {
+                "version": "0.4",
+                "axes": axes,
+                "datasets": [{"path": "0", "coordinateTransformations": scale}],
+            }
+        ]
+        nuclei.attrs["image-label"] = {"version": "0.4"}
+        nuclei.create_array("0", shape=(1, 1, *SHAPE[2:]), chunks=CHUNKS, **options)[:] = labels[
+            None, None
+        ]
+        boxes = _label_boxes(labels)
+        tables.append(
+            pa.table(
+                {
+                    "image_id": [f"labels_plate:A/{column}/{field}"] * len(boxes["number"]),
+                    "ObjectNumber": boxes["number"],
+                    "Nuclei_AreaShape_BoundingBoxMinimum_X": boxes["x0"],
+                    "Nuclei_AreaShape_BoundingBoxMinimum_Y": boxes["y0"],
+                    "Nuclei_AreaShape_BoundingBoxMaximum_X": boxes["x1"],
+                    "Nuclei_AreaShape_BoundingBoxMaximum_Y": boxes["y1"],
+                }
+            )
+        )
+    pq.write_table(pa.concat_tables(tables), profiles_path)
+
+
+def ensure_label_inputs(cache_dir: Path | None) -> tuple[Path, Path, dict[str, Any]]:
+    """The cached label plate and its objects (built on first use)."""
+    cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+
+    def build(tmp: Path) -> None:
+        tmp.mkdir(parents=True)
+        _write_label_plate(tmp / LABEL_PLATE_NAME, tmp / LABEL_PROFILES_NAME)
+
+    folder = ensure_cached(
+        cache / "crop_labels",
+        marker=cache / "crop_labels.complete",
+        lock=cache / "crop_labels.lock",
+        payload={"layout": 3, "fields": len(LABEL_COLUMNS) * LABEL_FIELDS},
+        build=build,
+    )
+    size, files = disk_usage_bytes(folder / LABEL_PLATE_NAME)
+    fields = len(LABEL_COLUMNS) * LABEL_FIELDS
+    info = {
+        "path": str(folder / LABEL_PLATE_NAME),
+        "ensure_s": 0.0,
+        "images": fields,
+        "arrays": 2 * fields,
+        "chunks": fields * 3 * 9 * 10,
+        "disk_mib": size / 2**20,
+        "files": files,
+        "labels_disk_mib": size / 2**20,
+        "labels_files": files,
+    }
+    return folder / LABEL_PLATE_NAME, folder / LABEL_PROFILES_NAME, info
+
+
+def label_read_ratio(plate_path: Path, profiles_path: Path) -> tuple[float, int]:
+    """Chunk bytes a labels run reads / stored bytes of the chunks its boxes intersect."""
+    import os
+
+    variables = {
+        "profiles_path": str(profiles_path),
+        "case": "labels",
+        "plate_path": str(plate_path),
+    }
+    namespace: dict[str, Any] = dict(variables)
+    exec(SETUP, namespace)  # the same 1% of objects as the timed runs
+    exec(OURS, namespace)
+    result = namespace["result"]
+    keys = set()
+    for row in result.table.to_pylist():
+        path = row["image_id"].split(":", 1)[1]
+        ys = range(row["source_bbox_y_min"] // 256, (row["source_bbox_y_max"] - 1) // 256 + 1)
+        xs = range(row["source_bbox_x_min"] // 256, (row["source_bbox_x_max"] - 1) // 256 + 1)
+        for y in ys:
+            for x in xs:
+                keys |= {f"{path}/0/{c}/0/{y}/{x}" for c in (0, 1)}
+                keys.add(f"{path}/labels/nuclei/0/0/0/{y}/{x}")
+    stored = sum(os.path.getsize(os.path.join(plate_path, k)) for k in keys)
+    return result.stats.chunk_bytes / stored, result.table.num_rows
+
+
 SETUP = """\
 import numpy as np
 import pyarrow as pa
@@ -217,11 +399,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import zarr
 from iceberg_bioimage.api import read_image_crops
+from iceberg_bioimage import CropOptions
 import iceberg_bioimage.crops.run, iceberg_bioimage.tables.query
 import iceberg_bioimage.tables.build, iceberg_bioimage.profiles.files
 import zarr.core.codec_pipeline, numcodecs
 everything = pq.read_table(profiles_path)
-if case == "sparse":
+if case == "labels":
+    rng = np.random.default_rng(7)
+    pick = np.sort(rng.choice(everything.num_rows, max(int(everything.num_rows * 0.01), 1),
+                              replace=False))
+elif case == "sparse":
     rng = np.random.default_rng(7)
     pick = np.sort(rng.choice(everything.num_rows, sparse_objects, replace=False))
 else:
@@ -232,7 +419,7 @@ objects = everything.take(pa.array(pick))
 """
 
 OURS = """\
-result = read_image_crops(plate_path, objects)
+result = read_image_crops(plate_path, objects, crop=CropOptions(labels=case == "labels"))
 crops = result.crops
 """
 
@@ -250,9 +437,15 @@ while start < len(order):
         stop += 1
     full = zarr.open_array(plate_path, path=image_id.split(":", 1)[1] + "/0", mode="r")[:]
     height, width = full.shape[-2:]
+    if case == "labels":
+        whole_labels = zarr.open_array(
+            plate_path, path=image_id.split(":", 1)[1] + "/labels/nuclei/0", mode="r")[:]
     for row in order[start:stop].tolist():
         x0, x1, y0, y1 = (int(c[row]) for c in columns)
-        crops[row] = full[:, :, max(y0, 0):min(y1, height), max(x0, 0):min(x1, width)].copy()
+        box = (slice(max(y0, 0), min(y1, height)), slice(max(x0, 0), min(x1, width)))
+        crops[row] = full[:, :, box[0], box[1]].copy()
+        if case == "labels":
+            crops[row] = (crops[row], whole_labels[:, :, box[0], box[1]].copy())
     del full
     start = stop
 """
@@ -266,19 +459,49 @@ if "result" in globals():
         expected = full[:, :, row["source_bbox_y_min"]:row["source_bbox_y_max"],
                         row["source_bbox_x_min"]:row["source_bbox_x_max"]]
         assert np.array_equal(crops[i], expected), row
+        if case == "labels":
+            label = zarr.open_array(plate_path, path=row["image_id"].split(":", 1)[1]
+                                    + "/labels/nuclei/0", mode="r")
+            box = (slice(row["source_bbox_y_min"], row["source_bbox_y_max"]),
+                   slice(row["source_bbox_x_min"], row["source_bbox_x_max"]))
+            assert np.array_equal(result.labels[i][0], label[0, 0][box]), row
+    if case == "labels":  # bytes read vs stored bytes of the intersecting chunks
+        import os
+        keys = set()
+        for row in result.table.to_pylist():
+            path = row["image_id"].split(":", 1)[1]
+            y_first, y_last = row["source_bbox_y_min"] // 256, (row["source_bbox_y_max"] - 1) // 256
+            for y in range(y_first, y_last + 1):
+                for x in range(row["source_bbox_x_min"] // 256,
+                               (row["source_bbox_x_max"] - 1) // 256 + 1):
+                    keys |= {f"{path}/0/{c}/0/{y}/{x}" for c in (0, 1)}
+                    keys.add(f"{path}/labels/nuclei/0/0/0/{y}/{x}")
+        stored = sum(os.path.getsize(os.path.join(plate_path, k)) for k in keys)
+        ratio = result.stats.chunk_bytes / stored
+        print(f"labels: chunk bytes read / intersecting = {ratio:.3f}",
+              file=__import__("sys").stderr)
+        assert ratio <= 1.05, ratio
     print("reads", result.stats.to_dict(), file=__import__("sys").stderr)
 """
 
 
 def main(argv: list[str] | None = None) -> int:
     """Alternate ours and whole-image reading for both cases; report ratios."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    labels_only = "--labels-only" in argv
+    argv = [a for a in argv if a != "--labels-only"]
     args = parse_args("Crops through the chunk index vs whole-image reading.", argv)
-    plate_path, profiles_path, plate_info = ensure_inputs(args.cache_dir)
+    label_plate, label_profiles, label_info = ensure_label_inputs(args.cache_dir)
+    if labels_only:
+        plate_path, profiles_path, plate_info = label_plate, label_profiles, dict(label_info)
+    else:
+        plate_path, profiles_path, plate_info = ensure_inputs(args.cache_dir)
+        plate_info.update(label_info)
     results, extra, lines = [], {}, []
-    for case in ("sparse", "dense"):
+    for case in ("labels",) if labels_only else ("sparse", "dense", "labels"):
         variables = {
-            "plate_path": str(plate_path),
-            "profiles_path": str(profiles_path),
+            "plate_path": str(label_plate if case == "labels" else plate_path),
+            "profiles_path": str(label_profiles if case == "labels" else profiles_path),
             "case": case,
             "sparse_objects": SPARSE_OBJECTS,
             "dense_images": DENSE_IMAGES,
@@ -293,10 +516,10 @@ def main(argv: list[str] | None = None) -> int:
         ours, whole = (Measurement(f"{case} {n}", runs[n]) for n in ("ours", "whole"))
         ratio = ours.median_s / whole.median_s
         pairs = [o.work_s / w.work_s for o, w in zip(runs["ours"], runs["whole"], strict=True)]
-        if case == "sparse":
+        if case in ("sparse", "labels"):
             target, ok = whole.median_s / SPARSE_MIN_SPEEDUP, 1 / ratio >= SPARSE_MIN_SPEEDUP
             lines.append(
-                f"sparse: whole / ours = {1 / ratio:.1f}x (target >= {SPARSE_MIN_SPEEDUP:g}x) -> "
+                f"{case}: whole / ours = {1 / ratio:.1f}x (target >= {SPARSE_MIN_SPEEDUP:g}x) -> "
                 f"{'PASS' if ok else 'FAIL'}; paired {', '.join(f'{1 / p:.1f}' for p in pairs)}"
             )
         else:
@@ -308,8 +531,21 @@ def main(argv: list[str] | None = None) -> int:
         results.append({**verdict(whole, float("inf"), TARGET_RSS_MIB), "name": f"{case} whole"})
         results.append({**verdict(ours, target, TARGET_RSS_MIB), "name": f"{case} ours"})
         extra[case] = {"ratio": ratio, "paired_ratios": pairs}
+        if case == "labels":
+            read_ratio, objects = label_read_ratio(label_plate, label_profiles)
+            lines.append(
+                f"labels: {objects} objects (1%); chunk bytes read / stored bytes of the "
+                f"intersecting image and label chunks = {read_ratio:.3f} (target <= 1.05) -> "
+                f"{'PASS' if read_ratio <= 1.05 else 'FAIL'}"
+            )
+            extra[case]["read_ratio"] = read_ratio
+    if not labels_only:
+        lines.append(
+            f"plate on disk: {plate_info['disk_mib']:,.0f} MiB in {plate_info['files']:,} files"
+        )
     lines.append(
-        f"plate on disk: {plate_info['disk_mib']:,.0f} MiB in {plate_info['files']:,} files"
+        f"label plate on disk: {label_info['labels_disk_mib']:,.0f} MiB in "
+        f"{label_info['labels_files']:,} files"
     )
     lines.append(
         f"({args.repeat} alternating A/B pairs of fresh processes per case, imports excluded)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from iceberg_bioimage.models.options import CropOptions
@@ -42,34 +43,17 @@ def read_image_crops(
         the image's axes (``.to_xarray()`` for ``xarray.DataArray``), their rows and the
         read counts.
     """
-    crops, _images, _chunks = _cut(
-        source,
-        profiles,
-        crop or CropOptions(),
-        catalog=catalog,
-        namespace=namespace,
-        profile_dataset_id=profile_dataset_id,
-        where=where,
-        storage_options=storage_options,
-    )
-    return crops
-
-
-def _cut(
-    source: str | os.PathLike[str] | None,
-    profiles: Any,
-    crop: CropOptions,
-    *,
-    catalog: str | Catalog | None,
-    namespace: str | None,
-    profile_dataset_id: str | None,
-    where: Iterable[Sequence[Any]] | None,
-    storage_options: Mapping[str, Any] | None,
-) -> tuple[ImageCrops, Any, Any]:
-    """The crops, and the image_assets and chunk_index they were cut through."""
     from iceberg_bioimage.crops.inputs import crop_inputs, crop_plan, crop_profiles
+    from iceberg_bioimage.crops.labels import label_spec
     from iceberg_bioimage.crops.run import crop_objects
 
+    crop = crop or CropOptions()
+    folders = crop.mask_dir is not None or crop.outline_dir is not None
+    labels = (
+        label_spec(crop.mask_dir, crop.outline_dir, crop.mask_pattern)
+        if crop.labels or folders
+        else None
+    )
     table, label, compartment = crop_profiles(profiles, crop.compartment)
     plan = crop_plan(
         table.column_names,
@@ -80,6 +64,7 @@ def _cut(
         compartment=crop.compartment,
         label=label,
         whole_images=crop.source_images,
+        labels=labels,
     )
     objects, images, chunks = crop_inputs(
         source,
@@ -96,7 +81,7 @@ def _cut(
     crops = crop_objects(
         objects, images, chunks, plan, storage_options=storage_options, label=label
     )
-    return crops, images, chunks
+    return replace(crops, image_assets=images, chunk_index=chunks, objects=objects)
 
 
 def export_image_crops(
@@ -121,19 +106,27 @@ def export_image_crops(
     ``images.source_images`` (role ``source_images``): each cropped image whole, as
     OME-Arrow, read in the same pass. A warehouse that lacks the cropped datasets'
     ``images.image_assets`` rows (a fresh folder) gets them too (and, from a store,
-    their ``images.chunk_index``), so that it validates. Needs the ``ome-arrow`` extra.
+    their ``images.chunk_index``), so that it validates; label images found in mask
+    folders are added to those tables. Needs the ``ome-arrow`` extra.
     """
+    from iceberg_bioimage.crops.catalog import catalog_requests, with_other_datasets
     from iceberg_bioimage.crops.inputs import crops_compartment, missing_image_requests
-    from iceberg_bioimage.crops.table import crops_table, require_ome_arrow, source_images_table
+    from iceberg_bioimage.crops.labels import folder_label_ids
+    from iceberg_bioimage.crops.table import (
+        crops_table,
+        profile_with_images_table,
+        require_ome_arrow,
+        source_images_table,
+    )
     from iceberg_bioimage.warehouse.export import canonical_request, existing_layout
     from iceberg_bioimage.warehouse.write import write_tables
 
     crop = crop or CropOptions()
     require_ome_arrow(installed_only=True)  # before any pixel is read (imported when used)
-    crops, images, chunks = _cut(
+    crops = read_image_crops(
         source,
         profiles,
-        crop,
+        crop=crop,
         catalog=catalog,
         namespace=namespace,
         profile_dataset_id=profile_dataset_id,
@@ -143,14 +136,27 @@ def export_image_crops(
     names = [str(c) for c in crop.channels] if crop.channels is not None else ["*"]
     table = crops_table(crops, level=crop.level, channels=names)
     sources = sorted({os.fspath(source)} if source is not None else ())
-    requests = [
-        canonical_request("image_crops", table, sources, compartment=crops_compartment(crops))
-    ]
-    if crop.source_images:
-        requests.append(canonical_request("source_images", source_images_table(crops), sources))
-    # a fresh warehouse gets the store's images too, so that it validates
-    requests += missing_image_requests(
-        warehouse_root, images, chunks if source is not None else None, sources
+    compartment = crops_compartment(crops)
+    root = os.fspath(warehouse_root)
+    written = with_other_datasets(root, "image_crops", table)
+    requests = [canonical_request("image_crops", written, sources, compartment=compartment)]
+    whole = source_images_table(crops) if crop.source_images else None
+    if whole is not None:
+        requests.append(canonical_request("source_images", whole, sources))
+    joined = with_other_datasets(
+        root, "profile_with_images", profile_with_images_table(crops, table, whole)
+    )
+    requests.append(
+        canonical_request("profile_with_images", joined, sources, compartment=compartment)
+    )
+    assert crops.image_assets is not None and crops.chunk_index is not None
+    # a warehouse lacking these datasets gets their images (label images included), so
+    # that it validates; one that has them gets only the label images found in folders
+    missing = missing_image_requests(
+        root, crops.image_assets, crops.chunk_index if source is not None else None, sources
+    )
+    requests += missing or catalog_requests(
+        root, crops.image_assets, crops.chunk_index, folder_label_ids(crops.image_assets), sources
     )
     manifest_path, writes = write_tables(
         warehouse_root, requests, mode="overwrite", layout=existing_layout(warehouse_root)
@@ -160,6 +166,8 @@ def export_image_crops(
         manifest_path=str(manifest_path),
         table=writes[0],
         source_images=writes[1] if crop.source_images else None,
+        profile_with_images=writes[2 if crop.source_images else 1],
+        labelled=sum(1 for plane in crops.labels or () if plane is not None),
         crops=table.num_rows,
         skipped=crops.skipped,
         unmatched=crops.unmatched,

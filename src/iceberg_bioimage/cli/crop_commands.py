@@ -109,6 +109,25 @@ def _channels(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     is_flag=True,
     help="Also write images.source_images: each cropped image whole (OME-Arrow).",
 )
+@click.option(
+    "--labels",
+    is_flag=True,
+    help="Also crop each object's segmentation (NGFF labels/, or --mask-dir/--outline-dir).",
+)
+@click.option(
+    "--mask-dir",
+    type=click.Path(file_okay=False),
+    help="Folder of CellProfiler label images (<plate>_<well>_s<site>_<Compartment>_mask.tiff).",
+)
+@click.option(
+    "--outline-dir",
+    type=click.Path(file_okay=False),
+    help="Folder of CellProfiler outline images (..._<Compartment>_outlines.tiff).",
+)
+@click.option(
+    "--mask-pattern",
+    help="Regex matching mask/outline file names, groups plate, well, site, compartment.",
+)
 @catalog_option
 @namespace_option
 @storage_option
@@ -124,6 +143,10 @@ def export_crops(
     profile_dataset_id: str | None,
     compartment: str | None,
     source_images: bool,
+    labels: bool,
+    mask_dir: str | None,
+    outline_dir: str | None,
+    mask_pattern: str | None,
     catalog: str,
     namespace: str,
     as_json: bool,
@@ -147,6 +170,10 @@ def export_crops(
                 level=level,
                 compartment=compartment,
                 source_images=source_images,
+                labels=labels,
+                mask_dir=mask_dir,
+                outline_dir=outline_dir,
+                mask_pattern=mask_pattern,
             ),
             storage_options=storage_options,
             profile_dataset_id=profile_dataset_id,
@@ -167,6 +194,14 @@ def export_crops(
                     f"{result.source_images.rows_written:,}" if result.source_images else "—",
                 ),
                 ("crops", f"{result.crops:,}"),
+                (
+                    "with labels",
+                    f"{result.labelled:,}" if labels or mask_dir or outline_dir else "—",
+                ),
+                (
+                    "profile table",
+                    result.profile_with_images.table_name if result.profile_with_images else "—",
+                ),
                 ("skipped", f"{result.skipped:,} empty, {result.unmatched:,} without image"),
                 ("chunks read", f"{reads['chunks_fetched']:,}"),
                 ("bytes read", f"{reads['bytes_fetched']:,}"),

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from iceberg_bioimage.catalog.read import load_named_table
 from iceberg_bioimage.crops.boxes import resolve_box_columns
+from iceberg_bioimage.crops.labels import LabelSpec, folder_label_tables, ngff_parent
 from iceberg_bioimage.crops.objects import dataset_ids_of, has_image_ids, identified
 from iceberg_bioimage.crops.run import CropPlan, ImageCrops
 from iceberg_bioimage.exceptions import ContractError
@@ -96,6 +96,8 @@ def crop_inputs(
         images = canonical_table(result, "image_assets")
         profile_dataset_id = profile_dataset_id or result.dataset_id
     elif catalog is not None and namespace is not None:
+        from iceberg_bioimage.catalog.read import load_named_table  # pyiceberg: only here
+
         ids = (
             dataset_ids_of(table["image_id"])
             if keyed
@@ -122,10 +124,34 @@ def crop_inputs(
             table = table.drop_columns(["object_id"])
     objects = identified(table, compartment, label, box_compartment=plan.box_columns.compartment)
     if source is not None:
-        return objects, images, canonical_table(result, "chunk_index")
-    wanted = sorted(v for v in pc.unique(objects["image_id"]).to_pylist() if v)
-    filters = [("dataset_id", "in", dataset_ids_of(pa.array(wanted))), ("image_id", "in", wanted)]
-    return objects, images, load_named_table(catalog, namespace, "chunk_index", filters=filters)
+        chunks = canonical_table(result, "chunk_index")
+    else:
+        wanted = sorted(v for v in pc.unique(objects["image_id"]).to_pylist() if v)
+        if plan.labels is not None:
+            wanted += _label_ids(images, wanted)
+        filters = [
+            ("dataset_id", "in", dataset_ids_of(pa.array(wanted))),
+            ("image_id", "in", wanted),
+        ]
+        from iceberg_bioimage.catalog.read import load_named_table
+
+        chunks = load_named_table(catalog, namespace, "chunk_index", filters=filters)
+    if plan.labels is not None and plan.labels.from_folders:
+        label_assets, label_chunks = folder_label_tables(objects, images, plan.labels, label)
+        images = pa.concat_tables([images, label_assets.cast(images.schema)])
+        chunks = pa.concat_tables([chunks, label_chunks.cast(chunks.schema)])
+    return objects, images, chunks
+
+
+def _label_ids(images: pa.Table, wanted: Sequence[str]) -> list[str]:
+    """The NGFF label images of the ``wanted`` images."""
+    wanted_set = set(wanted)
+    ids = set()
+    for image_id in images["image_id"].to_pylist():
+        parent = ngff_parent(image_id)
+        if parent is not None and parent[0] in wanted_set:
+            ids.add(image_id)
+    return sorted(ids)
 
 
 def crop_plan(
@@ -138,6 +164,7 @@ def crop_plan(
     compartment: str | None,
     label: str,
     whole_images: bool = False,
+    labels: LabelSpec | None = None,
 ) -> CropPlan:
     box_columns = resolve_box_columns(
         profiles_columns, size=size, bbox_columns=bbox_columns, compartment=compartment, label=label
@@ -147,6 +174,7 @@ def crop_plan(
         channels=tuple(channels) if channels is not None else None,
         level=level,
         whole_images=whole_images,
+        labels=labels,
     )
 
 

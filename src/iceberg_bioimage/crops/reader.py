@@ -43,13 +43,18 @@ DECODE_WORKERS = 4
 
 @dataclass(frozen=True)
 class ImageRequest:
-    """The boxes to cut from one array, and which rows of the object table they are."""
+    """The boxes to cut from one array, and which rows of the object table they are.
+
+    ``kind`` is ``image`` for the image's pixels, ``mask`` or ``outline`` for its
+    segmentation (label arrays are read like images: only the chunks the boxes touch).
+    """
 
     layout: ArrayLayout
     sources: ChunkSources
     boxes: Boxes
     rows: np.ndarray
     channels: np.ndarray
+    kind: str = "image"
 
     def chunk_ids(self) -> np.ndarray:
         """Linear ids of the chunks the boxes intersect."""

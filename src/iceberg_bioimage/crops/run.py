@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iceberg_bioimage.crops.boxes import BoxColumns, Boxes, compute_boxes
+from iceberg_bioimage.crops.labels import KINDS, LabelSpec, label_arrays, pick_label
 from iceberg_bioimage.crops.plan import ArrayLayout, ChunkSources, level_factors
 from iceberg_bioimage.crops.reader import CropReader, ImageRequest
 from iceberg_bioimage.exceptions import ContractError
@@ -26,6 +27,7 @@ class CropPlan:
     channels: tuple[str | int, ...] | None = None
     level: int = 0
     whole_images: bool = False
+    labels: LabelSpec | None = None
 
 
 def _arrays_by_image(image_assets: pa.Table) -> dict[tuple[str, int], ArrayLayout]:
@@ -118,6 +120,32 @@ def _requests(
     return requests
 
 
+Grouped = list[tuple[ArrayLayout, Boxes, np.ndarray]]
+
+
+def _label_groups(
+    grouped: Grouped, objects: pa.Table, image_assets: pa.Table
+) -> list[tuple[ArrayLayout, Boxes, np.ndarray, str]]:
+    """The label (and outline) arrays of each group's image, with the same object boxes."""
+    arrays = label_arrays(image_assets)
+    out = []
+    for layout, boxes, rows in grouped:
+        objects_only = np.flatnonzero(rows >= 0)
+        if layout.image_id not in arrays or len(objects_only) == 0:
+            continue
+        compartment = _compartment(objects["object_id"][int(rows[objects_only[0]])].as_py())
+        for kind in KINDS:
+            found = pick_label(arrays[layout.image_id], compartment, kind, layout)
+            if found is not None:
+                out.append((found, boxes.take(objects_only), rows[objects_only], kind))
+    return out
+
+
+def _compartment(object_id: str | None) -> str:
+    parts = str(object_id).rsplit(":", 2)
+    return parts[-2].lower() if len(parts) == 3 else ""
+
+
 def crop_objects(
     objects: pa.Table,
     image_assets: pa.Table,
@@ -130,13 +158,22 @@ def crop_objects(
     """Cut the box of every object with an image; see :class:`ImageCrops`."""
     boxes = compute_boxes(objects, options.box_columns)
     grouped, skipped = _by_image(objects, boxes, image_assets, options, label)
+    requests = _requests(grouped, chunk_index, options, label)
+    if options.labels is not None:
+        labelled = _label_groups(grouped, objects, image_assets)
+        requests += _label_requests(labelled, chunk_index, label)
     reader = CropReader(storage_options)
     crops: dict[int, np.ndarray] = {}
+    segmentations: dict[str, dict[int, np.ndarray]] = {kind: {} for kind in KINDS}
     columns: dict[str, list[Any]] = {k: [] for k in _COLUMNS}
     whole: dict[str, list[Any]] = {k: [] for k in _SOURCE_COLUMNS}
     pixels = []
-    for request, cut in reader.read(_requests(grouped, chunk_index, options, label)):
+    for request, cut in reader.read(requests):
         layout, b = request.layout, request.boxes
+        if request.kind != "image":
+            planes = [_zyx(c, layout) for c in cut]
+            segmentations[request.kind].update(zip(request.rows.tolist(), planes, strict=True))
+            continue
         names_c = _channel_names(layout, request.channels)
         for i, row in enumerate(request.rows.tolist()):
             facts = {
@@ -172,9 +209,17 @@ def crop_objects(
         warnings.append(f"{label}: {skipped} boxes are empty after clipping (or null); skipped")
     if unmatched:
         warnings.append(f"{label}: {unmatched} rows match no image; skipped")
+    order = table["profile_row"].to_pylist()
+    found = {kind: [segmentations[kind].get(r) for r in order] for kind in KINDS}
+    if options.labels is not None:
+        missing = sum(1 for m in found["mask"] if m is None)
+        if missing:
+            warnings.append(f"{label}: {missing} crops have no label image; their mask is empty")
     return ImageCrops(
         table=table,
-        crops=[crops[r] for r in table["profile_row"].to_pylist()],
+        crops=[crops[r] for r in order],
+        labels=found["mask"] if options.labels is not None else None,
+        outlines=found["outline"] if options.labels is not None else None,
         stats=reader.stats,
         skipped=skipped,
         unmatched=unmatched,
@@ -182,6 +227,37 @@ def crop_objects(
         source_images=_table(whole, _SOURCE_COLUMNS) if options.whole_images else None,
         source_pixels=tuple(pixels),
     )
+
+
+def _zyx(cut: np.ndarray, layout: ArrayLayout) -> np.ndarray:
+    """A label crop as ``(z, y, x)``: its other axes must have one element."""
+    extra = [i for i, a in enumerate(layout.axes) if a not in "zyx"]
+    if any(cut.shape[i] != 1 for i in extra):
+        raise ContractError(
+            f"{layout.uri} array {layout.array_path!r}",
+            f"a label image has one plane per z; its axes {layout.axes!r} have shape {cut.shape}",
+        )
+    plane = cut[tuple(0 if i in extra else slice(None) for i in range(cut.ndim))]
+    kept = "".join(a for a in layout.axes if a in "zyx")
+    if "z" not in kept:
+        plane, kept = plane[np.newaxis], "z" + kept
+    return np.transpose(plane, [kept.index(a) for a in "zyx"])
+
+
+def _label_requests(
+    labelled: list[tuple[ArrayLayout, Boxes, np.ndarray, str]], chunk_index: pa.Table, label: str
+) -> list[ImageRequest]:
+    chunk_rows = _chunk_rows(chunk_index, [layout for layout, _, _, _ in labelled])
+    out = []
+    for layout, boxes, rows, kind in labelled:
+        key = f"{layout.image_id}\x1f{layout.array_path}"
+        if key not in chunk_rows:
+            raise ContractError(
+                label, f"chunk_index has no rows for label {layout.image_id} {layout.array_path!r}"
+            )
+        sources = ChunkSources.from_rows(layout, chunk_rows[key])
+        out.append(ImageRequest(layout, sources, boxes, rows, layout.channel_indices(None), kind))
+    return out
 
 
 def _table(columns: dict[str, list[Any]], types: dict[str, pa.DataType]) -> pa.Table:

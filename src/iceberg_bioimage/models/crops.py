@@ -76,6 +76,11 @@ class ImageCrops:
     images were asked for, ``source_images`` has one row per image (``dataset_id``,
     ``image_id``, ``multiscale_level``, ``axes``, ``channel_names``) and
     ``source_pixels[i]`` its pixels, cut from the same decoded chunks as the crops.
+    With labels, ``labels[i]`` is the label image cut with the same box (``None`` when
+    the image has none), ``outlines[i]`` the outline image, and :meth:`object_masks`
+    the object's own pixels (``label == ObjectNumber``). ``image_assets`` and
+    ``chunk_index`` are the rows the run read (label images found in folders too),
+    ``objects`` the profile rows (``table["profile_row"]`` indexes them).
     """
 
     table: pa.Table
@@ -86,6 +91,22 @@ class ImageCrops:
     warnings: tuple[str, ...] = field(default=())
     source_images: pa.Table | None = None
     source_pixels: tuple[np.ndarray, ...] = ()
+    labels: list[np.ndarray | None] | None = None
+    outlines: list[np.ndarray | None] | None = None
+    image_assets: pa.Table | None = None
+    chunk_index: pa.Table | None = None
+    objects: pa.Table | None = None
+
+    def object_masks(self) -> list[np.ndarray | None]:
+        """Each crop's own pixels: its label plane equals its ``ObjectNumber`` (``None``
+        where the crop has no label image). Needs ``labels=True``."""
+        if self.labels is None:
+            raise ValueError("crops were read without labels (CropOptions(labels=True))")
+        numbers = [int(str(o).rsplit(":", 1)[-1]) for o in self.table["object_id"].to_pylist()]
+        return [
+            None if plane is None else plane == number
+            for plane, number in zip(self.labels, numbers, strict=True)
+        ]
 
     def to_xarray(self) -> list[Any]:
         """The crops as ``xarray.DataArray`` with the image's axes as dims.

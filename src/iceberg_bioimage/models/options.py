@@ -52,6 +52,14 @@ class CropOptions:
     clipped at the image borders. ``channels`` are names or indices; ``compartment``
     chooses when several compartments carry boxes; ``source_images`` also returns each
     image whole, cut from the same decoded chunks.
+
+    ``labels`` also cuts each object's segmentation with the same box: from the store's
+    NGFF ``labels/`` images, or from CellProfiler label images in ``mask_dir`` (and
+    outlines in ``outline_dir``), matched per site by name
+    (``<plate>_<well>_s<site>_<Compartment>_mask.tiff`` / ``..._outlines.tiff``), by the
+    profiles' ``ObjectsFileName_<Compartment>`` column, or by ``mask_pattern`` (a regex
+    with named groups ``plate``, ``well``, ``site``, ``compartment``). Naming a folder
+    implies ``labels``; the folders are local.
     """
 
     size: int | None = None
@@ -60,6 +68,10 @@ class CropOptions:
     level: int = 0
     compartment: str | None = None
     source_images: bool = False
+    labels: bool = False
+    mask_dir: str | os.PathLike[str] | None = None
+    outline_dir: str | os.PathLike[str] | None = None
+    mask_pattern: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

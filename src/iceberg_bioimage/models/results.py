@@ -172,6 +172,8 @@ class CropExportResult:
     unmatched: int
     reads: dict[str, int]
     warnings: tuple[str, ...] = ()
+    profile_with_images: WarehouseTableWrite | None = None
+    labelled: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Return JSON-safe values."""
@@ -180,6 +182,10 @@ class CropExportResult:
             "manifest_path": self.manifest_path,
             "table": self.table.to_dict(),
             "source_images": self.source_images.to_dict() if self.source_images else None,
+            "profile_with_images": (
+                self.profile_with_images.to_dict() if self.profile_with_images else None
+            ),
+            "labelled": self.labelled,
             "crops": self.crops,
             "skipped": self.skipped,
             "unmatched": self.unmatched,

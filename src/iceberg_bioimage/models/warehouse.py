@@ -116,6 +116,16 @@ TABLE_SPECS: dict[str, RoleSpec] = {
             join_keys=("dataset_id", "image_id"),
             grain={"profile_level": "image", "compartment": None},
         ),
+        RoleSpec(
+            role="profile_with_images",
+            namespace="profiles",
+            required=False,
+            image_keyed=True,
+            object_rows=True,
+            table_name="profiles.profile_with_images",
+            join_keys=("dataset_id", "image_id", "object_id"),
+            grain={"profile_level": "object"},
+        ),
         RoleSpec(role="embeddings", namespace=None, required=False),
         RoleSpec(
             role="annotations",
