@@ -219,3 +219,28 @@ def test_a_locked_database_is_refused_by_name(cell_health_plate: Path, tmp_path:
     assert result.exit_code == 2, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and str(copy) in errors[0] and "locked by another process" in errors[0]
+
+
+def test_real_per_site_tree_with_columns_written_twice():
+    """cpg0043's per-site folders: preCells_Cellpose3.csv repeats four columns (same values)."""
+    import csv
+
+    from iceberg_bioimage.profiles.sources import read_profile_set
+
+    root = REAL / "cytotable" / "cellprofiler" / "cpg0043-segmentation"
+    profile_set = read_profile_set(root)
+    sites = sorted(p for p in root.iterdir() if p.is_dir())
+    for stem in ("preCells_Cellpose3", "preNuclei_Cellpose3"):
+        rows = 0
+        for site in sites:
+            with (site / f"{stem}.csv").open(newline="") as handle:
+                reader = csv.reader(handle)
+                header = next(reader)
+                rows += sum(1 for _ in reader)
+        table = profile_set.tables[stem.lower()]
+        assert table.num_rows == rows
+        assert set(header) <= set(table.column_names)
+        assert len(table.column_names) == len(set(table.column_names))
+    with (sites[0] / "Image.csv").open(newline="") as handle:
+        image_rows = sum(1 for _ in csv.DictReader(handle))
+    assert profile_set.image is not None and profile_set.image.num_rows >= image_rows

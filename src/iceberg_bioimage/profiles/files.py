@@ -99,7 +99,29 @@ def _text_columns(table: pa.Table, label: str) -> pa.Table:
             f"column(s) {', '.join(map(repr, binary))} are not UTF-8 text; "
             "re-save the file as UTF-8",
         )
-    return table
+    return _without_repeated_columns(table, label)
+
+
+def _without_repeated_columns(table: pa.Table, label: str) -> pa.Table:
+    """Drop later copies of a column that CellProfiler wrote twice with the same values.
+
+    Some CellProfiler object tables (cpg0043's ``preCells_Cellpose3.csv``) repeat
+    ``Location_Center_X``… and ``Number_Object_Number``; the copies hold the same values,
+    so the first is kept. Copies that differ are refused by name: no column can be chosen.
+    """
+    first: dict[str, int] = {}
+    drop: list[int] = []
+    for index, name in enumerate(table.column_names):
+        if name not in first:
+            first[name] = index
+        elif table.column(index).equals(table.column(first[name])):
+            drop.append(index)
+        else:
+            raise ContractError(label, f"column {name!r} appears twice with different values")
+    if not drop:
+        return table
+    keep = [i for i in range(table.num_columns) if i not in set(drop)]
+    return table.select(keep)
 
 
 def _read_parquet_folder(folder: Path, label: str) -> pa.Table:
