@@ -360,10 +360,13 @@ def test_interrupted_overwrite_keeps_previous_target(tmp_path, monkeypatch):
 
 
 def test_profiles_give_a_crop_per_cell(sample):
-    """The bounding boxes fit the plate fields: every cell has a crop of its box."""
-    from iceberg_bioimage import read_image_crops
+    """The bounding boxes fit the plate fields: every cell has a crop of its box, and each
+    crop's object_id is the one the join gives the same row (SPEC §10)."""
+    from iceberg_bioimage import join_profiles_with_store, read_image_crops
 
     profiles = pq.read_table(sample.profiles)
+    joined = join_profiles_with_store(str(sample.plate), profiles).to_pylist()
+    object_ids = {(r["image_id"], r["ObjectNumber"]): r["object_id"] for r in joined}
     crops = read_image_crops(str(sample.plate), profiles)
     assert len(crops.crops) == profiles.num_rows
     assert crops.skipped == crops.unmatched == 0
@@ -372,4 +375,4 @@ def test_profiles_give_a_crop_per_cell(sample):
         width = profile["Nuclei_AreaShape_BoundingBoxMaximum_X"]
         width -= profile["Nuclei_AreaShape_BoundingBoxMinimum_X"]
         assert crop.shape[-1] == width > 0
-        assert row["object_id"].endswith(f":nuclei:{profile['ObjectNumber']}")
+        assert row["object_id"] == object_ids[(row["image_id"], profile["ObjectNumber"])]

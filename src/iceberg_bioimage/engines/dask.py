@@ -19,6 +19,7 @@ successful commit, such unreported files are removed too.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -60,6 +61,8 @@ from iceberg_bioimage.models.scheduler import (
     connect_timeout,
 )
 
+#: Seconds past the connect timeout before a silent handshake is given up.
+_CONNECT_MARGIN_S = 2.0
 #: Times Dask re-runs a store's task after it raised (a lost worker does not count).
 STORE_RETRIES = 2
 FILE_PREFIX = "ingest-"
@@ -94,7 +97,7 @@ def dask_client(
         address = check_scheduler_address(scheduler)
         wait = connect_timeout(timeout)
         try:
-            client = distributed.Client(address, timeout=wait)
+            client = _connect(distributed, address, wait)
         except (OSError, TimeoutError) as error:
             raise SchedulerError(
                 scheduler,
@@ -113,6 +116,32 @@ def dask_client(
         distributed.Client(cluster) as client,
     ):
         yield client
+
+
+def _connect(distributed: ModuleType, address: str, wait: float) -> Any:
+    """``distributed.Client(address)``, given up after ``wait`` seconds (plus a margin).
+
+    distributed's own ``timeout`` bounds the connection, but a server that accepts the
+    connection and never answers the handshake can keep ``Client()`` waiting for ever
+    (seen on loopback): the client is built on a daemon thread and abandoned past the
+    deadline, so the command ends with a named error instead of hanging.
+    """
+    built: dict[str, Any] = {}
+
+    def build() -> None:
+        try:
+            built["client"] = distributed.Client(address, timeout=wait)
+        except BaseException as error:  # re-raised on the caller's thread
+            built["error"] = error
+
+    thread = threading.Thread(target=build, name="dask-connect", daemon=True)
+    thread.start()
+    thread.join(wait + _CONNECT_MARGIN_S)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer to the handshake within {wait:g} s")
+    if "error" in built:
+        raise built["error"]
+    return built["client"]
 
 
 def _reason(error: BaseException) -> str:
