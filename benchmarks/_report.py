@@ -36,10 +36,20 @@ CaseT = TypeVar("CaseT", bound=NamedCase)
 
 
 def parse_args(
-    description: str, argv: list[str] | None, *, repeat: int = 5, warmup: int = 1
+    description: str,
+    argv: list[str] | None,
+    *,
+    repeat: int = 5,
+    warmup: int = 1,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> argparse.Namespace:
-    """Parse the options every benchmark takes (``argv=None``: ``sys.argv``)."""
+    """Parse the options every benchmark takes (``argv=None``: ``sys.argv``).
+
+    ``extra`` adds a benchmark's own options to the parser.
+    """
     parser = argparse.ArgumentParser(description=description)
+    if extra is not None:
+        extra(parser)
     parser.add_argument("--repeat", type=int, default=repeat, help="counted runs per case")
     parser.add_argument(
         "--warmup", type=int, default=warmup, help="discarded runs per case (OS caches)"

@@ -9,8 +9,9 @@ Each pair runs the benchmark once in each checkout (its own ``uv run --all-group
 environment, ``--repeat 1 --json``), the order alternating pair by pair, so a shared,
 noisy machine loads both sides alike. It prints, per case, the median over pairs of
 each side's median time and peak RSS, and the median of the paired ratios
-after / before (1.00 = unchanged). Both checkouts share ``--cache-dir``, so the
-generated plates and tables are written once.
+after / before (1.00 = unchanged) of wall time and of CPU seconds (user + system, every
+thread of the run: less sensitive than wall time to what else the machine does). Both
+checkouts share ``--cache-dir``, so the generated plates and tables are written once.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ def _run(checkout: Path, bench: str, cache: Path, extra: list[str]) -> dict[str,
     return {r["name"]: r for r in payload["results"] if "median_s" in r}
 
 
+def _cpu(result: dict) -> float:
+    """Median CPU seconds of one side's runs of a case."""
+    return statistics.median(run["work_cpu_s"] for run in result["runs"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bench", help="file name in benchmarks/, e.g. export_plate.py")
@@ -54,13 +60,16 @@ def main() -> int:
         before = [run[name] for run in sides["before"]]
         now = [run[name] for run in sides["after"]]
         ratios = [a["median_s"] / b["median_s"] for a, b in zip(now, before, strict=True)]
+        cpu = [_cpu(a) / _cpu(b) for a, b in zip(now, before, strict=True)]
         print(
             f"{name}: before {statistics.median(r['median_s'] for r in before):.3f} s "
             f"{statistics.median(r['peak_rss_mib'] for r in before):.0f} MiB, "
             f"after {statistics.median(r['median_s'] for r in now):.3f} s "
             f"{statistics.median(r['peak_rss_mib'] for r in now):.0f} MiB; "
             f"after/before {statistics.median(ratios):.3f} "
-            f"(pairs: {', '.join(f'{r:.3f}' for r in ratios)})"
+            f"(pairs: {', '.join(f'{r:.3f}' for r in ratios)}); "
+            f"CPU after/before {statistics.median(cpu):.3f} "
+            f"(pairs: {', '.join(f'{r:.3f}' for r in cpu)})"
         )
     return 0
 

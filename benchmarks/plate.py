@@ -3,8 +3,9 @@
 The plate mimics a 384-well acquisition: rows A-P, columns 1-24, 9 fields per
 well and a 3-level multiscale pyramid per field with two channels.  The same
 layout is also written as a 96-well (A-H × 1-12) or 1536-well plate (rows A-Z
-then AA-AF, as a real 1536-well plate names them, × 1-48) for the scaling
-benchmark (``ensure_benchmark_plate(wells=...)``).  Only the
+then AA-AF, as a real 1536-well plate names them, × 1-48), and as a synthetic
+6,144-well plate (rows A-Z, AA-AZ, BA-BL × 1-96: four 1536-well plates' worth) for
+the scaling benchmark (``ensure_benchmark_plate(wells=...)``).  Only the
 Zarr v2 metadata documents (``.zgroup``, ``.zattrs``, ``.zarray``) are
 written; there are no chunk files, so the plate is small on disk while still
 describing 10,368 arrays and 857,088 chunks.
@@ -44,7 +45,12 @@ LOCK_NAME = f"{PLATE_DIRNAME}.lock"
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent / ".cache"
 
 #: Plate formats: wells -> (rows, columns).
-PLATE_FORMATS: dict[int, tuple[int, int]] = {96: (8, 12), 384: (16, 24), 1536: (32, 48)}
+PLATE_FORMATS: dict[int, tuple[int, int]] = {
+    96: (8, 12),
+    384: (16, 24),
+    1536: (32, 48),
+    6144: (64, 96),
+}
 DEFAULT_WELLS = 384
 
 

@@ -6,7 +6,9 @@ unchanged (path-style S3: ``/bucket/key``), after an optional fixed delay that
 stands in for a network round trip; requests run concurrently, each in its own
 thread, as they would against a real object store. The counter classifies what
 it forwards: ``GET`` (object reads), ``HEAD`` and ``LIST`` (a ``GET`` with
-``list-type`` in the query or on a bucket root), plus anything else by method.
+``list-type`` in the query or on a bucket root), plus anything else by method, and the
+most requests it held at once (``peak_in_flight``: 1 for a client that waits for each
+answer before asking again).
 """
 
 from __future__ import annotations
@@ -47,19 +49,29 @@ class RequestCounter:
     delay: float = 0.0
     counts: Counter[str] = field(default_factory=Counter)
     log: list[tuple[str, str]] = field(default_factory=list)
+    in_flight: int = 0
+    peak_in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, method: str, target: str) -> None:
-        """Count one request."""
+        """Count one request, now in flight."""
         with self._lock:
             self.counts[request_kind(method, target)] += 1
             self.log.append((method, target))
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def answered(self) -> None:
+        """One request's answer is sent: it is no longer in flight."""
+        with self._lock:
+            self.in_flight -= 1
 
     def reset(self) -> None:
         """Forget everything counted so far."""
         with self._lock:
             self.counts.clear()
             self.log.clear()
+            self.peak_in_flight = self.in_flight
 
     @property
     def total(self) -> int:
@@ -91,6 +103,12 @@ def _handler(upstream: str, counter: RequestCounter) -> type[BaseHTTPRequestHand
 
         def _forward(self) -> None:
             counter.record(self.command, self.path)
+            try:
+                self._answer()
+            finally:
+                counter.answered()
+
+        def _answer(self) -> None:
             if counter.delay:
                 time.sleep(counter.delay)
             length = int(self.headers.get("Content-Length") or 0)

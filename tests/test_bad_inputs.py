@@ -2,7 +2,9 @@
 
 Each case must give a named error (exit 2, one ``error: ...`` line naming the
 file or name), or a correct partial result with a ``warning:`` line (exit 0),
-or plain success; never a traceback, within 10 s. Around every run the whole
+or plain success; never a traceback, within 10 s of CPU time (and 120 s of wall time,
+for a run that blocks without computing: CPU time bounds the work, so another job's
+load on a shared machine cannot fail a case). Around every run the whole
 generated tree is snapshotted: nothing outside the case folder may be created,
 changed or deleted, and the outside sentinels (``OUTDIR/outside/**`` and each
 case's own sentinels) may not be read either. Reads are caught two ways: their
@@ -13,8 +15,9 @@ CLI's output or any file the run writes.
 
 Cases that would hang or exhaust memory when handled wrongly (FIFOs,
 ``/dev/zero``, huge chunk grids, deep JSON...) first run in a subprocess
-(``python -m iceberg_bioimage``) under a 10 s timeout with its peak RSS measured
-by polling its ``VmHWM``; only when that run ends normally are they run in-process too.
+(``python -m iceberg_bioimage``), killed past 10 s of CPU time or 120 s of wall time,
+with its peak RSS measured by polling its ``VmHWM``; only when that run ends normally
+are they run in-process too.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from click.testing import CliRunner
 from bad_inputs import OUTSIDE, Case, build_cases, iter_outside, read_marker
 from iceberg_bioimage.cli import main
 
-TIME_LIMIT_S = 10.0
+CPU_LIMIT_S = 10.0
+WALL_LIMIT_S = 120.0
 RSS_LIMIT_KIB = 1024 * 1024  # 1 GiB
 LIMIT_VARIABLES = (
     "ICEBERG_BIOIMAGE_MAX_METADATA_BYTES",
@@ -291,7 +295,7 @@ def _environment(case: Case, case_dir: Path) -> dict[str, str | None]:
 
 
 def _outcome_problems(
-    case: Case, code: int | None, stdout: str, stderr: str, wall: float
+    case: Case, code: int | None, stdout: str, stderr: str, cpu: float, wall: float
 ) -> list[str]:
     """How a run's exit code and output differ from what the case expects."""
     problems = []
@@ -321,8 +325,10 @@ def _outcome_problems(
         problems.append(f"stderr lines that are not error/warning/note lines: {stray[:3]}")
     if "Traceback" in stdout or "Traceback" in stderr:
         problems.append("a traceback in the output")
-    if wall >= TIME_LIMIT_S:
-        problems.append(f"took {wall:.1f} s (limit {TIME_LIMIT_S:.0f} s)")
+    if cpu >= CPU_LIMIT_S:
+        problems.append(f"used {cpu:.1f} s of CPU time (limit {CPU_LIMIT_S:.0f} s)")
+    if wall >= WALL_LIMIT_S:
+        problems.append(f"took {wall:.1f} s (limit {WALL_LIMIT_S:.0f} s)")
     return problems
 
 
@@ -342,6 +348,7 @@ class SubprocessRun:
     returncode: int | None
     stdout: str
     stderr: str
+    cpu: float
     wall: float
     maxrss_kib: int
     killed: str = ""
@@ -369,8 +376,21 @@ def _memory_kib(pid: int) -> tuple[int, int]:
         return 0, 0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system, every thread) the child has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _run_subprocess(case: Case, case_dir: Path, scratch: Path) -> SubprocessRun:
-    """Run the case in a child; kill it past 10 s or 1 GiB RSS; its peak RSS (VmHWM)."""
+    """Run the case in a child; kill it past its CPU or wall limit or 1 GiB RSS.
+
+    Returns its outcome, CPU and wall seconds and peak RSS (VmHWM).
+    """
     env = {k: v for k, v in os.environ.items() if k not in LIMIT_VARIABLES}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
@@ -392,12 +412,15 @@ def _run_subprocess(case: Case, case_dir: Path, scratch: Path) -> SubprocessRun:
         while True:
             rss, high = _memory_kib(child.pid)
             peak = max(peak, high)
-            pid, status, _usage = os.wait4(child.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
             elapsed = time.monotonic() - start
-            if not killed and elapsed > TIME_LIMIT_S:
-                killed = f"was killed after {TIME_LIMIT_S:.0f} s (hung or too slow)"
+            if not killed and _cpu_seconds(child.pid) > CPU_LIMIT_S:
+                killed = f"was killed after {CPU_LIMIT_S:.0f} s of CPU time (a runaway)"
+                os.kill(child.pid, signal.SIGKILL)
+            elif not killed and elapsed > WALL_LIMIT_S:
+                killed = f"was killed after {WALL_LIMIT_S:.0f} s (hung)"
                 os.kill(child.pid, signal.SIGKILL)
             elif not killed and rss > RSS_LIMIT_KIB:
                 killed = "was killed at over 1 GiB RSS"
@@ -409,6 +432,7 @@ def _run_subprocess(case: Case, case_dir: Path, scratch: Path) -> SubprocessRun:
         returncode=None if killed else child.returncode,
         stdout=out_path.read_text(errors="replace"),
         stderr=err_path.read_text(errors="replace"),
+        cpu=usage.ru_utime + usage.ru_stime,
         wall=wall,
         maxrss_kib=peak,
         killed=killed,
@@ -437,27 +461,29 @@ def test_bad_input(case_id: str, bad_tree: BadTree, monkeypatch: pytest.MonkeyPa
     monkeypatch.chdir(case_dir)
     problems: list[str] = []
     with bad_tree.guard(case, problems) as outputs:
-        start = time.monotonic()
+        start, start_cpu = time.monotonic(), time.process_time()
         result = CliRunner().invoke(main, case.argv, env=_environment(case, case_dir))
-        wall = time.monotonic() - start
+        wall, cpu = time.monotonic() - start, time.process_time() - start_cpu
         outputs.extend([result.stdout, result.stderr])
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         problems.append(
             f"uncaught {type(result.exception).__name__}: {result.exception} "
             "(a traceback in a real run)"
         )
-    problems[:0] = _outcome_problems(case, result.exit_code, result.stdout, result.stderr, wall)
+    problems[:0] = _outcome_problems(
+        case, result.exit_code, result.stdout, result.stderr, cpu, wall
+    )
     if problems:
         pytest.fail(_report(case, problems, result.stderr), pytrace=False)
 
 
 @pytest.mark.parametrize("case_id", HAZARDS)
 def test_bad_input_resources_in_subprocess(case_id: str, bad_tree: BadTree) -> None:
-    """``python -m iceberg_bioimage``: under 10 s, under 1 GiB peak RSS, the right outcome."""
+    """``python -m iceberg_bioimage``: under 10 s of CPU, 1 GiB peak RSS, the right outcome."""
     case = bad_tree.cases[case_id]
     run = bad_tree.subprocess_run(case)
     problems = [f"the child {run.killed}"] if run.killed else []
-    problems += _outcome_problems(case, run.returncode, run.stdout, run.stderr, run.wall)
+    problems += _outcome_problems(case, run.returncode, run.stdout, run.stderr, run.cpu, run.wall)
     if run.maxrss_kib >= RSS_LIMIT_KIB:
         problems.append(f"peak RSS {run.maxrss_kib / 1024:.0f} MiB (limit 1024 MiB)")
     problems += run.violations

@@ -32,7 +32,8 @@ def test_nothing_listening_gives_up_after_the_timeout() -> None:
     wall = time.monotonic() - start
     assert caught.value.subject == address
     assert "no Dask scheduler answered within 1 s" in caught.value.problem
-    assert wall < 6, f"waited {wall:.1f} s for a 1 s timeout"
+    # Below the 10 s default wait: the 1 s asked for governs (margin for a loaded machine).
+    assert wall < 8, f"waited {wall:.1f} s for a 1 s timeout"
 
 
 def test_a_silent_server_is_given_up_too() -> None:
@@ -58,7 +59,7 @@ def test_a_silent_server_is_given_up_too() -> None:
         start = time.monotonic()
         with pytest.raises(SchedulerError), dask_client(scheduler=address, timeout=1):
             pass
-        assert time.monotonic() - start < 6
+        assert time.monotonic() - start < 8  # below the 10 s default wait
     finally:
         stop.set()
         thread.join()
@@ -69,11 +70,12 @@ def test_a_silent_server_is_given_up_too() -> None:
 
 @pytest.mark.parametrize("address", ["not a url at all", "http://127.0.0.1:9/"])
 def test_malformed_addresses_are_refused_before_connecting(address: str) -> None:
-    start = time.monotonic()
     with pytest.raises(SchedulerError) as caught, dask_client(scheduler=address):
         pass
     assert caught.value.subject == address
-    assert time.monotonic() - start < 1
+    # Refused by the address check, not by a failed connection.
+    assert "expected a scheduler address such as tcp://" in caught.value.problem
+    assert "answered" not in caught.value.problem
 
 
 def _hold_8787() -> socket.socket | None:

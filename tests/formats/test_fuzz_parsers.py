@@ -70,7 +70,7 @@ def _warm_imports() -> None:
 def _scan_or_refuse(uri: str, **options: bool) -> None:
     """Scan and build both tables; only an :class:`IcebergBioimageError` may stop it.
 
-    Each example runs within 5 s and 1 GiB (:func:`bounds.bounded`).
+    Each example runs within 5 s of CPU time and 1 GiB (:func:`bounds.bounded`).
     """
     with bounded():
         try:

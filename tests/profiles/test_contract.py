@@ -445,16 +445,18 @@ def test_a_million_rows_canonicalise_quickly():
         }
     )
 
-    start = time.perf_counter()
+    # CPU time, not wall time: another job's load must not fail this. Vectorised, the
+    # million rows take ~0.1 s of CPU; a per-row Python path takes seconds.
+    start = time.process_time()
     result = validate_microscopy_profile_table(table, profile_dataset_id="ds")
     keys = canonical_profile_keys(table, result)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
 
     assert result.is_valid
     assert keys.num_rows == size
     assert keys["well_id"][0].as_py() == normalize_well_id(table["Metadata_Well"][0].as_py())
     assert keys["object_id"][size - 1].as_py() == str(size - 1)
-    assert elapsed < 3.0, f"{elapsed:.2f} s"
+    assert elapsed < 3.0, f"{elapsed:.2f} s of CPU"
 
 
 def test_canonical_column_beside_its_aliases_is_the_key():
