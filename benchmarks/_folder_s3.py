@@ -56,11 +56,12 @@ class _Listing:
     ) -> tuple[list[tuple[str, int]], list[str], str | None]:
         """Objects and common prefixes after ``after``; the last name when truncated."""
         keys = self.keys
-        index = (
-            bisect.bisect_right(keys, after)
-            if after >= prefix
-            else bisect.bisect_left(keys, prefix)
-        )
+        if after < prefix:
+            index = bisect.bisect_left(keys, prefix)
+        elif delimiter and after.endswith(delimiter):  # a common prefix: skip all below it
+            index = bisect.bisect_left(keys, after + "\U0010ffff")
+        else:
+            index = bisect.bisect_right(keys, after)
         contents: list[tuple[str, int]] = []
         prefixes: list[str] = []
         last = None

@@ -49,9 +49,10 @@ GETs per file (the ``s3`` case), and a cpg0016 projection <= 2 h on 64 cores.
 ``--check`` exits 1 when one is missed or a row count is wrong.
 
 Cost: the default run (8 plates = 138,240 files locally, 1 plate twice over S3) takes
-about 4 minutes on 2 cores, nearly all of it the two S3 cases (this machine's S3
-client spends ~1.2 ms of CPU per request, and the server and proxy run in this
-process); generation adds ~15 s once (1.5 GiB of disk for ``--layout real``).
+about 3 minutes on 2 cores (``--plates 4`` took 181 s here at a load average of 6),
+nearly all of it the two S3 cases: the S3 client spends ~1.2 ms of CPU per request,
+and the server and proxy run in this process. Generation adds ~15 s once (1.5 GiB of
+disk for ``--layout real``, 70 MiB for ``ifd-first``).
 For a quick look: ``--plates 2 --wells 96``.
 """
 
