@@ -428,9 +428,10 @@ def main(argv: list[str] | None = None) -> int:
         duck = _duckdb()
         scan_s = _warm_up(template, duck)
         if "postgres" in backends and args.pg_uri is None:
-            from _pg_server import postgres_server
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+            from pg_server import postgres_server
 
-            args.pg_uri = stack.enter_context(postgres_server())
+            args.pg_uri = stack.enter_context(postgres_server(fsync=True))
         for backend in backends:
             for every in (0, args.maintain_every) if args.maintain_every else (0,):
                 all_series.append(run_series(backend, every, args, template, duck))

@@ -1,4 +1,4 @@
-"""A private PostgreSQL server on 127.0.0.1 for tests (initdb + pg_ctl, stopped after).
+"""A private PostgreSQL server on 127.0.0.1 for tests and benchmarks (initdb + pg_ctl).
 
 Uses the Debian PostgreSQL binaries (``apt-get install postgresql``; `.ci/run` installs
 them). As root, the cluster runs as the ``postgres`` user via ``runuser``.
@@ -37,8 +37,12 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Start a throwaway cluster; yields a SQLAlchemy URI of database ``postgres``."""
+def postgres_server(*, fsync: bool = False) -> Iterator[str]:
+    """Start a throwaway cluster; yield a SQLAlchemy URI of its database ``postgres``.
+
+    ``fsync`` is off for tests (nothing to keep); benchmarks that time commits turn it
+    on, so the server syncs each commit as a real one would.
+    """
     binaries = postgres_bin()
     if binaries is None:
         raise RuntimeError("PostgreSQL is not installed (apt-get install -y postgresql)")
@@ -47,34 +51,26 @@ def postgres_server() -> Iterator[str]:
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
     port = _free_port()
-    log = folder / "server.log"
+    pg_ctl = str(binaries / "pg_ctl")
     run = {"check": True, "capture_output": True, "text": True}
-    subprocess.run(
-        _as_postgres([str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]),
-        **run,
-    )
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
-    subprocess.run(
-        _as_postgres(
-            [
-                str(binaries / "pg_ctl"),
-                "-D",
-                str(data),
-                "-o",
-                options,
-                "-l",
-                str(log),
-                "-w",
-                "start",
-            ]
-        ),
-        **run,
-    )
     try:
+        subprocess.run(
+            _as_postgres(
+                [str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
+            ),
+            **run,
+        )
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder}"
+        if not fsync:
+            options += " -c fsync=off"
+        log = str(folder / "server.log")
+        subprocess.run(
+            _as_postgres([pg_ctl, "-D", str(data), "-o", options, "-l", log, "-w", "start"]), **run
+        )
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(
-            _as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            _as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
             check=False,
             capture_output=True,
         )
