@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 from _measure import Measurement, run_once
 from _report import parse_args, report, verdict
-from plate import DEFAULT_CACHE_DIR, disk_usage_bytes, ensure_cached
+from plate import CZYX_AXES, DEFAULT_CACHE_DIR, disk_usage_bytes, ensure_cached, write_hcs_groups
 
 #: Bump when the generated layout changes so stale caches get rebuilt.
 LAYOUT_VERSION = 1
@@ -92,34 +92,14 @@ def _texture(rng: np.random.Generator) -> np.ndarray:
 
 def _write_plate(root: Path) -> None:
     import numcodecs
-    import zarr
 
     rng = np.random.default_rng(SEED)
     textures = [np.stack([_texture(rng), _texture(rng)])[:, None] for _ in range(TEXTURES)]
-    plate = zarr.open_group(root, mode="w", zarr_format=2)
-    plate.attrs["plate"] = {
-        "version": "0.4",
-        "name": "crops_plate",
-        "rows": [{"name": r} for r in ROWS],
-        "columns": [{"name": c} for c in COLUMNS],
-        "wells": [
-            {"path": f"{r}/{c}", "rowIndex": ri, "columnIndex": ci}
-            for ri, r in enumerate(ROWS)
-            for ci, c in enumerate(COLUMNS)
-        ],
-        "field_count": FIELDS,
-    }
-    axes = [
-        {"name": "c", "type": "channel"},
-        {"name": "z", "type": "space", "unit": "micrometer"},
-        {"name": "y", "type": "space", "unit": "micrometer"},
-        {"name": "x", "type": "space", "unit": "micrometer"},
-    ]
     image_attrs = {
         "multiscales": [
             {
                 "version": "0.4",
-                "axes": axes,
+                "axes": CZYX_AXES,
                 "datasets": [
                     {
                         "path": "0",
@@ -132,27 +112,20 @@ def _write_plate(root: Path) -> None:
         ],
         "omero": {"channels": [{"label": "DNA"}, {"label": "RNA"}]},
     }
-    arrays = []
-    for row in ROWS:
-        for column in COLUMNS:
-            well = plate.require_group(f"{row}/{column}")
-            well.attrs["well"] = {
-                "version": "0.4",
-                "images": [{"path": str(f)} for f in range(FIELDS)],
-            }
-            for field in range(FIELDS):
-                image = well.create_group(str(field))
-                image.attrs.update(image_attrs)
-                arrays.append(
-                    image.create_array(
-                        "0",
-                        shape=SHAPE,
-                        chunks=CHUNKS,
-                        dtype="uint16",
-                        chunk_key_encoding={"name": "v2", "separator": "/"},
-                        compressors=numcodecs.Blosc(cname="zstd", clevel=5, shuffle=1),
-                    )
-                )
+
+    def field_array(image: Any) -> Any:
+        return image.create_array(
+            "0",
+            shape=SHAPE,
+            chunks=CHUNKS,
+            dtype="uint16",
+            chunk_key_encoding={"name": "v2", "separator": "/"},
+            compressors=numcodecs.Blosc(cname="zstd", clevel=5, shuffle=1),
+        )
+
+    arrays = write_hcs_groups(
+        root, "crops_plate", (ROWS, COLUMNS, FIELDS), image_attrs, field_array
+    )
 
     def fill(index: int) -> None:
         shift = np.random.default_rng(index).integers(0, 2000, 2)
@@ -275,9 +248,6 @@ def _write_label_plate(root: Path, profiles_path: Path) -> None:
         ],
         "field_count": LABEL_FIELDS,
     }
-    axes = [{"name": "c", "type": "channel"}] + [
-        {"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"
-    ]
     scale = [{"type": "scale", "scale": [1.0, 1.0, 0.65, 0.65]}]
     options = {
         "chunk_key_encoding": {"name": "v2", "separator": "/"},
@@ -294,7 +264,7 @@ def _write_label_plate(root: Path, profiles_path: Path) -> None:
         image.attrs["multiscales"] = [
             {
                 "version": "0.4",
-                "axes": axes,
+                "axes": CZYX_AXES,
                 "datasets": [{"path": "0", "coordinateTransformations": scale}],
             }
         ]
@@ -311,7 +281,7 @@ def _write_label_plate(root: Path, profiles_path: Path) -> None:
         nuclei.attrs["multiscales"] = [
             {
                 "version": "0.4",
-                "axes": axes,
+                "axes": CZYX_AXES,
                 "datasets": [{"path": "0", "coordinateTransformations": scale}],
             }
         ]

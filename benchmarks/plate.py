@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from iceberg_bioimage.models.keys import row_letters
 
@@ -43,6 +43,7 @@ GENERATOR_VERSION = 1
 MARKER_NAME = f"{PLATE_DIRNAME}.complete"
 LOCK_NAME = f"{PLATE_DIRNAME}.lock"
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent / ".cache"
+T = TypeVar("T")
 
 #: Plate formats: wells -> (rows, columns).
 PLATE_FORMATS: dict[int, tuple[int, int]] = {
@@ -357,6 +358,59 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+#: NGFF 0.4 axes of a ``(c, z, y, x)`` field image with pixels (``report.py``, ``crops.py``).
+CZYX_AXES = [
+    {"name": "c", "type": "channel"},
+    {"name": "z", "type": "space", "unit": "micrometer"},
+    {"name": "y", "type": "space", "unit": "micrometer"},
+    {"name": "x", "type": "space", "unit": "micrometer"},
+]
+
+
+def write_hcs_groups(
+    root: Path,
+    name: str,
+    layout: tuple[tuple[str, ...], tuple[str, ...], int],
+    image_attrs: dict[str, Any],
+    arrays_of: Callable[[Any], T],
+) -> list[T]:
+    """Write an NGFF 0.4 plate's groups with zarr; return ``arrays_of(field group)`` per field.
+
+    ``layout`` is ``(rows, columns, fields per well)``; every field group gets
+    ``image_attrs``, and ``arrays_of`` creates its arrays. The pixel plates of
+    ``report.py`` and ``crops.py`` differ only in their fields' arrays.
+    """
+    import zarr
+
+    rows, columns, fields = layout
+    plate = zarr.open_group(root, mode="w", zarr_format=2)
+    plate.attrs["plate"] = {
+        "version": NGFF_VERSION,
+        "name": name,
+        "rows": [{"name": r} for r in rows],
+        "columns": [{"name": c} for c in columns],
+        "wells": [
+            {"path": f"{r}/{c}", "rowIndex": ri, "columnIndex": ci}
+            for ri, r in enumerate(rows)
+            for ci, c in enumerate(columns)
+        ],
+        "field_count": fields,
+    }
+    made = []
+    for row in rows:
+        for column in columns:
+            well = plate.require_group(f"{row}/{column}")
+            well.attrs["well"] = {
+                "version": NGFF_VERSION,
+                "images": [{"path": str(f)} for f in range(fields)],
+            }
+            for field in range(fields):
+                image = well.create_group(str(field))
+                image.attrs.update(image_attrs)
+                made.append(arrays_of(image))
+    return made
 
 
 def ensure_cached(

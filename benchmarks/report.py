@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from _measure import Measurement, run_once
 from _report import parse_args, report, verdict
-from plate import DEFAULT_CACHE_DIR, disk_usage_bytes, ensure_cached
+from plate import CZYX_AXES, DEFAULT_CACHE_DIR, disk_usage_bytes, ensure_cached, write_hcs_groups
 
 #: Bump when the generated layout changes so stale caches get rebuilt.
 LAYOUT_VERSION = 1
@@ -90,30 +90,10 @@ def _pyramid(image: np.ndarray) -> list[np.ndarray]:
 
 def _write_plate(root: Path) -> None:
     import numcodecs
-    import zarr
 
     rng = np.random.default_rng(SEED)
     textures = [
         _pyramid(np.stack([_texture(rng), _texture(rng)])[:, None]) for _ in range(TEXTURES)
-    ]
-    plate = zarr.open_group(root, mode="w", zarr_format=2)
-    plate.attrs["plate"] = {
-        "version": "0.4",
-        "name": "report_plate",
-        "rows": [{"name": r} for r in ROWS],
-        "columns": [{"name": c} for c in COLUMNS],
-        "wells": [
-            {"path": f"{r}/{c}", "rowIndex": ri, "columnIndex": ci}
-            for ri, r in enumerate(ROWS)
-            for ci, c in enumerate(COLUMNS)
-        ],
-        "field_count": FIELDS,
-    }
-    axes = [
-        {"name": "c", "type": "channel"},
-        {"name": "z", "type": "space", "unit": "micrometer"},
-        {"name": "y", "type": "space", "unit": "micrometer"},
-        {"name": "x", "type": "space", "unit": "micrometer"},
     ]
     datasets = [
         {
@@ -125,34 +105,28 @@ def _write_plate(root: Path) -> None:
         for level in range(LEVELS)
     ]
     image_attrs = {
-        "multiscales": [{"version": "0.4", "axes": axes, "datasets": datasets}],
+        "multiscales": [{"version": "0.4", "axes": CZYX_AXES, "datasets": datasets}],
         "omero": {
             "channels": [{"label": "DNA", "color": "0000FF"}, {"label": "RNA", "color": "00FF00"}]
         },
     }
-    jobs = []
-    for row in ROWS:
-        for column in COLUMNS:
-            well = plate.require_group(f"{row}/{column}")
-            well.attrs["well"] = {
-                "version": "0.4",
-                "images": [{"path": str(f)} for f in range(FIELDS)],
-            }
-            for field in range(FIELDS):
-                image = well.create_group(str(field))
-                image.attrs.update(image_attrs)
-                arrays = [
-                    image.create_array(
-                        str(level),
-                        shape=(2, 1, SIZE >> level, SIZE >> level),
-                        chunks=(1, 1, CHUNK, CHUNK),
-                        dtype="uint16",
-                        chunk_key_encoding={"name": "v2", "separator": "/"},
-                        compressors=numcodecs.Blosc(cname="zstd", clevel=5, shuffle=1),
-                    )
-                    for level in range(LEVELS)
-                ]
-                jobs.append(arrays)
+
+    def pyramid_arrays(image: Any) -> list[Any]:
+        return [
+            image.create_array(
+                str(level),
+                shape=(2, 1, SIZE >> level, SIZE >> level),
+                chunks=(1, 1, CHUNK, CHUNK),
+                dtype="uint16",
+                chunk_key_encoding={"name": "v2", "separator": "/"},
+                compressors=numcodecs.Blosc(cname="zstd", clevel=5, shuffle=1),
+            )
+            for level in range(LEVELS)
+        ]
+
+    jobs = write_hcs_groups(
+        root, "report_plate", (ROWS, COLUMNS, FIELDS), image_attrs, pyramid_arrays
+    )
 
     def fill(index: int) -> None:
         shift = np.random.default_rng(index).integers(0, SIZE, 2)
