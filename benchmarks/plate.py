@@ -153,6 +153,19 @@ def _zarray(shape: tuple[int, ...]) -> dict[str, Any]:
     }
 
 
+def _plate_grid(rows: tuple[str, ...], columns: tuple[str, ...]) -> dict[str, Any]:
+    """The ``rows``, ``columns`` and ``wells`` of NGFF 0.4 ``plate`` attributes."""
+    return {
+        "rows": [{"name": r} for r in rows],
+        "columns": [{"name": c} for c in columns],
+        "wells": [
+            {"path": f"{r}/{c}", "rowIndex": ri, "columnIndex": ci}
+            for ri, r in enumerate(rows)
+            for ci, c in enumerate(columns)
+        ],
+    }
+
+
 def _plate_attrs(rows: tuple[str, ...], columns: tuple[str, ...]) -> dict[str, Any]:
     """Return the NGFF 0.4 ``plate`` attributes of the plate root group."""
     return {
@@ -160,13 +173,7 @@ def _plate_attrs(rows: tuple[str, ...], columns: tuple[str, ...]) -> dict[str, A
             "name": PLATE_NAME,
             "version": NGFF_VERSION,
             "acquisitions": [{"id": 0, "name": "bench_acquisition"}],
-            "rows": [{"name": r} for r in rows],
-            "columns": [{"name": c} for c in columns],
-            "wells": [
-                {"path": f"{r}/{c}", "rowIndex": ri, "columnIndex": ci}
-                for ri, r in enumerate(rows)
-                for ci, c in enumerate(columns)
-            ],
+            **_plate_grid(rows, columns),
             "field_count": FIELD_COUNT,
         }
     }
@@ -389,13 +396,7 @@ def write_hcs_groups(
     plate.attrs["plate"] = {
         "version": NGFF_VERSION,
         "name": name,
-        "rows": [{"name": r} for r in rows],
-        "columns": [{"name": c} for c in columns],
-        "wells": [
-            {"path": f"{r}/{c}", "rowIndex": ri, "columnIndex": ci}
-            for ri, r in enumerate(rows)
-            for ci, c in enumerate(columns)
-        ],
+        **_plate_grid(rows, columns),
         "field_count": fields,
     }
     made = []
