@@ -196,12 +196,11 @@ def test_a_header_at_end_plate_costs_one_ranged_get_per_file(tmp_path, s3_endpoi
     assert all(p.endswith(".tiff") for p in gets), gets
     assert len(gets) / len(files) <= 1.1, len(gets)
     local = scan_store(str(files[0].parent))
+
     def pixels(scan):  # what the headers give each image, wherever it is stored
-        return [
-            (a.image_id, a.shape, a.dtype, a.codecs, a.physical_size_x, a.chunk_byte_offsets)
-            + (a.chunk_byte_lengths, a.object_sizes)
-            for a in scan.image_assets
-        ]
+        fields = ("image_id", "shape", "dtype", "codecs", "physical_size_x", "object_sizes")
+        fields += ("chunk_byte_offsets", "chunk_byte_lengths")
+        return [tuple(getattr(a, name) for name in fields) for a in scan.image_assets]
 
     assert pixels(result) == pixels(local)
     assert result.warnings == local.warnings

@@ -159,3 +159,29 @@ def test_damaged_files_in_a_plate_read_as_before(plate: Path, tmp_path: Path) ->
     for name in damaged:
         assert headers[name] == _usual(store, [name])[name]
     assert isinstance(headers[names[20]], str)
+
+
+def test_a_damaged_window_gives_the_usual_header_or_none(tmp_path: Path) -> None:
+    """Whatever bytes of the window are damaged, a tail read never disagrees with the usual
+    read: it gives the header the usual read gives, or gives up (and the file is read
+    the usual way)."""
+    import random
+
+    rng = random.Random(7)
+    layout = _layout_of(harmony_tiff(b"\1" * 30_000))
+    assert layout is not None
+    store = open_store(tmp_path)
+    accepted = 0
+    for index in range(60):
+        data = bytearray(harmony_tiff(rng.randbytes(30_000 + rng.randint(0, 99))))
+        start, length = layout.window(len(data)) or (0, 0)
+        ifd = int.from_bytes(data[4:8], "little")
+        for _ in range(rng.randint(1, 3)):  # damage the IFD or its values, mostly
+            data[ifd + rng.randrange(300)] = rng.randrange(256)
+        name = f"{index}.tiff"
+        (tmp_path / name).write_bytes(data)
+        header = parse_tail(layout, start, bytes(data[start : start + length]), len(data))
+        if header is not None:
+            accepted += 1
+            assert header == th.read_plane_headers(store, [name])[name]
+    assert 0 < accepted < 60
