@@ -181,3 +181,26 @@ def test_a_tiff_folder_plate_costs_one_ranged_get_per_file(tmp_path, s3_endpoint
     assert len(gets) == len(tiff_gets), gets  # no format probe: the root listing answers
     # LISTs: the existence check, the root listing, the recursive listing of the files
     assert counts["HEAD"] <= 2 and counts["LIST"] <= 3, counts
+
+
+def test_a_header_at_end_plate_costs_one_ranged_get_per_file(tmp_path, s3_endpoint, s3_upload):
+    """Harmony files keep their IFD after the pixels: after a few probed files (two GETs
+    each), every file's IFD is read from the window before its end in one GET."""
+    from fixtures.harmony_tiffs import write_harmony_plate
+
+    files = write_harmony_plate(tmp_path / "harmony" / "Images", 200)
+    uri = s3_upload(files[0].parent, "requests/harmony/Images")
+    result, counter = _counted_scan(s3_endpoint, uri)
+    assert result.image_count == 200 // 5
+    gets = [p for m, p in counter.log if request_kind(m, p) == "GET"]
+    assert all(p.endswith(".tiff") for p in gets), gets
+    assert len(gets) / len(files) <= 1.1, len(gets)
+    local = scan_store(str(files[0].parent))
+
+    def pixels(scan):  # what the headers give each image, wherever it is stored
+        fields = ("image_id", "shape", "dtype", "codecs", "physical_size_x", "object_sizes")
+        fields += ("chunk_byte_offsets", "chunk_byte_lengths")
+        return [tuple(getattr(a, name) for name in fields) for a in scan.image_assets]
+
+    assert pixels(result) == pixels(local)
+    assert result.warnings == local.warnings

@@ -4,9 +4,11 @@ Only the IFD is parsed: image size, dtype, strip or tile layout with the real
 byte ranges, codec and, when the file states it in centimetres, the pixel size.
 Every file's first :data:`HEAD_BYTES` are read in one batched call (threads
 locally, concurrent ranged GETs remotely) and parsed from bytes
-(:mod:`.tiff_ifd`); an IFD lying further in costs one more batched round for
-the files that need it. A file the fast parser does not cover is read with
-tifffile, which gives the same header.
+(:mod:`.ifd`); an IFD lying further in costs one more batched round for
+the files that need it. When most of a plate's first files keep their IFD after
+their pixels (Phenix/Harmony), every other file is read once, from where they
+keep it relative to the file's end (:mod:`.tail`). A file the fast parser does
+not cover is read with tifffile, which gives the same header.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ from iceberg_bioimage.formats.tiff.ifd import (
     parse_plane_header,
 )
 from iceberg_bioimage.formats.tiff.scan import codec_name
+from iceberg_bioimage.formats.tiff.tail import (
+    TailLayout,
+    learn_layout,
+    merge_layouts,
+    parse_tail,
+)
 from iceberg_bioimage.io.storage import Store
 
 #: Bytes read from the start of every file: its IFD and strip tables, as most writers place them.
@@ -37,6 +45,13 @@ _ROUNDS = 3
 _BATCH = 2048
 _WORKERS = 16
 _RESOLUTION_CENTIMETER = 3
+#: Files of a plate read the usual way to learn where its files keep their IFD: the
+#: first files sorted are one site's channels, whose tag values differ the most.
+_PROBE = 8
+#: Plates smaller than this are read the usual way: probing first would save little.
+_PROBE_AT_LEAST = 32
+#: A file the fast parser read: its bytes, its size and its header.
+_Parsed = tuple[Segments, int | None, PlaneHeader]
 
 
 def _micrometres(page: tifffile.TiffPage) -> tuple[float | None, float | None]:
@@ -126,12 +141,76 @@ def read_plane_headers(
 ) -> dict[str, PlaneHeader | str]:
     """Headers of ``keys``; a damaged file maps to its reason (a string).
 
-    ``sizes`` (from a listing) saves nothing locally, where a read gives the size,
-    but lets a remote scan check that the data lies inside each file.
+    ``sizes`` (from a listing) lets a remote scan check that the data lies inside
+    each file, and lets a plate of header-at-end files (Phenix/Harmony) be read in
+    one ranged read per file: the first :data:`_PROBE` files are read the usual way,
+    and if their IFDs lie after their pixels, every other file's IFD is read from
+    the window before its end where the probed files keep theirs (:mod:`.tail`).
+    A file whose window does not verify is read the usual way.
     """
     found: dict[str, PlaneHeader | str] = {}
+    rest: Sequence[str] = keys
+    if sizes and len(keys) >= _PROBE_AT_LEAST:
+        probe, rest = keys[:_PROBE], keys[_PROBE:]
+        layout = _learn(_read_in_rounds(store, probe, sizes, found), len(probe))
+        if layout is not None:
+            rest = _read_tails(store, layout, rest, sizes, found)
+    _read_in_rounds(store, rest, sizes, found)
+    return {key: found[key] for key in keys}
+
+
+def _learn(parsed: Sequence[_Parsed], probed: int) -> TailLayout | None:
+    """The layout most probed files share, if they keep their IFD after their pixels."""
+    layouts = [learn_layout(*item) for item in parsed]
+    learned = [layout for layout in layouts if layout is not None]
+    if 2 * len(learned) <= probed:  # header-first files, or too few to tell: the usual way
+        return None
+    return merge_layouts(learned)
+
+
+def _read_tails(
+    store: Store,
+    layout: TailLayout,
+    keys: Sequence[str],
+    sizes: Mapping[str, int],
+    found: dict[str, PlaneHeader | str],
+) -> list[str]:
+    """Read each file's window of ``layout`` once; the keys left to read the usual way."""
+    requests: list[tuple[str, int, int]] = []
+    left: list[str] = []
+    for key in keys:
+        size = sizes.get(key)
+        window = layout.window(size) if size else None
+        if window is None:
+            left.append(key)
+        else:
+            requests.append((key, *window))
+    for (key, start, length), read in _reads(store, requests):
+        size = sizes[key]
+        header = None
+        # A short read or a size other than the listing's: the file changed; not sure.
+        if read is not None and len(read[0]) == length and read[1] in (None, size):
+            header = parse_tail(layout, start, read[0], size)
+        if header is None:
+            left.append(key)
+        else:
+            found[key] = header
+    return left
+
+
+def _read_in_rounds(
+    store: Store,
+    keys: Sequence[str],
+    sizes: Mapping[str, int] | None,
+    found: dict[str, PlaneHeader | str],
+) -> list[_Parsed]:
+    """Read ``keys`` from their first bytes on, in rounds, into ``found``.
+
+    Returns what the fast parser read of each file it parsed (for :func:`_learn`).
+    """
     segments: dict[str, Segments] = {}
     file_sizes: dict[str, int | None] = {}
+    parsed: list[_Parsed] = []
     requests = [(key, 0, HEAD_BYTES) for key in keys]
     slow: list[str] = []
     for _ in range(_ROUNDS):
@@ -152,7 +231,7 @@ def read_plane_headers(
                 file_sizes[key] = start + len(data)  # the read reached the end
             size = file_sizes[key]
             try:
-                found[key] = parse_plane_header(segments[key], size)
+                header = parse_plane_header(segments[key], size)
             except NeedBytes as need:
                 if size is not None and need.end > size:
                     slow.append(key)  # past the end: tifffile names the damage
@@ -162,7 +241,10 @@ def read_plane_headers(
                 slow.append(key)
             except ValueError as error:
                 found[key] = f"{store.location(key)}: unreadable TIFF: {error}"
+            else:
+                found[key] = header
+                parsed.append((segments[key], size, header))
         requests = wanted
     slow.extend(key for key, _, _ in requests)
     found.update(zip(slow, read_plane_headers_with_tifffile(store, slow), strict=True))
-    return {key: found[key] for key in keys}
+    return parsed

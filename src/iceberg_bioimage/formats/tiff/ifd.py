@@ -24,6 +24,7 @@ import tifffile
 #: type sends the file to tifffile, whatever it makes of it.
 _TYPE_CODES = {3: "H", 4: "I", 5: "I", 10: "i", 16: "Q"}
 _RATIONALS = (5, 10)
+_SIZES = {kind: struct.calcsize(code) for kind, code in _TYPE_CODES.items()}
 #: Tags the header is made of; any other tag is skipped unread.
 _WANTED = frozenset(
     (256, 257, 258, 259, 262, 273, 277, 278, 279, 282, 283, 296, 317, 322, 323, 324, 325, 339)
@@ -130,6 +131,11 @@ class _Value:
     offset: int | None
     inline: bytes
 
+    @property
+    def size(self) -> int:
+        """Bytes the values take."""
+        return self.count * (2 if self.kind in _RATIONALS else 1) * _SIZES[self.kind]
+
     def read(self, order: str, segments: Segments) -> tuple:
         n = self.count * (2 if self.kind in _RATIONALS else 1)
         layout = f"{order}{n}{_TYPE_CODES[self.kind]}"
@@ -155,8 +161,8 @@ class _Plan:
     resolution: tuple[_Value | None, _Value | None] | None
 
 
-def _locate(segments: Segments) -> tuple[str, bool, bytes]:
-    """Byte order, BigTIFF flag and the bytes of the first IFD (count, entries, next)."""
+def _locate(segments: Segments) -> tuple[str, bool, int, bytes]:
+    """Byte order, BigTIFF flag, offset and bytes of the first IFD (count, entries, next)."""
     head, _ = segments.find(0, 8)
     order = {b"II": "<", b"MM": ">"}.get(head[:2])
     if order is None:
@@ -180,7 +186,7 @@ def _locate(segments: Segments) -> tuple[str, bool, bytes]:
         raise UnusualTiff(f"{count} tags")
     size = count_size + count * entry_size + (8 if big else 4)
     data, pos = segments.find(ifd, size)
-    return order, big, data[pos : pos + size]
+    return order, big, ifd, data[pos : pos + size]
 
 
 def _entries(order: str, big: bool, ifd: bytes) -> dict[int, _Value]:
@@ -274,7 +280,8 @@ def _plan(order: str, big: bool, ifd: bytes) -> _Plan:
 
 def parse_plane_header(segments: Segments, file_size: int | None) -> PlaneHeader:
     """The header of a plain single-plane TIFF; see the module for what raises."""
-    plan = _plan(*_locate(segments))
+    order, big, _, ifd = _locate(segments)
+    plan = _plan(order, big, ifd)
     offsets = plan.offsets.read(plan.order, segments)
     lengths = plan.lengths.read(plan.order, segments)
     if plan.single_strip_counted and not lengths[0]:
@@ -312,3 +319,38 @@ def _size(order: str, tag: _Value | None, segments: Segments) -> float | None:
         return None
     numerator, denominator = tag.read(order, segments)
     return 1e4 * denominator / numerator if numerator else None
+
+
+@dataclass(frozen=True)
+class IfdPlace:
+    """Where the first IFD of a parsed file lies, for learning a plate's layout."""
+
+    #: The file's first bytes up to its first-IFD offset (byte order, version, and for
+    #: BigTIFF the offset size): what every file of the same layout starts with.
+    prefix: bytes
+    #: The :mod:`struct` format of the first-IFD offset that follows ``prefix``.
+    pointer: str
+    offset: int
+    #: End of the last byte :func:`parse_plane_header` reads from the IFD and its values.
+    end: int
+    #: The IFD's tag count and first entry's code, type and count: what finds it in bytes.
+    signature: bytes
+
+
+def ifd_place(segments: Segments) -> IfdPlace:
+    """Where the first IFD of a file :func:`parse_plane_header` has read lies."""
+    order, big, at, ifd = _locate(segments)
+    plan = _plan(order, big, ifd)
+    ends = [at + len(ifd)]
+    for value in (plan.offsets, plan.lengths, *(plan.resolution or ())):
+        if value is not None and value.offset is not None:
+            ends.append(value.offset + value.size)
+    prefix_size, entry_head = (8, 8 + 12) if big else (4, 2 + 8)
+    head, pos = segments.find(0, prefix_size)
+    return IfdPlace(
+        prefix=head[pos : pos + prefix_size],
+        pointer=order + ("Q" if big else "I"),
+        offset=at,
+        end=max(ends),
+        signature=ifd[:entry_head],
+    )
