@@ -12,6 +12,8 @@ For each table of a namespace:
    cutoff (``older_than``, else one hour ago) are touched, so a writer in the middle
    of a commit, whose new files are not referenced yet, is never hurt.
 3. **Rewrite manifests**: pyiceberg 0.12 has no manifest-rewrite API; reported as not done.
+   Registrations merge manifests as they append (``commit.manifest-merge.enabled``,
+   :data:`~iceberg_bioimage.catalog.sink.GROWTH_PROPERTIES`).
 """
 
 from __future__ import annotations

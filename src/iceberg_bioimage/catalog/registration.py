@@ -93,8 +93,12 @@ def check_identity(
     parts: tuple[str, ...],
     records: Sequence[DatasetRecord],
     replace: bool,
+    assets: Table | None = None,
 ) -> set[str]:
-    """Refuse a dataset id already registered for another URI; return re-pointed ids."""
+    """Refuse a dataset id already registered for another URI; return re-pointed ids.
+
+    ``assets`` is ``image_assets`` if this operation already loaded it (else it is loaded).
+    """
     seen: dict[str, str] = {}
     for record in records:
         if record.dataset_id in seen and seen[record.dataset_id] != record.uri:
@@ -104,7 +108,7 @@ def check_identity(
                 "pass distinct dataset ids",
             )
         seen[record.dataset_id] = record.uri
-    existing = registered_uris(resolved.catalog, parts, list(seen))
+    existing = registered_uris(resolved.catalog, parts, list(seen), assets)
     moved = {ds for ds, uris in existing.items() if uris - {seen[ds]}}
     if moved and not replace:
         ds = sorted(moved)[0]
@@ -118,20 +122,35 @@ def check_identity(
 
 
 def prepare_tables(
-    resolved: ResolvedCatalog, parts: tuple[str, ...], names: Sequence[str]
+    resolved: ResolvedCatalog,
+    parts: tuple[str, ...],
+    names: Sequence[str],
+    loaded: Mapping[str, Table] | None = None,
 ) -> dict[str, Table]:
     """Create or evolve the ``names`` tables (after :func:`check_schemas`).
 
     Runs before any data file is written, so files are written with the schema
-    (and field ids) they are committed under.
+    (and field ids) they are committed under. ``loaded`` are the tables
+    :func:`check_schemas` loaded; they are not loaded again.
     """
-    return {table: ensure_table(resolved.catalog, parts, table) for table in names}
+    loaded = loaded or {}
+    return {
+        table: ensure_table(resolved.catalog, parts, table, loaded.get(table)) for table in names
+    }
 
 
-def check_schemas(resolved: ResolvedCatalog, parts: tuple[str, ...]) -> None:
-    """Refuse existing canonical tables whose schema conflicts, before touching anything."""
-    for table in CANONICAL_TABLES:
-        check_existing(resolved.catalog, parts, table)
+def check_schemas(resolved: ResolvedCatalog, parts: tuple[str, ...]) -> dict[str, Table]:
+    """Refuse existing canonical tables whose schema conflicts, before touching anything.
+
+    Returns the canonical tables that exist, each loaded once, for the rest of the
+    operation to use (a commit that loses a race reloads its table).
+    """
+    loaded = {}
+    for name in CANONICAL_TABLES:
+        table = check_existing(resolved.catalog, parts, name)
+        if table is not None:
+            loaded[name] = table
+    return loaded
 
 
 #: Commits one table: ``(table name, dataset ids, snapshot summary)`` → its write.
@@ -185,13 +204,13 @@ def publish_batch(
     """
     parts = namespace_parts(namespace)
     names = [table for table in COMMIT_ORDER if table in batch.tables]
-    check_schemas(resolved, parts)
-    moved = check_identity(resolved, parts, batch.records, replace)
-    prepare_tables(resolved, parts, names)
+    loaded = check_schemas(resolved, parts)
+    moved = check_identity(resolved, parts, batch.records, replace, loaded.get("image_assets"))
+    prepared = prepare_tables(resolved, parts, names, loaded)
 
     def commit(table: str, ids: list[str], summary: dict[str, str]) -> TableWrite:
         return replace_datasets(
-            resolved.catalog, parts, table, batch.tables.pop(table), ids, summary
+            resolved.catalog, parts, table, batch.tables.pop(table), ids, summary, prepared[table]
         )
 
     return commit_tables(resolved, parts, batch.records, names, commit, moved)

@@ -1,8 +1,8 @@
 """Write canonical tables to Iceberg: create on first use, evolve, overwrite by dataset.
 
 Every operation makes one commit per table: rows of the affected datasets are
-replaced with ``overwrite(..., overwrite_filter=In("dataset_id", ...))`` so a re-run
-never duplicates rows. A commit that loses a race is retried on a fresh table.
+deleted and their new data files added in one transaction, so a re-run never
+duplicates rows. A commit that loses a race is retried on a fresh table.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pyiceberg.exceptions import (
     ValidationException,
 )
 from pyiceberg.expressions import BooleanExpression, EqualTo, In
-from pyiceberg.table import Table
+from pyiceberg.table import Table, TableProperties
 
 from iceberg_bioimage._version import __version__
 from iceberg_bioimage.catalog.data_files import remove_files, write_data_files
@@ -38,7 +38,24 @@ from iceberg_bioimage.models.schemas import TABLES, TableSchema
 from iceberg_bioimage.tables.build import ChunkIndexRows
 
 COMMIT_ATTEMPTS = 6
+#: Attempts of a commit without a delete (pyiceberg's own retries are off for it), as
+#: many as pyiceberg makes under TABLE_PROPERTIES: ingest fan-out makes such races common.
+APPEND_ATTEMPTS = 9
 T = TypeVar("T")
+
+#: Properties that keep a table's metadata bounded as plates pile up (issue 23). New
+#: tables get them; a table created without them gets the missing ones at its next
+#: registration commit (:func:`missing_growth_properties`), in that same commit.
+GROWTH_PROPERTIES = {
+    # Each metadata.json holds every snapshot, so keeping all of them grows with N²:
+    # pyiceberg deletes the ones beyond the newest 20 after each commit it makes.
+    TableProperties.METADATA_DELETE_AFTER_COMMIT_ENABLED: "true",
+    TableProperties.METADATA_PREVIOUS_VERSIONS_MAX: "20",
+    # A fast append adds one manifest per commit, and every reader opens them all:
+    # merge-append folds the manifests into one once 20 have piled up.
+    TableProperties.MANIFEST_MERGE_ENABLED: "true",
+    TableProperties.MANIFEST_MIN_MERGE_COUNT: "20",
+}
 
 TABLE_PROPERTIES = {
     "format-version": "2",
@@ -50,6 +67,7 @@ TABLE_PROPERTIES = {
     "write.parquet.compression-codec": "zstd",
     "iceberg-bioimage.producer": "iceberg-bioimage",
     "iceberg-bioimage.version": __version__,
+    **GROWTH_PROPERTIES,
 }
 
 
@@ -102,22 +120,36 @@ def check_compatible(table: Table, canonical: TableSchema, name: str) -> list[st
     return missing
 
 
-def check_existing(catalog: Catalog, namespace: tuple[str, ...], table_name: str) -> None:
-    """Raise :class:`SchemaConflictError` if the table exists with a conflicting schema."""
-    ident = identifier(namespace, table_name)
+def load_if_exists(catalog: Catalog, ident: tuple[str, ...]) -> Table | None:
+    """The table, or ``None`` if there is none (one metadata.json read, not two)."""
     try:
-        table = catalog.load_table(ident)
+        return catalog.load_table(ident)
     except NoSuchTableError:
-        return
-    check_compatible(table, TABLES[table_name], _dotted(ident))
+        return None
 
 
-def ensure_table(catalog: Catalog, namespace: tuple[str, ...], table_name: str) -> Table:
-    """Load the canonical table, creating or evolving it when needed."""
+def check_existing(
+    catalog: Catalog, namespace: tuple[str, ...], table_name: str, table: Table | None = None
+) -> Table | None:
+    """Raise :class:`SchemaConflictError` if the table exists with a conflicting schema.
+
+    Returns the table checked (``table`` if given, else loaded), ``None`` if none exists.
+    """
+    ident = identifier(namespace, table_name)
+    table = table if table is not None else load_if_exists(catalog, ident)
+    if table is not None:
+        check_compatible(table, TABLES[table_name], _dotted(ident))
+    return table
+
+
+def ensure_table(
+    catalog: Catalog, namespace: tuple[str, ...], table_name: str, table: Table | None = None
+) -> Table:
+    """The canonical table (``table`` if already loaded), created or evolved when needed."""
     canonical = TABLES[table_name]
     ident = identifier(namespace, table_name)
     try:
-        table = catalog.load_table(ident)
+        table = table if table is not None else catalog.load_table(ident)
     except NoSuchTableError:
         _ensure_namespace(catalog, namespace)
         try:
@@ -135,7 +167,7 @@ def ensure_table(catalog: Catalog, namespace: tuple[str, ...], table_name: str) 
     if check_compatible(table, canonical, _dotted(ident)):
         with table.update_schema() as update:
             update.union_by_name(iceberg_schema(canonical))
-        table = catalog.load_table(ident)
+        # the commit refreshed ``table`` in place: no need to load it again
     return table
 
 
@@ -171,15 +203,23 @@ def _first_write_is_quiet() -> Iterator[None]:
         yield
 
 
-def with_retries(catalog: Catalog, ident: tuple[str, ...], action: Callable[[Table], T]) -> T:
-    """Run ``action`` on a freshly loaded table, retrying when a commit loses a race.
+def with_retries(
+    catalog: Catalog,
+    ident: tuple[str, ...],
+    action: Callable[[Table], T],
+    table: Table | None = None,
+) -> T:
+    """Run ``action`` on the table, retrying on a freshly loaded one when a commit loses a race.
 
+    The first attempt uses ``table`` when given (loaded earlier in the same
+    operation), so the table's metadata.json is read again only for a retry.
     pyiceberg retries plain conflicts itself; when a concurrent writer added files
     that our overwrite filter matches it raises ``ValidationException`` instead:
     re-running the overwrite on the new table state replaces those files too.
     """
     for attempt in range(COMMIT_ATTEMPTS):
-        table = catalog.load_table(ident)
+        if table is None or attempt:
+            table = catalog.load_table(ident)
         try:
             return action(table)
         except (CommitFailedException, ValidationException):
@@ -196,18 +236,21 @@ def replace_datasets(
     data: pa.Table | ChunkIndexRows,
     dataset_ids: Sequence[str],
     summary: Mapping[str, str] | None = None,
+    table: Table | None = None,
 ) -> TableWrite:
     """Replace the rows of ``dataset_ids`` with ``data`` in one commit.
 
     The datasets' old rows are deleted and their new data files (one per dataset,
     written by us) added in a single transaction: one commit, recorded as a delete
-    and an append snapshot, both carrying ``summary`` in their snapshot summaries.
+    and an append snapshot (only the append for datasets new to the table), each
+    carrying ``summary`` in its snapshot summary.
     A table is cast to the table's schema once, before any attempt, so only one
     copy is alive (callers should not keep ``data``); a streamed ``chunk_index``
-    is built and cast batch by batch while its data file is written.
+    is built and cast batch by batch while its data file is written. ``table`` is
+    the table as this operation already loaded (and ensured) it, if it did.
     """
     ident = identifier(namespace, table_name)
-    created = ensure_table(catalog, namespace, table_name)
+    created = table if table is not None else ensure_table(catalog, namespace, table_name)
     if isinstance(data, pa.Table):
         data = conform(data, created)
 
@@ -219,7 +262,7 @@ def replace_datasets(
             remove_files(table, paths)
             raise
 
-    return with_retries(catalog, ident, overwrite)
+    return with_retries(catalog, ident, overwrite, created)
 
 
 def _commit_files(
@@ -230,21 +273,82 @@ def _commit_files(
     summary: Mapping[str, str] | None,
     rows: int,
 ) -> TableWrite:
-    """Delete the datasets' rows and add ``paths`` in one transaction (one commit)."""
+    """Delete the datasets' rows and add ``paths`` in one transaction (one commit).
+
+    A dataset with no data file in the table (a new plate) needs no delete, and
+    pyiceberg's delete costs a copy of the whole table metadata per step even when
+    it matches nothing, so it is skipped. Its other role is conflict detection: a
+    writer that added files of the same dataset concurrently must not be missed.
+    Without the delete, the commit is therefore made with pyiceberg's own retries
+    off (:func:`_without_commit_retries`): it lands only if the table's head is still
+    the one checked, else it fails and the check runs again on the new head.
+    """
     properties = dict(summary or {})
-    with _first_write_is_quiet(), table.transaction() as transaction:
-        transaction.delete(
-            delete_filter=dataset_filter(dataset_ids), snapshot_properties=properties
+    for attempt in range(APPEND_ATTEMPTS):
+        present = has_dataset_files(table, dataset_ids)
+        target = table if present else _without_commit_retries(table)
+        try:
+            with _first_write_is_quiet(), target.transaction() as transaction:
+                missing = missing_growth_properties(target)
+                if missing:  # first (so merge-append sees them), in the same commit
+                    transaction.set_properties(missing)
+                if present:
+                    transaction.delete(
+                        delete_filter=dataset_filter(dataset_ids), snapshot_properties=properties
+                    )
+                if paths:
+                    transaction.add_files(
+                        list(paths), snapshot_properties=properties, check_duplicate_files=False
+                    )
+        except CommitFailedException:
+            if present or attempt == APPEND_ATTEMPTS - 1:
+                raise
+            # the schedule of TABLE_PROPERTIES' commit.retry.*, with jitter: no lockstep
+            time.sleep(random.uniform(0.5, 1.5) * min(0.02 * 2**attempt, 1.0))
+            table = table.refresh()
+            continue
+        snapshot = target.current_snapshot()
+        return TableWrite(
+            table=_dotted(ident),
+            rows_written=rows,
+            snapshot_id=snapshot.snapshot_id if snapshot else None,
         )
-        if paths:
-            transaction.add_files(
-                list(paths), snapshot_properties=properties, check_duplicate_files=False
-            )
-    snapshot = table.current_snapshot()
-    return TableWrite(
-        table=_dotted(ident),
-        rows_written=rows,
-        snapshot_id=snapshot.snapshot_id if snapshot else None,
+    raise AssertionError("unreachable")
+
+
+def has_dataset_files(table: Table, dataset_ids: Sequence[str]) -> bool:
+    """Whether the table's current snapshot holds a data file that may hold these datasets.
+
+    Planned from manifests only: the partition summaries of each manifest and the
+    identity partition (``dataset_id``) of each file prune all other datasets, so no
+    data file is opened. Errs towards ``True`` (a file that *might* match counts).
+    """
+    scan = table.scan(row_filter=dataset_filter(dataset_ids), selected_fields=("dataset_id",))
+    return any(True for _ in scan.plan_files())
+
+
+def missing_growth_properties(table: Table) -> dict[str, str]:
+    """:data:`GROWTH_PROPERTIES` the table lacks (a table created by an older version)."""
+    present = table.metadata.properties
+    return {key: value for key, value in GROWTH_PROPERTIES.items() if key not in present}
+
+
+def _without_commit_retries(table: Table) -> Table:
+    """A view of ``table`` whose commits pyiceberg does not retry on a newer head.
+
+    pyiceberg reads its retry count from the properties of the table object it
+    commits; the catalog applies the commit's updates to the table as stored, so
+    this in-memory value is never written. A fast append's commit requires the
+    branch head it was built on, so it either lands on exactly the state checked
+    or raises ``CommitFailedException``.
+    """
+    properties = {**table.metadata.properties, TableProperties.COMMIT_NUM_RETRIES: "0"}
+    return Table(
+        identifier=table.name(),
+        metadata=table.metadata.model_copy(update={"properties": properties}),
+        metadata_location=table.metadata_location,
+        io=table.io,
+        catalog=table.catalog,
     )
 
 
@@ -298,15 +402,20 @@ def delete_datasets(
 
 
 def registered_uris(
-    catalog: Catalog, namespace: tuple[str, ...], dataset_ids: Sequence[str]
+    catalog: Catalog,
+    namespace: tuple[str, ...],
+    dataset_ids: Sequence[str],
+    table: Table | None = None,
 ) -> dict[str, set[str]]:
-    """``dataset_id`` → URIs already registered in ``image_assets``."""
-    ident = identifier(namespace, "image_assets")
-    if not dataset_ids or not catalog.table_exists(ident):
+    """``dataset_id`` → URIs already registered in ``image_assets`` (``table`` if loaded)."""
+    if not dataset_ids:
+        return {}
+    if table is None:
+        table = load_if_exists(catalog, identifier(namespace, "image_assets"))
+    if table is None:
         return {}
     rows = (
-        catalog.load_table(ident)
-        .scan(row_filter=dataset_filter(dataset_ids), selected_fields=("dataset_id", "uri"))
+        table.scan(row_filter=dataset_filter(dataset_ids), selected_fields=("dataset_id", "uri"))
         .to_arrow()
         .group_by(["dataset_id", "uri"])
         .aggregate([])

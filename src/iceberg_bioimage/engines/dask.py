@@ -319,8 +319,8 @@ def ingest_on_dask(
     called on the driver for each dataset as its store completes.
     """
     parts = namespace_parts(namespace)
-    check_schemas(resolved, parts)
-    prepared = prepare_tables(resolved, parts, tables)
+    loaded = check_schemas(resolved, parts)
+    prepared = prepare_tables(resolved, parts, tables, loaded)
     job = IngestJob(
         batch_id=uuid.uuid4().hex,
         targets=tuple(DataFileTarget.of(table) for table in prepared.values()),
