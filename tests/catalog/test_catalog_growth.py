@@ -17,8 +17,15 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import Transaction
 
 from iceberg_bioimage import load_catalog_table, register_store, scan_store
-from iceberg_bioimage.catalog.registration import prepare_batch
-from iceberg_bioimage.catalog.sink import GROWTH_PROPERTIES, replace_datasets
+from iceberg_bioimage.api import find_interrupted_registrations
+from iceberg_bioimage.catalog.registration import (
+    REGISTRATION_DATASETS,
+    REGISTRATION_ID,
+    REGISTRATION_TABLES,
+    prepare_batch,
+)
+from iceberg_bioimage.catalog.sink import GROWTH_PROPERTIES, MAX_SNAPSHOTS, replace_datasets
+from iceberg_bioimage.exceptions import CatalogConfigError
 
 NS = "bioimage.growth"
 PARTS = ("bioimage", "growth")
@@ -139,3 +146,77 @@ def test_an_older_table_gains_the_growth_properties_at_its_next_commit(catalog, 
     for ident in (IMAGE_ASSETS, CHUNK_INDEX):
         properties = catalog.load_table(ident).properties
         assert {key: properties.get(key) for key in GROWTH_PROPERTIES} == GROWTH_PROPERTIES
+
+
+def _bound_history(catalog, limits: dict[tuple[str, ...], str]) -> None:
+    for ident, value in limits.items():
+        with catalog.load_table(ident).transaction() as transaction:
+            transaction.set_properties({MAX_SNAPSHOTS: value})
+
+
+def _sequence_numbers(catalog, ident) -> list[int]:
+    return sorted(s.sequence_number for s in catalog.load_table(ident).snapshots())
+
+
+def test_registrations_keep_the_newest_snapshots_and_every_row(catalog, tmp_path):
+    assert GROWTH_PROPERTIES[MAX_SNAPSHOTS] == "100"
+    stores = _stores(tmp_path / "stores", 8)
+    register_store(stores[0], catalog, NS, publish_chunks=True)
+    _bound_history(catalog, {IMAGE_ASSETS: "3", CHUNK_INDEX: "5"})
+    heads = []
+    for store in stores[1:]:
+        register_store(store, catalog, NS, publish_chunks=True)
+        heads.append(catalog.load_table(CHUNK_INDEX).current_snapshot().snapshot_id)
+    # the newest 3 and 5 commits of each table stay, in one commit each: no extra snapshot
+    assert _sequence_numbers(catalog, IMAGE_ASSETS) == [6, 7, 8]
+    assert _sequence_numbers(catalog, CHUNK_INDEX) == [4, 5, 6, 7, 8]
+    assert _count(catalog, "image_assets") == 8
+    for i in range(8):
+        assert _count(catalog, "chunk_index", f"plate{i:02d}") == 4
+    # time travel reaches the kept snapshots; a re-registration (delete + append) keeps 5 too
+    old = load_catalog_table(catalog, NS, "chunk_index", snapshot_id=heads[-5])
+    assert old.num_rows == 4 * 4
+    register_store(stores[7], catalog, NS, publish_chunks=True)
+    assert _sequence_numbers(catalog, CHUNK_INDEX) == [6, 7, 8, 9, 10]
+    assert _count(catalog, "chunk_index", "plate07") == 4
+    # expired history is not taken for interrupted registrations (image_assets keeps fewer)
+    assert find_interrupted_registrations(catalog, NS) == {}
+
+
+def test_a_history_bound_of_zero_keeps_every_snapshot(catalog, tmp_path):
+    stores = _stores(tmp_path / "stores", 4)
+    register_store(stores[0], catalog, NS, publish_chunks=True)
+    _bound_history(catalog, {IMAGE_ASSETS: "0", CHUNK_INDEX: "1"})
+    for store in stores[1:]:
+        register_store(store, catalog, NS, publish_chunks=True)
+    assert _sequence_numbers(catalog, IMAGE_ASSETS) == [1, 2, 3, 4]
+    assert _sequence_numbers(catalog, CHUNK_INDEX) == [4]
+
+
+def test_a_bad_history_bound_is_refused_before_anything_is_committed(catalog, tmp_path):
+    stores = _stores(tmp_path / "stores", 2)
+    register_store(stores[0], catalog, NS, publish_chunks=True)
+    _bound_history(catalog, {CHUNK_INDEX: "ten"})
+    with pytest.raises(CatalogConfigError, match=r"chunk_index.*max-snapshots.*'ten'"):
+        register_store(stores[1], catalog, NS, publish_chunks=True)
+    assert _count(catalog, "chunk_index") == 4
+    assert _count(catalog, "image_assets") == 1
+
+
+def test_an_interrupted_registration_after_expired_history_is_still_found(catalog, tmp_path):
+    stores = _stores(tmp_path / "stores", 5)
+    register_store(stores[0], catalog, NS, publish_chunks=True)
+    _bound_history(catalog, {IMAGE_ASSETS: "2", CHUNK_INDEX: "2"})
+    for store in stores[1:4]:
+        register_store(store, catalog, NS, publish_chunks=True)
+    # plate04's chunk_index commit lands, its image_assets commit never does
+    summary = {
+        REGISTRATION_ID: "interrupted",
+        REGISTRATION_TABLES: "chunk_index,image_assets",
+        REGISTRATION_DATASETS: '["plate04"]',
+    }
+    batch = prepare_batch([scan_store(stores[4])], ["chunk_index"])
+    replace_datasets(
+        catalog, PARTS, "chunk_index", batch.tables["chunk_index"], ["plate04"], summary
+    )
+    assert find_interrupted_registrations(catalog, NS) == {"plate04": "interrupted"}

@@ -216,9 +216,9 @@ def publish_batch(
     return commit_tables(resolved, parts, batch.records, names, commit, moved)
 
 
-def _registrations(table: Any) -> dict[str, tuple[int, str, str]]:
-    """Dataset id → ``(sequence number, registration id, tables)`` of its latest registration."""
-    latest: dict[str, tuple[int, str, str]] = {}
+def _registrations(table: Any) -> dict[str, tuple[int, str, str, int]]:
+    """Dataset id → ``(sequence number, registration id, tables, timestamp ms)`` of its latest."""
+    latest: dict[str, tuple[int, str, str, int]] = {}
     for snapshot in table.snapshots():
         summary = snapshot.summary
         registration = summary.get(REGISTRATION_ID) if summary else None
@@ -230,9 +230,27 @@ def _registrations(table: Any) -> dict[str, tuple[int, str, str]]:
             continue
         tables = summary.get(REGISTRATION_TABLES) or ""
         for dataset in datasets:
-            if snapshot.sequence_number >= latest.get(dataset, (-1, "", ""))[0]:
-                latest[dataset] = (snapshot.sequence_number, registration, tables)
+            if snapshot.sequence_number >= latest.get(dataset, (-1, "", "", 0))[0]:
+                latest[dataset] = (
+                    snapshot.sequence_number,
+                    registration,
+                    tables,
+                    snapshot.timestamp_ms,
+                )
     return latest
+
+
+def _history_start(table: Any) -> int | None:
+    """Timestamp of the table's oldest kept snapshot when older ones were expired, else ``None``.
+
+    A table's first commit has sequence number 1: an oldest kept snapshot with a
+    higher one means history before it is gone.
+    """
+    snapshots = table.snapshots()
+    if not snapshots:
+        return None
+    oldest = min(snapshots, key=lambda s: s.sequence_number or 0)
+    return oldest.timestamp_ms if (oldest.sequence_number or 0) > 1 else None
 
 
 def interrupted_registrations(resolved: ResolvedCatalog, namespace: str) -> dict[str, str]:
@@ -240,6 +258,9 @@ def interrupted_registrations(resolved: ResolvedCatalog, namespace: str) -> dict
 
     Returns dataset id → registration id. Readers that start from ``image_assets``
     still see the dataset's previous state (or none); re-registering repairs it.
+    A registration whose ``chunk_index`` commit is older than the oldest
+    ``image_assets`` snapshot kept (older ones expired by a registration's history
+    bound or by ``maintain``) cannot be judged, and is not reported.
     """
     parts = namespace_parts(namespace)
     catalog = resolved.catalog
@@ -247,16 +268,21 @@ def interrupted_registrations(resolved: ResolvedCatalog, namespace: str) -> dict
         return {}
     chunks = _registrations(catalog.load_table((*parts, "chunk_index")))
     assets: set[str] = set()
+    start = None
     if catalog.table_exists((*parts, "image_assets")):
+        table = catalog.load_table((*parts, "image_assets"))
+        start = _history_start(table)
         assets = {
             summary.get(REGISTRATION_ID)
-            for snapshot in catalog.load_table((*parts, "image_assets")).snapshots()
+            for snapshot in table.snapshots()
             if (summary := snapshot.summary) is not None and summary.get(REGISTRATION_ID)
         }
     return {
         dataset: registration
-        for dataset, (_, registration, tables) in sorted(chunks.items())
-        if "image_assets" in tables.split(",") and registration not in assets
+        for dataset, (_, registration, tables, committed) in sorted(chunks.items())
+        if "image_assets" in tables.split(",")
+        and registration not in assets
+        and (start is None or committed >= start)
     }
 
 

@@ -23,6 +23,9 @@ from pyiceberg.exceptions import (
 )
 from pyiceberg.expressions import BooleanExpression, EqualTo, In
 from pyiceberg.table import Table, TableProperties
+from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.table.snapshots import Snapshot
+from pyiceberg.table.update.snapshot import ExpireSnapshots
 
 from iceberg_bioimage._version import __version__
 from iceberg_bioimage.catalog.data_files import remove_files, write_data_files
@@ -32,7 +35,7 @@ from iceberg_bioimage.catalog.schema import (
     partition_spec,
     sort_order,
 )
-from iceberg_bioimage.exceptions import SchemaConflictError
+from iceberg_bioimage.exceptions import CatalogConfigError, SchemaConflictError
 from iceberg_bioimage.models.results import TableWrite
 from iceberg_bioimage.models.schemas import TABLES, TableSchema
 from iceberg_bioimage.tables.build import ChunkIndexRows
@@ -42,6 +45,10 @@ COMMIT_ATTEMPTS = 6
 #: many as pyiceberg makes under TABLE_PROPERTIES: ingest fan-out makes such races common.
 APPEND_ATTEMPTS = 9
 T = TypeVar("T")
+
+#: Table property: how many snapshots a registration keeps (time-travel depth, in
+#: commits of that table); ``0`` keeps every one. See :func:`snapshots_beyond`.
+MAX_SNAPSHOTS = "iceberg-bioimage.history.max-snapshots"
 
 #: Properties that keep a table's metadata bounded as plates pile up (issue 23). New
 #: tables get them; a table created without them gets the missing ones at its next
@@ -55,6 +62,10 @@ GROWTH_PROPERTIES = {
     # merge-append folds the manifests into one once 20 have piled up.
     TableProperties.MANIFEST_MERGE_ENABLED: "true",
     TableProperties.MANIFEST_MIN_MERGE_COUNT: "20",
+    # pyiceberg deep-copies the whole table metadata, every snapshot in it, about 18
+    # times per commit: with all snapshots kept, the 2,000th registration cost 5× the
+    # first. Each registration commit expires the snapshots beyond the newest 100.
+    MAX_SNAPSHOTS: "100",
 }
 
 TABLE_PROPERTIES = {
@@ -282,11 +293,19 @@ def _commit_files(
     Without the delete, the commit is therefore made with pyiceberg's own retries
     off (:func:`_without_commit_retries`): it lands only if the table's head is still
     the one checked, else it fails and the check runs again on the new head.
+
+    The same commit expires the snapshots beyond the table's :data:`MAX_SNAPSHOTS`
+    newest (:func:`snapshots_beyond`); their files stay for ``maintain`` to remove,
+    so a reader still planning on an expired snapshot is not hurt.
     """
     properties = dict(summary or {})
     for attempt in range(APPEND_ATTEMPTS):
         present = has_dataset_files(table, dataset_ids)
-        target = table if present else _without_commit_retries(table)
+        keep = max_snapshots(table)
+        # An expiry names snapshots of the head it was planned on, so pyiceberg must not
+        # replay it on a newer head: such a commit is retried here, planned afresh.
+        replayable = present and not (keep and len(table.metadata.snapshots) + 2 > keep)
+        target = table if replayable else _without_commit_retries(table)
         try:
             with _first_write_is_quiet(), target.transaction() as transaction:
                 missing = missing_growth_properties(target)
@@ -300,8 +319,11 @@ def _commit_files(
                     transaction.add_files(
                         list(paths), snapshot_properties=properties, check_duplicate_files=False
                     )
+                expired = snapshots_beyond(transaction.table_metadata, keep)
+                if expired:
+                    ExpireSnapshots(transaction).by_ids(expired).commit()
         except CommitFailedException:
-            if present or attempt == APPEND_ATTEMPTS - 1:
+            if replayable or attempt == APPEND_ATTEMPTS - 1:
                 raise
             # the schedule of TABLE_PROPERTIES' commit.retry.*, with jitter: no lockstep
             time.sleep(random.uniform(0.5, 1.5) * min(0.02 * 2**attempt, 1.0))
@@ -331,6 +353,39 @@ def missing_growth_properties(table: Table) -> dict[str, str]:
     """:data:`GROWTH_PROPERTIES` the table lacks (a table created by an older version)."""
     present = table.metadata.properties
     return {key: value for key, value in GROWTH_PROPERTIES.items() if key not in present}
+
+
+def max_snapshots(table: Table) -> int:
+    """The table's :data:`MAX_SNAPSHOTS` (``0``: keep all; a table without it keeps all)."""
+    value = table.metadata.properties.get(MAX_SNAPSHOTS, GROWTH_PROPERTIES[MAX_SNAPSHOTS])
+    try:
+        keep = int(value)
+    except ValueError:
+        keep = -1
+    if keep < 0:
+        raise CatalogConfigError(
+            f"table {_dotted(table.name())}",
+            f"property {MAX_SNAPSHOTS} must be a whole number >= 0, not {value!r}",
+        )
+    return keep
+
+
+def snapshots_beyond(metadata: TableMetadata, keep: int) -> list[int]:
+    """Ids of the snapshots older than the newest ``keep`` (none when ``keep`` is 0).
+
+    Branch and tag heads always stay. The newest are found by sequence number, which
+    orders the commits of one table even when clocks of different writers disagree
+    (then the timestamp, for a format-1 table, whose sequence numbers are all 0).
+    """
+    if not keep or len(metadata.snapshots) <= keep:
+        return []
+    protected = {ref.snapshot_id for ref in metadata.refs.values()}
+    newest_first = sorted(metadata.snapshots, key=_commit_order, reverse=True)
+    return [s.snapshot_id for s in newest_first[keep:] if s.snapshot_id not in protected]
+
+
+def _commit_order(snapshot: Snapshot) -> tuple[int, int]:
+    return (snapshot.sequence_number or 0, snapshot.timestamp_ms)
 
 
 def _without_commit_retries(table: Table) -> Table:
