@@ -28,6 +28,7 @@ from iceberg_bioimage.models import (
     normalize_well_id,
     well_name,
 )
+from iceberg_bioimage.models.limits import check_chunk_rows
 from iceberg_bioimage.runtime import gc_paused
 
 
@@ -106,6 +107,7 @@ class _Scan:
         self.root_docs = root_docs
         self._json_texts: dict[int, tuple[Mapping[str, Any], str]] = {}
         self._remote_labels: bool | None = None
+        self.chunk_rows = 0  # chunks of the batches given chunk facts so far
 
     @property
     def warnings(self) -> list[str]:
@@ -171,6 +173,9 @@ class _Scan:
         images = images + self._labels(images)
         assets = self._image_assets(images) + [self._bare_asset(node) for node in bare]
         if self.options.stat_chunks or self.options.read_shard_index:
+            # the limit holds for the whole store, not for each batch
+            self.chunk_rows += sum(asset.chunk_count for asset in assets)
+            check_chunk_rows(self.chunk_rows, self.store.uri, self.store.limits)
             assets, notes = chunk_stats.add_chunk_facts(
                 self.store, assets, self.asset_arrays, self.options
             )
