@@ -77,17 +77,20 @@ def _publish(
     storage_options: Mapping[str, Any] | None,
     file_set: FileSetOptions | None,
 ) -> RegistrationResult:
-    from iceberg_bioimage.api.scan import scan_store
-    from iceberg_bioimage.catalog.registration import prepare_batch, publish_batch
+    """Scan ``uri`` while its tables are written (a plate a batch of wells at a time)."""
+    from iceberg_bioimage.catalog.registration import publish_stream
+    from iceberg_bioimage.formats import scan_stream
 
     resolved = resolve_catalog(catalog)
-    scanned = scan_store(
-        uri, dataset_id=dataset_id, storage_options=storage_options, file_set=file_set
+    scanned = scan_stream(
+        uri,
+        dataset_id=dataset_id,
+        options=ScanOptions(file_set=file_set),
+        storage_options=storage_options,
     )
-    batch = prepare_batch([scanned], tables)
-    writes = publish_batch(resolved, namespace, batch, replace=replace)
+    record, writes = publish_stream(resolved, namespace, scanned, tables, replace=replace)
     return RegistrationResult(
-        catalog=resolved.name, namespace=namespace, dataset=batch.records[0], tables=writes
+        catalog=resolved.name, namespace=namespace, dataset=record, tables=writes
     )
 
 

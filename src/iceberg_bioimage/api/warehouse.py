@@ -86,12 +86,20 @@ def export_store_to_cytomining_warehouse(
     profiles violating the contract) leaves an existing warehouse as it was.
     ``store`` names the dataset and says how to read the store (storage options,
     TIFF-folder plates).
+
+    Without profiles the store is scanned while its tables are written, a batch of
+    wells at a time, so memory stays flat in the plate size; the files are staged
+    and the manifest is written last, so a failure mid-plate leaves the warehouse
+    as it was. Profiles are joined to the whole ``image_assets`` table, so with
+    profiles the store is scanned first.
     """
     from iceberg_bioimage.api.scan import scan_store
     from iceberg_bioimage.tables.build import chunk_index_rows, image_assets_table
     from iceberg_bioimage.warehouse.export import export_requests, image_requests, profile_requests
 
     store = store or StoreOptions()
+    if profiles is None:
+        return _export_streamed(uri, warehouse_root, include_chunks, mode, layout, store)
     result = scan_store(
         uri,
         dataset_id=store.dataset_id,
@@ -114,6 +122,38 @@ def export_store_to_cytomining_warehouse(
     return export_requests(
         warehouse_root, requests, mode=mode, layout=layout, joined=joined, warnings=result.warnings
     )
+
+
+def _export_streamed(
+    uri: str | os.PathLike[str],
+    warehouse_root: str | os.PathLike[str],
+    include_chunks: bool,
+    mode: Mode,
+    layout: Layout,
+    store: StoreOptions,
+) -> CytominingExportResult:
+    """Export a store's image tables from a streamed scan (one pass, both tables at once)."""
+    import dataclasses
+
+    from iceberg_bioimage.formats import scan_stream
+    from iceberg_bioimage.models import ScanOptions
+    from iceberg_bioimage.tables.stream import CanonicalStream
+    from iceberg_bioimage.warehouse.export import export_requests, image_requests
+
+    scanned = scan_stream(
+        uri,
+        dataset_id=store.dataset_id,
+        options=ScanOptions(file_set=store.file_set),
+        storage_options=store.storage_options,
+    )
+    tables = ("image_assets", "chunk_index") if include_chunks else ("image_assets",)
+    stream = CanonicalStream(scanned, tables)
+    chunks = stream.part("chunk_index") if include_chunks else None
+    requests = image_requests(stream.part("image_assets"), chunks, [scanned.uri])
+    result = export_requests(warehouse_root, requests, mode=mode, layout=layout)
+    # the scan's warnings are complete once the stream was written
+    warnings = dict.fromkeys([*scanned.warnings, *result.warnings])
+    return dataclasses.replace(result, warnings=tuple(warnings))
 
 
 def export_catalog_to_cytomining_warehouse(

@@ -10,8 +10,9 @@ so not even one whole copy is.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -24,7 +25,9 @@ from pyiceberg.table import Table
 
 from iceberg_bioimage._version import __version__
 from iceberg_bioimage.exceptions import CatalogConfigError
+from iceberg_bioimage.runtime import prefetched
 from iceberg_bioimage.tables.build import ChunkIndexRows
+from iceberg_bioimage.tables.stream import CanonicalStream
 
 DATA_FOLDER = "data"
 
@@ -144,6 +147,60 @@ def write_dataset_files(
         remove_paths(io, paths)
         raise
     return paths
+
+
+def write_stream_files(
+    targets: Mapping[str, Table], stream: CanonicalStream, dataset_id: str
+) -> dict[str, tuple[list[str], int]]:
+    """Write every table of a streamed scan to its data file in one pass.
+
+    ``targets`` are the Iceberg tables by canonical name (each must be one of the
+    stream's tables). Each scan batch's rows are cast to their table's schema and
+    appended to its file, then dropped. Returns table → (paths, rows); a table
+    that got no rows has no file. On failure no file is left.
+    """
+    paths: dict[str, str] = {}
+    try:
+        with contextlib.ExitStack() as stack:
+            writers: dict[str, tuple[pq.ParquetWriter, pa.Schema]] = {}
+            for name, table in targets.items():
+                schema = with_field_ids(table)
+                location = table.location().rstrip("/")
+                folder = f"{location}/{DATA_FOLDER}/dataset_id={quote(dataset_id, safe='')}"
+                paths[name] = f"{folder}/{uuid.uuid4().hex}.parquet"
+                output = stack.enter_context(
+                    table.io.new_output(paths[name]).create(overwrite=True)
+                )
+                writer = stack.enter_context(pq.ParquetWriter(output, schema, compression="zstd"))
+                writers[name] = (writer, schema)
+            for name, rows in prefetched(stream.batches()):
+                if name in writers:
+                    writer, schema = writers[name]
+                    writer.write_table(conform_rows(rows, schema).cast(schema))
+    except BaseException:
+        for name, path in paths.items():
+            remove_paths(targets[name].io, [path])
+        raise
+    out: dict[str, tuple[list[str], int]] = {}
+    for name, path in paths.items():
+        rows = stream.rows[name]
+        if not rows:  # an empty table gets no data file (the commit only deletes)
+            remove_paths(targets[name].io, [path])
+        out[name] = ([path] if rows else [], rows)
+    return out
+
+
+def conform_rows(data: pa.Table, target: pa.Schema) -> pa.Table:
+    """Cast ``data`` to ``target`` (columns it lacks → nulls of their declared type)."""
+    if data.schema.equals(target, check_metadata=True):
+        return data
+    columns = [
+        data[field.name].cast(field.type)
+        if field.name in data.column_names
+        else pa.nulls(data.num_rows, field.type)
+        for field in target
+    ]
+    return pa.Table.from_arrays(columns, schema=target)
 
 
 def remove_files(table: Table, paths: Sequence[str]) -> None:

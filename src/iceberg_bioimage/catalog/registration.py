@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 from pyiceberg.table import Table
 
+from iceberg_bioimage.catalog.data_files import remove_files, write_stream_files
 from iceberg_bioimage.catalog.resolve import ResolvedCatalog, namespace_parts
 from iceberg_bioimage.catalog.sink import (
     check_existing,
@@ -20,6 +21,7 @@ from iceberg_bioimage.catalog.sink import (
     ensure_table,
     registered_uris,
     replace_datasets,
+    replace_with_files,
 )
 from iceberg_bioimage.exceptions import (
     DatasetConflictError,
@@ -29,7 +31,7 @@ from iceberg_bioimage.exceptions import (
 from iceberg_bioimage.formats import scan
 from iceberg_bioimage.formats.file_set.plate_files import SeveralPlatesError
 from iceberg_bioimage.io.storage import expand_glob
-from iceberg_bioimage.models import ScanOptions, ScanResult
+from iceberg_bioimage.models import ScanOptions, ScanResult, ScanStream
 from iceberg_bioimage.models.file_sets import FileSetOptions
 from iceberg_bioimage.models.results import DatasetRecord, TableWrite
 from iceberg_bioimage.tables.build import (
@@ -37,6 +39,7 @@ from iceberg_bioimage.tables.build import (
     chunk_index_rows,
     image_assets_table,
 )
+from iceberg_bioimage.tables.stream import CanonicalStream
 
 CANONICAL_TABLES = ("image_assets", "chunk_index")
 #: Commit order: ``image_assets`` last, so a dataset visible there always has its chunks.
@@ -214,6 +217,67 @@ def publish_batch(
         )
 
     return commit_tables(resolved, parts, batch.records, names, commit, moved)
+
+
+def publish_stream(
+    resolved: ResolvedCatalog,
+    namespace: str,
+    scanned: ScanStream,
+    tables: Sequence[str],
+    *,
+    replace: bool = False,
+) -> tuple[DatasetRecord, tuple[TableWrite, ...]]:
+    """Register a streamed scan: one pass writes every table's data file, then the commits.
+
+    The checks of :func:`publish_batch` come first (schemas, the dataset id's
+    store), before the store is read past its plate metadata. The scan then
+    streams into one data file per table, a batch of wells at a time (memory flat
+    in the plate size), and the files are committed as :func:`commit_tables` says:
+    one commit per table, ``image_assets`` last, one registration id. A failure
+    before a table's commit removes its file, so nothing half-written is left.
+    """
+    parts = namespace_parts(namespace)
+    names = [table for table in COMMIT_ORDER if table in tables]
+    loaded = check_schemas(resolved, parts)
+    claim = DatasetRecord(
+        dataset_id=scanned.dataset_id, uri=scanned.uri, image_count=0, array_count=0, chunk_count=0
+    )
+    moved = check_identity(resolved, parts, [claim], replace, loaded.get("image_assets"))
+    prepared = prepare_tables(resolved, parts, names, loaded)
+    files = write_stream_files(prepared, CanonicalStream(scanned, names), scanned.dataset_id)
+    record = DatasetRecord(
+        dataset_id=scanned.dataset_id,
+        uri=scanned.uri,
+        image_count=scanned.image_count,
+        array_count=scanned.array_count,
+        chunk_count=scanned.chunk_count,
+        warnings=scanned.warnings,
+    )
+    committed: list[str] = []
+
+    def commit(table: str, ids: list[str], summary: dict[str, str]) -> TableWrite:
+        paths, rows = files[table]
+        write = replace_with_files(
+            resolved.catalog,
+            parts,
+            table,
+            paths,
+            ids,
+            rows=rows,
+            summary=summary,
+            table=prepared[table],
+        )
+        committed.append(table)
+        return write
+
+    try:
+        writes = commit_tables(resolved, parts, [record], names, commit, moved)
+    except BaseException:
+        for table, (paths, _rows) in files.items():
+            if table not in committed:
+                remove_files(prepared[table], paths)
+        raise
+    return record, writes
 
 
 def _registrations(table: Any) -> dict[str, tuple[int, str, str, int]]:

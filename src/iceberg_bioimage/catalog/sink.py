@@ -28,7 +28,7 @@ from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.table.update.snapshot import ExpireSnapshots
 
 from iceberg_bioimage._version import __version__
-from iceberg_bioimage.catalog.data_files import remove_files, write_data_files
+from iceberg_bioimage.catalog.data_files import conform_rows, remove_files, write_data_files
 from iceberg_bioimage.catalog.schema import (
     iceberg_schema,
     iceberg_type,
@@ -189,15 +189,7 @@ def conform(data: pa.Table, table: Table) -> pa.Table:
 
 def conform_to(data: pa.Table, target: pa.Schema) -> pa.Table:
     """Cast ``data`` to ``target`` (columns it lacks → nulls of their declared type)."""
-    if data.schema.equals(target, check_metadata=True):
-        return data
-    columns = [
-        data[field.name].cast(field.type)
-        if field.name in data.column_names
-        else pa.nulls(data.num_rows, field.type)
-        for field in target
-    ]
-    return pa.Table.from_arrays(columns, schema=target)
+    return conform_rows(data, target)
 
 
 def dataset_filter(dataset_ids: Sequence[str]) -> BooleanExpression:
@@ -416,16 +408,21 @@ def replace_with_files(
     *,
     rows: int,
     summary: Mapping[str, str] | None = None,
+    table: Table | None = None,
 ) -> TableWrite:
     """Replace the rows of ``dataset_ids`` with data files already written (one commit).
 
     The files must carry the table's schema and field ids (see
     :class:`~iceberg_bioimage.catalog.data_files.DataFileTarget`); the caller
-    owns them and removes them if this raises.
+    owns them and removes them if this raises. ``table`` is the table as this
+    operation already loaded it, if it did (used for the first attempt).
     """
     ident = identifier(namespace, table_name)
     return with_retries(
-        catalog, ident, lambda table: _commit_files(table, ident, paths, dataset_ids, summary, rows)
+        catalog,
+        ident,
+        lambda table: _commit_files(table, ident, paths, dataset_ids, summary, rows),
+        table,
     )
 
 

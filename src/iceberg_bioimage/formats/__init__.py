@@ -22,7 +22,7 @@ from iceberg_bioimage.formats.registry import FormatReader, Probe
 from iceberg_bioimage.formats.tiff.scan import OME_COMPANION, TIFF
 from iceberg_bioimage.formats.zarr.store import ZARR
 from iceberg_bioimage.io.storage import open_store, split_glob
-from iceberg_bioimage.models import ScanOptions, ScanResult
+from iceberg_bioimage.models import ScanOptions, ScanResult, ScanStream
 from iceberg_bioimage.models.file_sets import FileSetOptions
 
 #: The readers, in the order they are asked.
@@ -43,7 +43,33 @@ def scan(
     storage_options: Mapping[str, Any] | None = None,
 ) -> ScanResult:
     """Detect the format of ``uri`` and scan it."""
-    options = options or ScanOptions()
+    found = _detect(uri, dataset_id, options or ScanOptions(), storage_options)
+    return found if isinstance(found, ScanResult) else found[0].read(found[1])
+
+
+def scan_stream(
+    uri: str | os.PathLike[str],
+    *,
+    dataset_id: str | None = None,
+    options: ScanOptions | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> ScanStream:
+    """Detect the format of ``uri`` and scan it a batch of arrays at a time.
+
+    A Zarr plate is read a few wells per batch, so writers that drop each batch
+    keep their memory flat in the plate size; other stores come as one batch.
+    """
+    found = _detect(uri, dataset_id, options or ScanOptions(), storage_options)
+    return ScanStream.of(found) if isinstance(found, ScanResult) else found[0].open_stream(found[1])
+
+
+def _detect(
+    uri: str | os.PathLike[str],
+    dataset_id: str | None,
+    options: ScanOptions,
+    storage_options: Mapping[str, Any] | None,
+) -> tuple[FormatReader, Probe] | ScanResult:
+    """The reader that takes ``uri`` and its probe (a glob of TIFF files: scanned now)."""
     glob = split_glob(uri)
     store = None
     if glob is not None and "://" in os.fspath(uri):
@@ -55,7 +81,7 @@ def scan(
     probe = Probe(store or open_store(uri, storage_options), dataset_id, options, storage_options)
     for reader in READERS:
         if reader.can_read(probe):
-            return reader.read(probe)
+            return reader, probe
     raise MetadataError(probe.store.uri, _unknown(probe))
 
 
@@ -89,4 +115,4 @@ def _ancestors(uri: str) -> list[str]:
     return [name for name in reversed(path.split("/")) if name][:4]
 
 
-__all__ = ["READERS", "FormatReader", "Probe", "register_reader", "scan"]
+__all__ = ["READERS", "FormatReader", "Probe", "register_reader", "scan", "scan_stream"]

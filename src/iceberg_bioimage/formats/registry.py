@@ -15,7 +15,7 @@ from typing import Any
 
 from iceberg_bioimage.exceptions import InvalidNameError
 from iceberg_bioimage.io.storage import Store
-from iceberg_bioimage.models import ScanOptions, ScanResult, default_dataset_id
+from iceberg_bioimage.models import ScanOptions, ScanResult, ScanStream, default_dataset_id
 from iceberg_bioimage.models.file_sets import FileSetOptions
 from iceberg_bioimage.models.names import check_dataset_id
 
@@ -81,8 +81,19 @@ class Probe:
 
 @dataclass(frozen=True)
 class FormatReader:
-    """A format: its name, whether it reads a probed store, and how."""
+    """A format: its name, whether it reads a probed store, and how.
+
+    ``stream``, when given, scans the store a batch of arrays at a time (a large
+    plate); readers without it are read whole and streamed as one batch.
+    """
 
     name: str
     can_read: Callable[[Probe], bool]
     read: Callable[[Probe], ScanResult]
+    stream: Callable[[Probe], ScanStream] | None = None
+
+    def open_stream(self, probe: Probe) -> ScanStream:
+        """The store as a :class:`ScanStream` (one batch when the reader cannot stream)."""
+        if self.stream is not None:
+            return self.stream(probe)
+        return ScanStream.of(self.read(probe))

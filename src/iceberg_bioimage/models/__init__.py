@@ -13,6 +13,7 @@ from iceberg_bioimage.models.scan import (
     ImageAsset,
     ScanOptions,
     ScanResult,
+    ScanStream,
     chunk_grid_shape,
 )
 from iceberg_bioimage.models.summary import DatasetSummary
@@ -23,6 +24,7 @@ __all__ = [
     "ImageAsset",
     "ScanOptions",
     "ScanResult",
+    "ScanStream",
     "chunk_grid_shape",
     "default_dataset_id",
     "image_id_for",

@@ -9,7 +9,7 @@ ranges in row-major chunk order, and expanded column-wise when tables are built.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -252,6 +252,106 @@ class ScanResult:
             "warnings": list(self.warnings),
             "image_assets": [asset.to_dict() for asset in self.image_assets],
         }
+
+
+class ScanStream:
+    """A scan delivered in batches of arrays, so a large plate is never held at once.
+
+    A plate of thousands of wells holds hundreds of thousands of arrays (~2 KB of
+    Python objects each); writers that take its arrays a few wells at a time and
+    drop them keep their memory flat in the plate size. :meth:`batches` yields the
+    arrays in scan order and can be iterated once. The counts and :attr:`warnings`
+    are complete once it is exhausted: they are kept as the batches pass, and are
+    all that stays of them. :meth:`collect` gives the whole :class:`ScanResult`.
+    """
+
+    def __init__(
+        self,
+        *,
+        dataset_id: str,
+        uri: str,
+        format: Literal["zarr", "ome-tiff", "tiff"],
+        storage_variant: Literal["zarr-v2", "zarr-v3", "ome-tiff", "tiff", "tiff-files"],
+        scanned_at: datetime,
+        source: Iterable[Sequence[ImageAsset]],
+        warnings: Callable[[], Sequence[str]],
+    ) -> None:
+        self.dataset_id = dataset_id
+        self.uri = uri
+        self.format: Literal["zarr", "ome-tiff", "tiff"] = format
+        self.storage_variant: Literal["zarr-v2", "zarr-v3", "ome-tiff", "tiff", "tiff-files"] = (
+            storage_variant
+        )
+        self.scanned_at = scanned_at
+        self._source = source
+        self._warnings = warnings
+        self._started = False
+        self._done = False
+        self._last_image: str | None = None
+        self.image_count = 0
+        self.array_count = 0
+        self.chunk_count = 0
+
+    @classmethod
+    def of(cls, result: ScanResult) -> ScanStream:
+        """A whole scan as a stream of one batch (stores small enough to hold)."""
+        return cls(
+            dataset_id=result.dataset_id,
+            uri=result.uri,
+            format=result.format,
+            storage_variant=result.storage_variant,
+            scanned_at=result.scanned_at,
+            source=[result.image_assets] if result.image_assets else [],
+            warnings=lambda: result.warnings,
+        )
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The scan's warnings (complete once :meth:`batches` is exhausted)."""
+        return tuple(self._warnings())
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether every batch was yielded (the counts are final)."""
+        return self._done
+
+    def batches(self) -> Iterator[tuple[ImageAsset, ...]]:
+        """The arrays, a batch at a time, in scan order (one pass only)."""
+        if self._started:
+            raise RuntimeError(f"{self.uri}: a scan stream can be read once")
+        self._started = True
+        for batch in self._source:
+            assets = tuple(batch)
+            if assets:
+                self._count(assets)
+                yield assets
+        self._done = True
+
+    def _count(self, assets: Sequence[ImageAsset]) -> None:
+        """Add a batch to the counts.
+
+        Distinct images are counted within the batch, and across batches by
+        comparing with the previous batch's last image: a scan yields each image's
+        arrays together, so no set of every image id is kept.
+        """
+        ids = dict.fromkeys(asset.image_id for asset in assets)
+        self.image_count += len(ids) - (self._last_image in ids)
+        self._last_image = assets[-1].image_id
+        self.array_count += len(assets)
+        self.chunk_count += sum(asset.chunk_count for asset in assets)
+
+    def collect(self) -> ScanResult:
+        """Every batch in one :class:`ScanResult` (memory grows with the store)."""
+        assets = tuple(asset for batch in self.batches() for asset in batch)
+        return ScanResult(
+            dataset_id=self.dataset_id,
+            uri=self.uri,
+            format=self.format,
+            storage_variant=self.storage_variant,
+            image_assets=assets,
+            scanned_at=self.scanned_at,
+            warnings=self.warnings,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

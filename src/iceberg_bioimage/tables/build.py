@@ -35,11 +35,16 @@ def _assets(results: ScanResult | Iterable[ScanResult]) -> list[tuple[ImageAsset
 def image_assets_table(results: ScanResult | Iterable[ScanResult]) -> pa.Table:
     """One row per array, in the canonical ``image_assets`` schema."""
     with gc_paused():
-        return _image_assets_table(results)
+        return _image_assets_table(_assets(results))
 
 
-def _image_assets_table(results: ScanResult | Iterable[ScanResult]) -> pa.Table:
-    pairs = _assets(results)
+def image_assets_rows(assets: Sequence[ImageAsset], scanned_at: Any) -> pa.Table:
+    """The ``image_assets`` rows of some arrays of one scan (a batch of a streamed scan)."""
+    with gc_paused():
+        return _image_assets_table([(asset, scanned_at) for asset in assets])
+
+
+def _image_assets_table(pairs: Sequence[tuple[ImageAsset, Any]]) -> pa.Table:
     assets = [asset for asset, _ in pairs]
     schema = arrow_schema("image_assets")
     split = {w: split_well_id(w) for w in {a.well_id for a in assets} if w}
@@ -226,23 +231,45 @@ def _nullable_int(values: np.ndarray) -> pa.Array:
 _Piece = tuple[ImageAsset, int, int]
 
 
-def _pieces(assets: Sequence[ImageAsset], batch_rows: int) -> Iterator[list[_Piece]]:
+def _pieces(assets: Iterable[ImageAsset], batch_rows: int) -> Iterator[list[_Piece]]:
     """Group the arrays' chunks into runs of at most ``batch_rows`` rows, in order."""
-    group: list[_Piece] = []
-    rows = 0
-    for asset in assets:
-        count = asset.chunk_count
-        start = 0
-        while start < count:
-            stop = min(count, start + batch_rows - rows)
-            group.append((asset, start, stop))
-            rows += stop - start
-            start = stop
-            if rows >= batch_rows:
-                yield group
-                group, rows = [], 0
-    if group:
-        yield group
+    grouper = _PieceGrouper(batch_rows)
+    yield from grouper.add(assets)
+    yield from grouper.finish()
+
+
+class _PieceGrouper:
+    """:func:`_pieces` fed a few arrays at a time (a streamed scan's batches).
+
+    Holds only the arrays of the run not yet full, so the runs (and the
+    ``chunk_index`` batches built from them) are the same whether the arrays come
+    at once or in batches.
+    """
+
+    def __init__(self, batch_rows: int) -> None:
+        self.batch_rows = batch_rows
+        self.group: list[_Piece] = []
+        self.rows = 0
+
+    def add(self, assets: Iterable[ImageAsset]) -> Iterator[list[_Piece]]:
+        """The runs that ``assets`` complete."""
+        for asset in assets:
+            count = asset.chunk_count
+            start = 0
+            while start < count:
+                stop = min(count, start + self.batch_rows - self.rows)
+                self.group.append((asset, start, stop))
+                self.rows += stop - start
+                start = stop
+                if self.rows >= self.batch_rows:
+                    group, self.group, self.rows = self.group, [], 0
+                    yield group
+
+    def finish(self) -> Iterator[list[_Piece]]:
+        """The last run, not full."""
+        if self.group:
+            group, self.group, self.rows = self.group, [], 0
+            yield group
 
 
 def _chained(pieces: Sequence[_Piece], name: str) -> Iterator[Any]:
@@ -365,6 +392,34 @@ class ChunkIndexRows:
     def to_table(self) -> pa.Table:
         """Every row in one table (memory grows with the row count)."""
         return pa.Table.from_batches(self.batches(), schema=self.schema)
+
+
+class ChunkIndexBuilder:
+    """``chunk_index`` record batches of arrays fed a few at a time (a streamed scan).
+
+    The batches are those :meth:`ChunkIndexRows.batches` gives for the same arrays
+    in one piece (same rows, same boundaries), and only the arrays of the batch
+    being filled are held. The row limit is checked on the running total.
+    """
+
+    def __init__(self, subject: str, batch_rows: int = CHUNK_BATCH_ROWS) -> None:
+        self.subject = subject
+        self.rows = 0
+        self._grouper = _PieceGrouper(batch_rows)
+        self._cache = _GridCache()
+        self._schema = arrow_schema("chunk_index")
+
+    def add(self, assets: Sequence[ImageAsset]) -> Iterator[pa.RecordBatch]:
+        """The batches that ``assets`` complete."""
+        self.rows += sum(asset.chunk_count for asset in assets)
+        check_chunk_rows(self.rows, self.subject)
+        for pieces in self._grouper.add(assets):
+            yield _chunk_batch(pieces, self._cache, self._schema)
+
+    def finish(self) -> Iterator[pa.RecordBatch]:
+        """The last batch."""
+        for pieces in self._grouper.finish():
+            yield _chunk_batch(pieces, self._cache, self._schema)
 
 
 def chunk_index_rows(

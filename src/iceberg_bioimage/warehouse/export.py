@@ -30,8 +30,8 @@ from iceberg_bioimage.profiles.contract import (
 from iceberg_bioimage.profiles.files import read_profile_table
 from iceberg_bioimage.profiles.join_tables import join_image_assets_with_profiles, join_report
 from iceberg_bioimage.profiles.object_ids import is_object_number, object_ids, resolve_compartment
-from iceberg_bioimage.tables.build import ChunkIndexRows
 from iceberg_bioimage.warehouse.write import (
+    StreamedRows,
     TableRequest,
     grain_conflict,
     load_manifest,
@@ -44,8 +44,8 @@ if TYPE_CHECKING:
 
 
 def image_requests(
-    image_assets: pa.Table,
-    chunk_index: pa.Table | ChunkIndexRows | None,
+    image_assets: pa.Table | StreamedRows,
+    chunk_index: pa.Table | StreamedRows | None,
     sources: Sequence[str],
 ) -> list[TableRequest]:
     """``images.image_assets`` (+ ``images.chunk_index``, a table or streamed) requests."""
@@ -57,7 +57,7 @@ def image_requests(
 
 def canonical_request(
     role: str,
-    data: pa.Table | ChunkIndexRows,
+    data: pa.Table | StreamedRows,
     sources: Sequence[str],
     **grain: str | None,
 ) -> TableRequest:

@@ -81,6 +81,27 @@ class StreamedRows(Protocol):
     def batches(self) -> Iterator[pa.RecordBatch]: ...
 
 
+class JointRows(StreamedRows, Protocol):
+    """Rows of one of several tables built together in one pass (a streamed plate scan).
+
+    ``stream.batches()`` yields ``(table, rows)`` for every table of the stream;
+    the writer writes them all at once, and ``num_rows`` is known only after that
+    (see :class:`~iceberg_bioimage.tables.stream.StreamPart`).
+    """
+
+    @property
+    def table(self) -> str: ...
+
+    @property
+    def stream(self) -> JointSource: ...
+
+
+class JointSource(Protocol):
+    """What :class:`JointRows` of one pass share: the interleaved batches of every table."""
+
+    def batches(self) -> Iterator[tuple[str, pa.Table]]: ...
+
+
 STAGING_PREFIX = ".iceberg-bioimage-staging-"
 LOCK_NAME = ".iceberg-bioimage.lock"
 #: File names our writes give (``<dataset>.<token>.parquet``, ``part-<token>.parquet``).
@@ -249,20 +270,25 @@ def _check_grain(manifest: WarehouseManifest, request: TableRequest, mode: Mode)
         )
 
 
+#: A file to write: its name, its rows and its dataset.
+_Write = tuple[str, pa.Table | StreamedRows, str | None]
+
+
 def _plan(
     manifest: WarehouseManifest, request: TableRequest, mode: Mode, token: str
-) -> tuple[list[tuple[str, pa.Table | StreamedRows, TableFile]], list[TableFile]]:
-    """New files to write, and the existing files the table keeps."""
+) -> tuple[list[_Write], list[TableFile]]:
+    """New files to write, and the existing files the table keeps.
+
+    The new files' :class:`TableFile` entries are made once they are written: rows
+    streamed in one pass with other tables' are counted as they are written.
+    """
     existing = manifest.table(request.table_name)
     kept = list(existing.files) if existing else []
     parts = _split_by_dataset(request.data)
     if parts == [(None, request.data)]:
         if mode == "overwrite":
             kept = []
-        name = f"part-{token}.parquet"
-        return [
-            (name, request.data, TableFile(path=name, dataset_id=None, rows=request.data.num_rows))
-        ], kept
+        return [(f"part-{token}.parquet", request.data, None)], kept
     present = {f.dataset_id for f in kept}
     writes = []
     for dataset_id, rows in parts:
@@ -272,8 +298,7 @@ def _plan(
                 f"already holds dataset '{dataset_id}'; use mode='overwrite' (--mode overwrite) "
                 "to replace it",
             )
-        name = _file_name(dataset_id, token)
-        writes.append((name, rows, TableFile(path=name, dataset_id=dataset_id, rows=rows.num_rows)))
+        writes.append((_file_name(dataset_id, token), rows, dataset_id))
     replaced = {d for d, _ in parts}
     return writes, [f for f in kept if f.dataset_id not in replaced]
 
@@ -300,6 +325,31 @@ def _write_parquet(rows: pa.Table | StreamedRows, path: Path) -> None:
     with pq.ParquetWriter(path, schema, **options) as writer:
         for batch in prefetched(rows.batches()):
             writer.write_batch(batch)
+
+
+def _write_joint(
+    source: JointSource, paths: dict[str, Path], schemas: dict[str, pa.Schema]
+) -> None:
+    """Write every table of one pass to its file at once, batch by batch.
+
+    The batches are produced (scanned, built) a step ahead of the writer
+    (:func:`~iceberg_bioimage.runtime.prefetched`); a table none of ``paths``
+    names is built and dropped.
+    """
+    with contextlib.ExitStack() as stack:
+        writers = {}
+        for table, path in paths.items():
+            schema = _stamped(schemas[table])
+            options = {"compression": "zstd", "use_dictionary": _dictionary_columns(schema)}
+            writers[table] = stack.enter_context(pq.ParquetWriter(path, schema, **options))
+        for table, rows in prefetched(source.batches()):
+            writer = writers.get(table)
+            if writer is not None:
+                writer.write_table(rows.replace_schema_metadata(writer.schema.metadata))
+
+
+def _is_joint(rows: object) -> bool:
+    return hasattr(rows, "stream") and hasattr(rows, "table") and not isinstance(rows, pa.Table)
 
 
 def _union_columns(
@@ -482,34 +532,55 @@ def _write_locked(
     try:
         staged: list[tuple[Path, Path]] = []
         written: dict[int, Path] = {}  # one file per rows object, linked for other tables
+        joint: dict[int, tuple[JointSource, dict[str, Path], dict[str, pa.Schema]]] = {}
+        links: list[tuple[Path, Path]] = []
         for request, writes, _kept in plans:
-            for name, rows, _file in writes:
+            for name, rows, _dataset in writes:
                 source = staging / f"{len(staged)}.parquet"
                 if id(rows) in written:
-                    _link_or_copy(written[id(rows)], source)
+                    links.append((written[id(rows)], source))
+                elif _is_joint(rows):
+                    part: JointRows = rows  # type: ignore[assignment]
+                    found = joint.setdefault(id(part.stream), (part.stream, {}, {}))
+                    found[1][part.table] = source
+                    found[2][part.table] = part.schema
+                    written[id(rows)] = source
                 else:
                     _write_parquet(rows, source)
                     written[id(rows)] = source
                 staged.append((source, folders[request.table_name] / name))
+        for stream, paths, schemas in joint.values():  # each pass writes all its tables
+            _write_joint(stream, paths, schemas)
+        for first, source in links:
+            _link_or_copy(first, source)
+        files = {
+            id(request): [
+                TableFile(path=name, dataset_id=dataset, rows=rows.num_rows)
+                for name, rows, dataset in writes
+            ]
+            for request, writes, _kept in plans
+        }
         for source, target in staged:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
         staged += _link_moved_tables(base, moves)
         when = datetime.now(UTC).isoformat()
         results = []
-        for request, writes, kept in plans:
+        for request, _writes, kept in plans:
             path = table_path(request.table_name, layout)
             columns = _union_columns(folders[request.table_name], kept, request.data.schema)
             grain = _merged_grain(manifest.table(request.table_name), request, kept)
-            files = [*kept, *(f for _, _, f in writes)]
-            manifest = manifest.with_table(_entry(request, path, files, when, columns, grain))
+            new = files[id(request)]
+            manifest = manifest.with_table(
+                _entry(request, path, [*kept, *new], when, columns, grain)
+            )
             results.append(
                 WarehouseTableWrite(
                     table_name=request.table_name,
                     role=request.role,
                     path=path,
-                    rows_written=sum(f.rows for _, _, f in writes),
-                    datasets=tuple(sorted({f.dataset_id for _, _, f in writes if f.dataset_id})),
+                    rows_written=sum(f.rows for f in new),
+                    datasets=tuple(sorted({f.dataset_id for f in new if f.dataset_id})),
                 )
             )
         manifest_path = _write_manifest(base, replace(manifest, updated_at=when, producer=PRODUCER))

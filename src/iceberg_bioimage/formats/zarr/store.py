@@ -8,7 +8,7 @@ array folders. Each level of the traversal is fetched as one batch.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -23,10 +23,12 @@ from iceberg_bioimage.models import (
     ImageAsset,
     ScanOptions,
     ScanResult,
+    ScanStream,
     image_id_for,
     normalize_well_id,
     well_name,
 )
+from iceberg_bioimage.models.limits import check_chunk_rows
 from iceberg_bioimage.runtime import gc_paused
 
 
@@ -58,8 +60,26 @@ def zarr_format_of(root_docs: Mapping[str, bytes | None]) -> Literal[2, 3] | Non
     return None
 
 
+#: Wells of a plate scanned (and handed to the writers) at a time. A batch of the
+#: benchmark plate (9 fields × 3 levels per well) is 1,728 arrays, ~4 MB of models:
+#: memory stays flat in the plate size, and each step of a batch (well, field and
+#: array documents) is still one concurrent fetch of a remote store.
+PLATE_BATCH_WELLS = 64
+
+#: An images unit (non-plate images, in walk order) or a plate unit (group, its plate).
+_Unit = tuple[str, Any]
+
+
 class _Scan:
-    """State of one store scan."""
+    """State of one store scan, produced in batches (:meth:`batches`).
+
+    The traversal finds the plates and images first; a plate's wells are then read
+    :data:`PLATE_BATCH_WELLS` at a time (wells → fields → labels → arrays) and
+    each batch's arrays yielded before the next is read, so only one batch of
+    documents and models is alive. Warnings are kept by phase so their order is
+    the one a whole-store scan gives (each plate's wells, then its fields, then
+    labels, arrays and chunk facts), whatever the batches.
+    """
 
     def __init__(
         self,
@@ -67,6 +87,7 @@ class _Scan:
         root_docs: Mapping[str, bytes | None],
         dataset_id: str,
         options: ScanOptions,
+        batch_wells: int = PLATE_BATCH_WELLS,
     ) -> None:
         zarr_format = zarr_format_of(root_docs)
         if zarr_format is None:
@@ -77,35 +98,89 @@ class _Scan:
         self.reader = NodeReader(store, zarr_format, {k: v for k, v in root_docs.items() if v})
         self.dataset_id = dataset_id
         self.options = options
-        self.warnings: list[str] = []
-        self.images: list[_ImageGroup] = []
+        self.batch_wells = max(1, batch_wells)
+        self.plate_notes: list[list[list[str]]] = []  # per plate: [its wells', its fields']
+        self.notes: dict[str, list[str]] = {"labels": [], "assets": [], "chunks": []}
+        self.units: list[_Unit] = []
         self.bare_arrays: list[Node] = []
         self.asset_arrays: list[ArrayMetadata] = []
         self.root_docs = root_docs
         self._json_texts: dict[int, tuple[Mapping[str, Any], str]] = {}
+        self._remote_labels: bool | None = None
+        self.chunk_rows = 0  # chunks of the batches given chunk facts so far
 
-    def run(self) -> ScanResult:
-        root = self._root_node()
-        if root.kind == "array":
-            self.bare_arrays.append(root)
-        else:
-            self._walk([root])
-            self._labels()
-        assets = self._image_assets() + [self._bare_asset(node) for node in self.bare_arrays]
-        if self.options.stat_chunks or self.options.read_shard_index:
-            assets, notes = chunk_stats.add_chunk_facts(
-                self.store, assets, self.asset_arrays, self.options
-            )
-            self.warnings.extend(notes)
-        return ScanResult(
+    @property
+    def warnings(self) -> list[str]:
+        """Every warning so far, in whole-scan order."""
+        plates = [note for plate in self.plate_notes for notes in plate for note in notes]
+        return plates + [note for notes in self.notes.values() for note in notes]
+
+    def stream(self) -> ScanStream:
+        """The scan as a :class:`ScanStream`.
+
+        The traversal (root, plain groups, plate metadata) is read now, so a store
+        whose plate is unreadable fails before any writer starts; wells, fields and
+        arrays are read as the stream is iterated.
+        """
+        with gc_paused():
+            root = self._root_node()
+            if root.kind == "array":
+                self.bare_arrays.append(root)
+            else:
+                self._walk([root])
+        return ScanStream(
             dataset_id=self.dataset_id,
             uri=self.store.uri,
             format="zarr",
             storage_variant=self.variant,
-            image_assets=tuple(assets),
             scanned_at=datetime.now(UTC),
-            warnings=tuple(self.warnings),
+            source=self.batches(),
+            warnings=lambda: self.warnings,
         )
+
+    def batches(self) -> Iterator[list[ImageAsset]]:
+        """The arrays, a batch at a time: each batch is built with collection paused.
+
+        The pause ends at each ``yield``, so the consumer (table builds, Parquet
+        writes) runs with the collector on.
+        """
+        for kind, unit in self.units:
+            if kind == "images":
+                with gc_paused():
+                    assets = self._batch_assets(unit)
+                yield assets
+                continue
+            group, plate = unit
+            notes: list[list[str]] = [[], []]
+            self.plate_notes.append(notes)
+            for start in range(0, len(plate.wells), self.batch_wells):
+                wells = plate.wells[start : start + self.batch_wells]
+                with gc_paused():
+                    images = self._plate_images(group, plate, wells, notes)
+                    assets = self._batch_assets(images)
+                yield assets
+        if self.bare_arrays:
+            with gc_paused():
+                assets = self._batch_assets([], self.bare_arrays)
+            yield assets
+
+    def _batch_assets(
+        self, images: list[_ImageGroup], bare: Sequence[Node] = ()
+    ) -> list[ImageAsset]:
+        """The arrays of ``images`` and of their labels (then of ``bare`` arrays)."""
+        self.asset_arrays = []
+        self._json_texts = {}  # per batch: it holds each document it encoded
+        images = images + self._labels(images)
+        assets = self._image_assets(images) + [self._bare_asset(node) for node in bare]
+        if self.options.stat_chunks or self.options.read_shard_index:
+            # the limit holds for the whole store, not for each batch
+            self.chunk_rows += sum(asset.chunk_count for asset in assets)
+            check_chunk_rows(self.chunk_rows, self.store.uri, self.store.limits)
+            assets, notes = chunk_stats.add_chunk_facts(
+                self.store, assets, self.asset_arrays, self.options
+            )
+            self.notes["chunks"].extend(notes)
+        return assets
 
     # -- traversal ---------------------------------------------------------
     def _root_node(self) -> Node:
@@ -130,9 +205,12 @@ class _Scan:
             for group in frontier:
                 block, _version = ngff.ngff_attributes(group.attributes)
                 if "plate" in block:
-                    self._plate(group, block)
+                    self.units.append(("plate", (group, self._parse_plate(group, block))))
                 elif "multiscales" in block:
-                    self.images.append(_ImageGroup(node=group, ngff=block, placement=_Placement()))
+                    image = _ImageGroup(node=group, ngff=block, placement=_Placement())
+                    if not self.units or self.units[-1][0] != "images":
+                        self.units.append(("images", []))
+                    self.units[-1][1].append(image)
                 else:
                     plain.append(group)
             child_paths = [child for group in plain for child in self.reader.children(group.path)]
@@ -149,20 +227,29 @@ class _Scan:
         name = "zarr.json" if self.zarr_format == 3 else ".zattrs"
         return self.reader.where(join_path(path, name))
 
-    def _plate(self, group: Node, block: Mapping[str, Any]) -> None:
+    def _parse_plate(self, group: Node, block: Mapping[str, Any]) -> ngff.Plate:
         try:
-            plate = ngff.parse_plate(block)
+            return ngff.parse_plate(block)
         except ValueError as error:
             raise MetadataError(
                 self._attrs_location(group.path), f"invalid plate metadata: {error}"
             ) from error
+
+    def _plate_images(
+        self,
+        group: Node,
+        plate: ngff.Plate,
+        wells: Sequence[ngff.PlateWell],
+        notes: list[list[str]],
+    ) -> list[_ImageGroup]:
+        """The field images of some wells of a plate (``notes``: wells', fields' warnings)."""
         plate_id = plate.name or self.dataset_id
-        well_paths = [join_path(group.path, well.path) for well in plate.wells]
+        well_paths = [join_path(group.path, well.path) for well in wells]
         field_paths: list[str] = []
         placements: list[_Placement] = []
-        for well, node in zip(plate.wells, self.reader.groups(well_paths), strict=True):
+        for well, node in zip(wells, self.reader.groups(well_paths), strict=True):
             if node is None:
-                self.warnings.append(
+                notes[0].append(
                     f"{self._attrs_location(join_path(group.path, well.path))}: "
                     "well listed in the plate has no metadata; skipped"
                 )
@@ -173,7 +260,7 @@ class _Scan:
                 raise MetadataError(
                     self._attrs_location(node.path), f"invalid well metadata: {error}"
                 ) from error
-            well_id, row_name, column_name = self._well_id(well, group.path)
+            well_id, row_name, column_name = self._well_id(well, group.path, notes[0])
             for field in fields:
                 field_paths.append(join_path(node.path, field))
                 placements.append(
@@ -185,25 +272,27 @@ class _Scan:
                         site_id=field,
                     )
                 )
+        images: list[_ImageGroup] = []
         for path, placement, node in zip(
             field_paths, placements, self.reader.groups(field_paths), strict=True
         ):
             if node is None:
-                self.warnings.append(
+                notes[1].append(
                     f"{self._attrs_location(path)}: "
                     "field listed in the well has no metadata; skipped"
                 )
                 continue
             block = ngff.ngff_attributes(node.attributes)[0]
             if "multiscales" not in block:
-                self.warnings.append(
+                notes[1].append(
                     f"{self._attrs_location(path)}: field has no 'multiscales'; skipped"
                 )
                 continue
-            self.images.append(_ImageGroup(node=node, ngff=block, placement=placement))
+            images.append(_ImageGroup(node=node, ngff=block, placement=placement))
+        return images
 
     def _well_id(
-        self, well: ngff.PlateWell, plate_path: str
+        self, well: ngff.PlateWell, plate_path: str, notes: list[str]
     ) -> tuple[str | None, str | None, str | None]:
         """``(well_id, row name, column name)``; the names only when rows are numbered.
 
@@ -225,29 +314,34 @@ class _Scan:
                 return normalize_well_id(name), None, None
             except ValueError:
                 continue
-        self.warnings.append(
+        notes.append(
             f"{self._attrs_location(plate_path)}: well '{well.path}' does not follow the "
             "<row letters><column> naming; its well_id is left empty"
         )
         return None, None, None
 
-    def _labels(self) -> None:
-        """Add the label images (``<image>/labels/<name>``) of the images found.
+    def _labels(self, images: Sequence[_ImageGroup]) -> list[_ImageGroup]:
+        """The label images (``<image>/labels/<name>``) of ``images``.
 
         Nothing in an image's metadata says it has labels, so each ``labels`` group
         is a probe. Local stores and consolidated metadata look up every image.
         Remote stores without consolidated metadata, where each probe is a request,
-        probe the first image and the others only when it has labels: a plate's
-        labels are written for all of its fields, and a remote plate of N fields
-        without labels costs one request, not N (labels under other fields only are
-        then not found; consolidate the metadata to find them).
+        probe the scan's first image and the others only when it has labels: a
+        plate's labels are written for all of its fields, and a remote plate of N
+        fields without labels costs one request, not N (labels under other fields
+        only are then not found; consolidate the metadata to find them).
         """
-        images = list(self.images)
         paths = [join_path(image.node.path, "labels") for image in images]
         every = self.reader.consolidated is not None or isinstance(self.reader.store, LocalStore)
-        nodes = self.reader.groups(paths if every else paths[:1])
-        if not every and nodes and nodes[0] is not None:
-            nodes += self.reader.groups(paths[1:])
+        if every or self._remote_labels:
+            nodes = self.reader.groups(paths)
+        elif self._remote_labels is None and paths:
+            nodes = self.reader.groups(paths[:1])
+            self._remote_labels = nodes[0] is not None
+            if self._remote_labels:
+                nodes += self.reader.groups(paths[1:])
+        else:
+            nodes = []
         label_paths: list[str] = []
         parents: list[_ImageGroup] = []
         for image, node in zip(images, nodes, strict=False):
@@ -256,7 +350,7 @@ class _Scan:
             try:
                 names = ngff.label_names(node.attributes)
             except ValueError as error:
-                self.warnings.append(
+                self.notes["labels"].append(
                     f"{self._attrs_location(node.path)}: invalid labels metadata ({error}); "
                     "labels skipped"
                 )
@@ -264,25 +358,27 @@ class _Scan:
             for name in names:
                 label_paths.append(join_path(node.path, name))
                 parents.append(image)
+        labels: list[_ImageGroup] = []
         for path, parent, node in zip(
             label_paths, parents, self.reader.groups(label_paths), strict=True
         ):
             block = ngff.ngff_attributes(node.attributes)[0] if node is not None else {}
             if node is None or "multiscales" not in block:
-                self.warnings.append(
+                self.notes["labels"].append(
                     f"{self._attrs_location(path)}: label listed in 'labels' has no "
                     "'multiscales'; skipped"
                 )
                 continue
-            self.images.append(
+            labels.append(
                 _ImageGroup(node=node, ngff=block, placement=parent.placement, is_label=True)
             )
+        return labels
 
     # -- assets ------------------------------------------------------------
-    def _image_assets(self) -> list[ImageAsset]:
+    def _image_assets(self, images: Sequence[_ImageGroup]) -> list[ImageAsset]:
         parsed: list[tuple[_ImageGroup, ngff.Multiscale, str]] = []
         array_paths: list[str] = []
-        for image in self.images:
+        for image in images:
             try:
                 multiscale = ngff.parse_multiscale(image.ngff)
             except ValueError as error:
@@ -302,7 +398,7 @@ class _Scan:
                 node = next(arrays)
                 path = join_path(image.node.path, dataset_path)
                 if node is None:
-                    self.warnings.append(
+                    self.notes["assets"].append(
                         f"{self.reader.where(path)}: multiscale level {level} "
                         "has no array metadata; skipped"
                     )
@@ -334,7 +430,7 @@ class _Scan:
         assert array is not None
         names: Sequence[str] | None = ngff.axis_names(multiscale)
         if len(names) != len(array.shape):
-            self.warnings.append(
+            self.notes["assets"].append(
                 f"{self.reader.where(node.path)}: {len(array.shape)}-D array but "
                 f"{len(names)} NGFF axes; axis names taken from the array"
             )
@@ -432,13 +528,24 @@ def scan_zarr(
     dataset_id: str,
     options: ScanOptions,
 ) -> ScanResult:
-    """Scan a Zarr store whose root documents were already read.
+    """Scan a Zarr store whose root documents were already read (every batch, collected)."""
+    return stream_zarr(store, root_docs, dataset_id, options).collect()
 
-    The cyclic garbage collector is paused meanwhile: a scan allocates many small
-    containers and frees none of them, so collections would only re-walk them.
+
+def stream_zarr(
+    store: Store,
+    root_docs: Mapping[str, bytes | None],
+    dataset_id: str,
+    options: ScanOptions,
+    batch_wells: int = PLATE_BATCH_WELLS,
+) -> ScanStream:
+    """Scan a Zarr store a batch of arrays at a time (a plate: ``batch_wells`` wells).
+
+    The cyclic garbage collector is paused while each batch is read: a scan
+    allocates many small containers and frees none of them, so collections would
+    only re-walk them.
     """
-    with gc_paused():
-        return _Scan(store, root_docs, dataset_id, options).run()
+    return _Scan(store, root_docs, dataset_id, options, batch_wells).stream()
 
 
 def _is_zarr(probe: Probe) -> bool:
@@ -449,5 +556,9 @@ def _read_zarr(probe: Probe) -> ScanResult:
     return scan_zarr(probe.store, probe.root_documents, probe.dataset_id, probe.options)
 
 
+def _stream_zarr(probe: Probe) -> ScanStream:
+    return stream_zarr(probe.store, probe.root_documents, probe.dataset_id, probe.options)
+
+
 #: Zarr v2/v3 stores: OME-NGFF images and HCS plates, plain arrays and groups.
-ZARR = FormatReader(name="zarr", can_read=_is_zarr, read=_read_zarr)
+ZARR = FormatReader(name="zarr", can_read=_is_zarr, read=_read_zarr, stream=_stream_zarr)
