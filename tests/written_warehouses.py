@@ -16,7 +16,7 @@ one rejected warehouse, so a stale exclusion fails too.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,12 @@ INVALID_MARKER = "invalid_warehouse"
 
 def _rejection(result: WarehouseValidationResult) -> str:
     return "\n".join([f"{result.root}:", *(f"  {error}" for error in result.errors)])
+
+
+def rejections(roots: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """For each of ``roots`` that ``validate-warehouse`` rejects: the root and its errors."""
+    results = (validate_warehouse(root) for root in roots)
+    return [_rejection(result) for result in results if not result.is_valid]
 
 
 def assert_valid_warehouse(root: str | os.PathLike[str]) -> None:
@@ -64,12 +70,12 @@ class WrittenWarehouses:
 
     def check(self, item: pytest.Item) -> None:
         """Validate every recorded root; what fails depends on ``invalid_warehouse``."""
-        rejected = [r for r in map(validate_warehouse, self.roots) if not r.is_valid]
+        rejected = rejections(self.roots)
         marker = item.get_closest_marker(INVALID_MARKER)
         if marker is not None and not marker.args:
             pytest.fail(f"{INVALID_MARKER} needs the reason the warehouse is invalid", False)
         if marker is None and rejected:
-            messages = "\n".join(_rejection(r) for r in rejected)
+            messages = "\n".join(rejected)
             pytest.fail(f"validate-warehouse rejects what this test wrote:\n{messages}", False)
         if marker is not None and not rejected:
             pytest.fail(
