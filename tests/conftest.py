@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +12,7 @@ from hypothesis import settings
 from fixtures import writers
 from pg_server import postgres_bin, postgres_server
 from s3_server import moto_s3_server, s3_storage_options
+from written_warehouses import WrittenWarehouses
 
 # CI runs every property test derandomized: the same examples each run, the bugs they
 # found kept as @example. `ICEBERG_BIOIMAGE_FUZZ=wide` draws new ones (with --hypothesis-seed).
@@ -71,3 +72,27 @@ def pg_uri() -> Iterator[str]:
         pytest.skip(message)
     with postgres_server() as uri:
         yield uri
+
+
+@pytest.fixture
+def written_warehouses(monkeypatch: pytest.MonkeyPatch) -> WrittenWarehouses:
+    """The warehouses this test writes, validated when it passes (``tests/written_warehouses.py``).
+
+    Test files that write warehouses use it for every test:
+    ``pytestmark = pytest.mark.usefixtures("written_warehouses")``.
+    """
+    from iceberg_bioimage.warehouse import write
+
+    written = WrittenWarehouses()
+    monkeypatch.setattr(write, "_write_manifest", written.recording(write._write_manifest))
+    return written
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Once a test has passed, validate the warehouses it wrote: a rejection fails the test."""
+    outcome = yield  # a test that failed on its own is reported as it failed
+    written = getattr(item, "funcargs", {}).get("written_warehouses")
+    if isinstance(written, WrittenWarehouses):
+        written.check(item)
+    return outcome

@@ -91,11 +91,11 @@ def test_scan_an_s3_plate_with_storage_options(remote_plate, s3_endpoint):
     assert payload["array_count"] == 16
 
 
-def test_summarize_and_export_an_s3_plate(remote_plate, s3_endpoint, tmp_path):
+def test_summarize_and_export_an_s3_plate(remote_plate, s3_endpoint, tmp_path, written_warehouses):
     done = run("summarize", remote_plate, "--json", *_flags(s3_endpoint))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["image_count"] == 8
-    warehouse = tmp_path / "wh"
+    warehouse = written_warehouses.add(tmp_path / "wh")  # validated when the test passes
     done = run(
         "export-cytomining",
         remote_plate,
@@ -144,7 +144,9 @@ def test_a_pair_without_equals_is_a_usage_error():
     assert "KEY=VALUE" in done.stderr
 
 
-def test_export_crops_from_an_s3_plate(remote_plate, s3_endpoint, datasets, tmp_path):
+def test_export_crops_from_an_s3_plate(
+    remote_plate, s3_endpoint, datasets, tmp_path, written_warehouses
+):
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -163,7 +165,7 @@ def test_export_crops_from_an_s3_plate(remote_plate, s3_endpoint, datasets, tmp_
         ),
         profiles,
     )
-    warehouse = tmp_path / "wh"
+    warehouse = written_warehouses.add(tmp_path / "wh")  # validated when the test passes
     done = run(
         "export-crops",
         remote_plate,

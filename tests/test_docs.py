@@ -22,6 +22,9 @@ Fence options (after the language, e.g. ```python requires=s3):
   ``us-east-1``; the bucket ``bioimage-lake`` is created first.
 - ``requires=<module>``: runs when the Python module is importable (e.g. ``polars``).
 
+Every warehouse the blocks of a document wrote (each folder holding a
+``warehouse_manifest.json``) must pass ``validate-warehouse`` once they have run.
+
 Documents run concurrently (each in its own folder) to keep the whole file fast;
 ``docs/tables.md`` must also equal what ``docs/_generate_tables.py`` renders.
 """
@@ -42,6 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from iceberg_bioimage.models.warehouse import MANIFEST_NAME
+from written_warehouses import rejections
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -263,6 +269,10 @@ def run_document(document: Path) -> Outcome:
                     outcome.failure = failure
                     break
                 outcome.ran.append(block.label)
+            else:  # every warehouse the blocks wrote validates
+                written = sorted(work.rglob(MANIFEST_NAME))
+                if rejected := rejections(m.parent for m in written):
+                    outcome.failure = "validate-warehouse rejects:\n" + "\n".join(rejected)
         finally:
             if schema is not None:
                 schema.drop()

@@ -51,8 +51,9 @@ def profile_rows(path: Path) -> int:
     return pq.read_metadata(path).num_rows
 
 
-def test_quickstart(tmp_path):
+def test_quickstart(tmp_path, written_warehouses):
     work = tmp_path / "work"
+    written_warehouses.add(work / "warehouse-root")  # validated when the test passes
     out = run_example(tmp_path, "quickstart.py", str(work))
     n = profile_rows(work / "data" / "cells.parquet")
     assert f"work directory: {work}" in out
@@ -71,8 +72,9 @@ def test_quickstart(tmp_path):
     }
 
 
-def test_quickstart_reruns_in_the_same_workdir(tmp_path):
+def test_quickstart_reruns_in_the_same_workdir(tmp_path, written_warehouses):
     work = tmp_path / "work"
+    written_warehouses.add(work / "warehouse-root")  # validated when the test passes
     first = run_example(tmp_path, "quickstart.py", str(work))
     second = run_example(tmp_path, "quickstart.py", str(work))
     assert second == first  # same rows written again, never duplicated

@@ -30,7 +30,9 @@ def run_bash(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_first_command_then_tour_then_python(tmp_path):
+def test_first_command_then_tour_then_python(tmp_path, written_warehouses):
+    for root in ("sample/warehouse", "warehouse"):  # validated when the test passes
+        written_warehouses.add(tmp_path / root)
     first_command = blocks("bash")[0].splitlines()[0]
     assert first_command.startswith("uv run iceberg-bioimage sample-data")
     done = run_bash(first_command.replace("uv run ", ""), tmp_path)

@@ -23,6 +23,8 @@ from iceberg_bioimage import (
 )
 from iceberg_bioimage.warehouse.write import read_table
 
+pytestmark = pytest.mark.usefixtures("written_warehouses")  # every warehouse written validates
+
 SPEC_COLUMNS = [
     "dataset_id",
     "image_id",
@@ -171,10 +173,10 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_export_crops_with_where(datasets, tmp_path):
+def test_cli_export_crops_with_where(datasets, tmp_path, written_warehouses):
     profiles = tmp_path / "profiles.parquet"
     pq.write_table(plate_profiles(), profiles)
-    root = tmp_path / "wh"
+    root = written_warehouses.add(tmp_path / "wh")  # validated when the test passes
     done = run(
         "export-crops",
         "--warehouse-root",

@@ -25,6 +25,7 @@ import pytest
 
 from fixtures import writers
 from iceberg_bioimage.samples.plate import write_sample_data
+from written_warehouses import WrittenWarehouses, assert_valid_warehouse
 
 pytestmark = pytest.mark.slow
 
@@ -90,14 +91,6 @@ def manifest_entry(warehouse: Path, table_name: str) -> dict[str, Any]:
     return entries[table_name]
 
 
-def assert_valid_warehouse(warehouse: Path) -> None:
-    """The warehouse passes validate_warehouse (checked in-process: no CLI start-up)."""
-    from iceberg_bioimage.warehouse.validate import validate_warehouse
-
-    result = validate_warehouse(warehouse)
-    assert result.is_valid, result.errors
-
-
 def feature_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c.startswith(FEATURE_PREFIXES)]
 
@@ -134,6 +127,7 @@ def sample_warehouse(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
         "--profiles",
         str(sample.profiles),
     )
+    assert_valid_warehouse(warehouse)  # checked in-process: no CLI start-up
     return {"root": root, "sample": sample, "warehouse": warehouse, "report": report}
 
 
@@ -419,12 +413,12 @@ def test_validate_warehouse_after_round_trip(
 
 
 def test_ngff04_plate_profiles_join_and_load(
-    datasets: dict[str, writers.Fixture], tmp_path: Path
+    datasets: dict[str, writers.Fixture], tmp_path: Path, written_warehouses: WrittenWarehouses
 ) -> None:
     plate = datasets["plate04"]
     profiles = writers.write_profiles(tmp_path, plate, cells_per_field=4)
     n_rows = profiles.expected["n_rows"]
-    warehouse = tmp_path / "warehouse"
+    warehouse = written_warehouses.add(tmp_path / "warehouse")  # validated when the test passes
     report = cli_json(
         "export-cytomining",
         str(plate.path),

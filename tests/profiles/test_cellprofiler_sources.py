@@ -35,6 +35,8 @@ from iceberg_bioimage import (
 from iceberg_bioimage.exceptions import ContractError
 from iceberg_bioimage.profiles.join_tables import join_report
 
+pytestmark = pytest.mark.usefixtures("written_warehouses")  # every warehouse written validates
+
 PLATE = ip.PLATES[0]
 WELLS = [ip.well_id(r, c) for r, c in ip.WELLS]
 SPEC = PlateProfiles(

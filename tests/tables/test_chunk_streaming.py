@@ -14,6 +14,8 @@ from iceberg_bioimage.tables.build import ChunkIndexRows, chunk_index_rows
 from iceberg_bioimage.warehouse.export import image_requests
 from iceberg_bioimage.warehouse.write import load_manifest, read_table, write_tables
 
+pytestmark = pytest.mark.usefixtures("written_warehouses")  # every warehouse written validates
+
 ZARR = ("plate04", "plate05", "image05", "sharded", "slash", "v2enc")
 TIFF = ("pyramid", "strips", "hyper")
 

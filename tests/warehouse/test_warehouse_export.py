@@ -25,6 +25,8 @@ from iceberg_bioimage import (
 )
 from iceberg_bioimage.warehouse.write import LOCK_NAME
 
+pytestmark = pytest.mark.usefixtures("written_warehouses")  # every warehouse written validates
+
 
 @pytest.fixture(scope="module")
 def cells(datasets, tmp_path_factory):
@@ -179,8 +181,14 @@ def test_profiles_and_qc_tables(datasets, cells, tmp_path):
         )
 
 
-def test_any_table_with_a_manifest_entry(tmp_path):
+def test_any_table_with_a_manifest_entry(datasets, tmp_path):
     table = pa.table({"dataset_id": ["d"], "image_id": ["d:0"], "embedding": [[0.1, 0.2]]})
+    with pytest.raises(WarehouseError, match=r"no images\.image_assets"):  # it would not validate
+        export_table_to_cytomining_warehouse(
+            table, tmp_path, table_name="embeddings", role="embeddings", join_keys=["dataset_id"]
+        )
+    assert list(tmp_path.iterdir()) == []
+    export_store_to_cytomining_warehouse(datasets["strips"].path, tmp_path, include_chunks=False)
     export_table_to_cytomining_warehouse(
         table,
         tmp_path,
@@ -196,6 +204,7 @@ def test_any_table_with_a_manifest_entry(tmp_path):
         )
 
 
+@pytest.mark.invalid_warehouse("the manifest is rewritten to an unknown major version")
 def test_unknown_major_version_fails_fast(datasets, tmp_path):
     export_store_to_cytomining_warehouse(datasets["strips"].path, tmp_path, include_chunks=False)
     manifest = json.loads((tmp_path / "warehouse_manifest.json").read_text())

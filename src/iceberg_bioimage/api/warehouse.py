@@ -244,8 +244,16 @@ def export_table_to_cytomining_warehouse(
     mode: Mode = "overwrite",
     grain: Mapping[str, str | None] | None = None,
 ) -> CytominingExportResult:
-    """Write any Arrow table to the warehouse with a manifest entry."""
-    from iceberg_bioimage.warehouse.export import existing_layout, export_requests
+    """Write any Arrow table to the warehouse with a manifest entry.
+
+    The warehouse must already have its images (``images.image_assets``), unless
+    ``table`` is that table: a warehouse without them does not validate.
+    """
+    from iceberg_bioimage.warehouse.export import (
+        existing_layout,
+        export_requests,
+        require_image_assets,
+    )
     from iceberg_bioimage.warehouse.write import TableRequest
 
     check_table_name(qualified_table_name(table_name, role))
@@ -257,6 +265,7 @@ def export_table_to_cytomining_warehouse(
         grain=dict(grain or {}),
         sources=(),
     )
+    require_image_assets(warehouse_root, request)
     return export_requests(
         warehouse_root, [request], mode=mode, layout=existing_layout(warehouse_root)
     )

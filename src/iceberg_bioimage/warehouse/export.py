@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from iceberg_bioimage.exceptions import ContractError, StoreNotFoundError
+from iceberg_bioimage.exceptions import ContractError, StoreNotFoundError, WarehouseError
 from iceberg_bioimage.models.keys import CANONICAL_KEYS
 from iceberg_bioimage.models.options import ProfileOptions
 from iceberg_bioimage.models.results import CytominingExportResult
@@ -322,6 +322,26 @@ def existing_layout(root: str | os.PathLike[str]) -> Layout:
         return load_manifest(root).layout
     except StoreNotFoundError:
         return "namespaced"
+
+
+def require_image_assets(root: str | os.PathLike[str], request: TableRequest) -> None:
+    """Refuse ``request`` unless it is, or the warehouse already has, the image metadata.
+
+    A warehouse MUST have ``images.image_assets`` (``validate-warehouse`` rejects one
+    without), so no table is written into a warehouse that lacks it.
+    """
+    if request.role == "image_assets":
+        return
+    try:
+        tables = load_manifest(root).tables
+    except StoreNotFoundError:
+        tables = ()
+    if not any(t.role == "image_assets" for t in tables):
+        raise WarehouseError(
+            os.fspath(root),
+            f"{request.table_name}: this warehouse has no images.image_assets; "
+            "export images to it first (export-cytomining)",
+        )
 
 
 def warehouse_image_assets(root: str | os.PathLike[str]) -> pa.Table | None:
