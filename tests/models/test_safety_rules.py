@@ -13,7 +13,12 @@ from iceberg_bioimage import InvalidNameError, MetadataError, StoreNotFoundError
 from iceberg_bioimage.io.storage import expand_glob
 from iceberg_bioimage.models.limits import Limits, json_depth, load_json
 from iceberg_bioimage.models.names import check_dataset_id, check_table_name, file_safe
-from iceberg_bioimage.models.paths import relative_key, resolve_inside
+from iceberg_bioimage.models.paths import (
+    read_head_inside,
+    read_heads_inside,
+    relative_key,
+    resolve_inside,
+)
 
 SEGMENTS = st.lists(st.sampled_from(["a", "b", ".", "..", "", "c d", "é"]), max_size=8)
 
@@ -95,6 +100,49 @@ def test_resolve_inside_refuses_dotdot_and_symlinks_out(tmp_path):
         resolve_inside(root, "../outside")
     with pytest.raises(MetadataError, match="outside"):
         resolve_inside(root, "out")
+
+
+def _answer(read):
+    """A read's result, or its error's type and message."""
+    try:
+        return read()
+    except MetadataError as error:
+        return type(error), str(error)
+
+
+def test_batched_head_reads_answer_as_one_by_one(tmp_path):
+    """read_heads_inside opens files relative to their checked folder: same answers."""
+    root = tmp_path / "root"
+    (root / "a" / "sub").mkdir(parents=True)
+    (root / "b").mkdir()
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.tif").write_bytes(b"S" * 100)
+    (root / "a" / "x.tif").write_bytes(b"x" * 100)
+    (root / "b" / "y.tif").write_bytes(b"y" * 50)
+    (root / "a" / "in.tif").symlink_to(root / "b" / "y.tif")
+    (root / "a" / "out.tif").symlink_to(tmp_path / "outside" / "secret.tif")
+    (root / "c").symlink_to(tmp_path / "outside")  # a folder leading out
+    (root / "d").symlink_to(root / "b")  # a folder staying in
+    os.mkfifo(root / "a" / "fifo.tif")
+    names = [
+        "a/x.tif", "a/in.tif", "a/missing.tif", "a/sub", "b/y.tif", "c/secret.tif",
+        "d/y.tif", "a/x.tif",
+    ]  # fmt: skip
+    jobs = [(str(root / name), 10, 20) for name in names]
+    one_by_one = [_answer(lambda job=job: [read_head_inside(str(root), *job)]) for job in jobs]
+    batched = [_answer(lambda job=job: read_heads_inside(str(root), [job])) for job in jobs]
+    assert batched == one_by_one
+    assert one_by_one[0] == [(b"x" * 20, 100)] and one_by_one[2] == [None]
+    assert one_by_one[5][0] is MetadataError  # resolves outside the root
+    ok = [job for job, answer in zip(jobs, one_by_one, strict=True) if isinstance(answer, list)]
+    assert read_heads_inside(str(root), ok) == [read_head_inside(str(root), *job) for job in ok]
+    for refused in ("a/out.tif", "a/fifo.tif"):
+        job = (str(root / refused), 0, 8)
+        assert _answer(lambda job=job: read_heads_inside(str(root), [job])) == _answer(
+            lambda job=job: read_head_inside(str(root), *job)
+        )
+        with pytest.raises(MetadataError):
+            read_heads_inside(str(root), [job])
 
 
 def _depth(value):

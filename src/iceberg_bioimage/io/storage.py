@@ -24,7 +24,7 @@ from iceberg_bioimage.models.paths import (
     is_inside,
     open_inside,
     os_reason,
-    read_head_inside,
+    read_heads_inside,
     read_inside,
 )
 
@@ -314,7 +314,7 @@ class LocalStore:
     def _read_heads(
         self, jobs: Sequence[tuple[str, int, int]]
     ) -> list[tuple[bytes, int | None] | None]:
-        return [read_head_inside(self.bound, path, start, length) for path, start, length in jobs]
+        return read_heads_inside(self.bound, jobs)
 
     def open(self, key: str = "") -> BinaryIO:
         """Open a regular file inside the root for reading."""

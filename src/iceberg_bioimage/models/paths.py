@@ -20,6 +20,7 @@ import errno
 import os
 import re
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 from iceberg_bioimage.exceptions import MetadataError
@@ -187,3 +188,76 @@ def read_head_inside(
         return os.pread(fd, length, start), size
     finally:
         os.close(fd)
+
+
+_FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: Files opened relative to their checked folder (``openat``), not following a symlink.
+_OPEN_AT = _HAS_PROC_FD and bool(_NOFOLLOW) and os.open in os.supports_dir_fd
+
+
+def read_heads_inside(
+    root: str | None, jobs: Sequence[tuple[str, int, int]]
+) -> list[tuple[bytes, int] | None]:
+    """:func:`read_head_inside` of many ``(path, start, length)``, the same answers, fewer calls.
+
+    Each folder is opened once and checked once to resolve inside ``root``; its files
+    are opened relative to it without following a symlink (then neither the file nor
+    its folder can lead out of ``root``), so a file costs an open, a ``fstat``, a
+    positioned read and a close. A symlinked file, or anything unusual, is read by
+    :func:`read_head_inside` with its checks and messages.
+    """
+    if root is None or not _OPEN_AT:
+        return [read_head_inside(root, path, start, length) for path, start, length in jobs]
+    found: list[tuple[bytes, int] | None] = []
+    folder, folder_fd = "", None
+    try:
+        for path, start, length in jobs:
+            parent, _, name = path.rpartition(os.sep)
+            if parent != folder:
+                if folder_fd is not None:
+                    os.close(folder_fd)
+                folder, folder_fd = parent, _open_folder(root, parent)
+            if folder_fd is None:
+                found.append(read_head_inside(root, path, start, length))
+            else:
+                found.append(_read_head_at(folder_fd, name, root, path, start, length))
+    finally:
+        if folder_fd is not None:
+            os.close(folder_fd)
+    return found
+
+
+def _open_folder(root: str, folder: str) -> int | None:
+    """A descriptor of ``folder`` if it resolves inside ``root``; else ``None``."""
+    try:
+        fd = os.open(folder, _FOLDER_FLAGS)
+    except OSError:
+        return None
+    try:
+        if is_inside(root, real_path(fd, folder)):
+            return fd
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return None
+
+
+def _read_head_at(
+    folder_fd: int, name: str, root: str, path: str, start: int, length: int
+) -> tuple[bytes, int] | None:
+    """One file of a checked folder (see :func:`read_heads_inside`)."""
+    try:
+        fd = os.open(name, _OPEN_FLAGS | _NOFOLLOW, dir_fd=folder_fd)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:  # a symlink (ELOOP), or an error: the usual way says which
+        return read_head_inside(root, path, start, length)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode):
+            return os.pread(fd, length, start), info.st_size
+    finally:
+        os.close(fd)
+    return read_head_inside(root, path, start, length)  # a folder or a FIFO: the usual answer
