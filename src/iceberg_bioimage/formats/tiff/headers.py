@@ -152,7 +152,7 @@ def read_plane_headers(
     rest: Sequence[str] = keys
     if sizes and len(keys) >= _PROBE_AT_LEAST:
         probe, rest = keys[:_PROBE], keys[_PROBE:]
-        layout = _learn(_read_in_rounds(store, probe, sizes, found), len(probe))
+        layout = _learn(_read_in_rounds(store, probe, sizes, found, learn=True), len(probe))
         if layout is not None:
             rest = _read_tails(store, layout, rest, sizes, found)
     _read_in_rounds(store, rest, sizes, found)
@@ -203,10 +203,14 @@ def _read_in_rounds(
     keys: Sequence[str],
     sizes: Mapping[str, int] | None,
     found: dict[str, PlaneHeader | str],
+    *,
+    learn: bool = False,
 ) -> list[_Parsed]:
     """Read ``keys`` from their first bytes on, in rounds, into ``found``.
 
-    Returns what the fast parser read of each file it parsed (for :func:`_learn`).
+    With ``learn``, returns what the fast parser read of each file it parsed (for
+    :func:`_learn`); otherwise a file's bytes are dropped once its header is parsed,
+    so a plate's heads are not all held at once.
     """
     segments: dict[str, Segments] = {}
     file_sizes: dict[str, int | None] = {}
@@ -241,9 +245,12 @@ def _read_in_rounds(
                 slow.append(key)
             except ValueError as error:
                 found[key] = f"{store.location(key)}: unreadable TIFF: {error}"
+                del segments[key]
             else:
                 found[key] = header
-                parsed.append((segments[key], size, header))
+                if learn:
+                    parsed.append((segments[key], size, header))
+                del segments[key]
         requests = wanted
     slow.extend(key for key, _, _ in requests)
     found.update(zip(slow, read_plane_headers_with_tifffile(store, slow), strict=True))
