@@ -17,6 +17,7 @@ from iceberg_bioimage.formats.tiff.tail import (
     merge_layouts,
     parse_tail,
 )
+from iceberg_bioimage.io import storage
 from iceberg_bioimage.io.storage import Store, open_store
 
 FILES = 200
@@ -135,6 +136,24 @@ def test_a_plate_costs_one_read_per_file_and_gives_tifffiles_headers(plate: Path
     assert headers == _usual(store, keys)
     assert sum(counting.reads.values()) / len(keys) <= 1.1
     assert max(counting.reads.values()) == 2  # the probed files only
+
+
+@pytest.mark.parametrize("waited", [0.0, 1.0], ids=["slow reads: threads", "memory: in turn"])
+def test_reads_in_threads_or_in_turn_give_the_same_headers(
+    plate: Path, monkeypatch: pytest.MonkeyPatch, waited: float
+) -> None:
+    """Local reads that waited go through threads (and batches are read ahead): same answers."""
+    store = open_store(plate)
+    sizes = store.list_objects("")
+    keys = sorted(sizes)
+    expected = th.read_plane_headers(store, keys, sizes)
+    monkeypatch.setattr(storage, "WAITED_READ_S", waited)
+    monkeypatch.setattr(th, "WAITED_READ_S", waited)
+    monkeypatch.setattr(th, "_BATCH", 64)
+    assert th.read_plane_headers(store, keys, sizes) == expected
+    for n in (64, 65, 130):  # a batch that is all "first files", one more, several slices
+        requests = [(key, 0, 16) for key in keys[:n]]
+        assert store.read_heads(requests) == [store.read_heads([r])[0] for r in requests]
 
 
 def test_damaged_files_in_a_plate_read_as_before(plate: Path, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +31,9 @@ from iceberg_bioimage.models.paths import (
 
 _LOCAL_READ_WORKERS = 8
 _SEQUENTIAL_BELOW = 64
+#: A head read taking longer than this waited for the device (a page-cached one takes
+#: ~10 µs): the files are read by threads, whose waits overlap.
+WAITED_READ_S = 100e-6
 # Remote files opened for parsing (TIFF) read small cached blocks: fsspec's
 # defaults (s3fs: 50 MiB read-ahead) fetch far more than the metadata.
 _OPEN_BLOCK_SIZE = 256 * 1024
@@ -302,14 +306,26 @@ class LocalStore:
     def read_heads(
         self, requests: Sequence[tuple[str, int, int]]
     ) -> list[tuple[bytes, int | None] | None]:
-        """Positioned reads of many files, in a few threads, each taking a slice of them."""
+        """Positioned reads of many files: in this thread while they come from memory.
+
+        Files in the page cache are read fastest by one thread: more threads would
+        only hand the GIL around between system calls of a few microseconds. The
+        first :data:`_SEQUENTIAL_BELOW` files are read here and timed; when they made
+        the reader wait (a cold disk, a network filesystem), the rest are read by a
+        few threads, each taking a slice of them. Either way the answers are the same.
+        """
         jobs = [(_join(self.root, key), start, length) for key, start, length in requests]
         if len(jobs) < _SEQUENTIAL_BELOW:
             return self._read_heads(jobs)
+        started = time.perf_counter()
+        first = self._read_heads(jobs[:_SEQUENTIAL_BELOW])
+        jobs = jobs[_SEQUENTIAL_BELOW:]
+        if not jobs or time.perf_counter() - started < _SEQUENTIAL_BELOW * WAITED_READ_S:
+            return first + self._read_heads(jobs)
         size = -(-len(jobs) // _LOCAL_READ_WORKERS)
         batches = [jobs[i : i + size] for i in range(0, len(jobs), size)]
         with ThreadPoolExecutor(_LOCAL_READ_WORKERS) as pool:
-            return [found for batch in pool.map(self._read_heads, batches) for found in batch]
+            return first + [found for part in pool.map(self._read_heads, batches) for found in part]
 
     def _read_heads(
         self, jobs: Sequence[tuple[str, int, int]]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import struct
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,7 +37,7 @@ from iceberg_bioimage.formats.tiff.tail import (
     merge_layouts,
     parse_tail,
 )
-from iceberg_bioimage.io.storage import Store
+from iceberg_bioimage.io.storage import WAITED_READ_S, Store
 
 #: Bytes read from the start of every file: its IFD and strip tables, as most writers place them.
 HEAD_BYTES = 8 * 1024
@@ -126,13 +127,26 @@ def read_plane_headers_with_tifffile(store: Store, keys: Sequence[str]) -> list[
 def _reads(
     store: Store, requests: list[tuple[str, int, int]]
 ) -> Iterator[tuple[tuple[str, int, int], tuple[bytes, int | None] | None]]:
-    """``(request, read)`` pairs; batches are read ahead while the caller parses."""
+    """``(request, read)`` pairs; batches are read ahead while the caller parses.
+
+    Unless the first batch came from memory (page-cached local files): then a reader
+    thread would only take the GIL from the parser between its short system calls,
+    and the batches are read in turn.
+    """
     batches = [requests[i : i + _BATCH] for i in range(0, len(requests), _BATCH)]
     if len(batches) < 2:
         yield from zip(requests, store.read_heads(requests), strict=True)
         return
+    started = time.perf_counter()
+    first = store.read_heads(batches[0])
+    waited = time.perf_counter() - started >= len(batches[0]) * WAITED_READ_S
+    yield from zip(batches[0], first, strict=True)
+    if not waited:
+        for batch in batches[1:]:
+            yield from zip(batch, store.read_heads(batch), strict=True)
+        return
     with ThreadPoolExecutor(2) as pool:
-        for batch, reads in zip(batches, pool.map(store.read_heads, batches), strict=True):
+        for batch, reads in zip(batches[1:], pool.map(store.read_heads, batches[1:]), strict=True):
             yield from zip(batch, reads, strict=True)
 
 
