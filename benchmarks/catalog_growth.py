@@ -16,7 +16,7 @@ older_than=now)`` (expire snapshots, remove orphan files) after every
 A series stops early once the median of its last 5 registrations passes
 ``--stop-ratio`` times that of its first 5 (default 5, 0: never): the 2× bar is missed
 by then. (Registrations used to cost more with every snapshot kept, ~0.5 s at N = 1
-and ~1.9 s at N = 250; they now expire the snapshots beyond each table's newest 100,
+and ~1.9 s at N = 250; they now expire the snapshots beyond each table's newest 50,
 ``iceberg-bioimage.history.max-snapshots``, in their own commit.)
 
 The plate is the 96-well benchmark plate of ``plate.py`` (9 fields, 2 channels, a

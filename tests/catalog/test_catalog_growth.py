@@ -159,7 +159,7 @@ def _sequence_numbers(catalog, ident) -> list[int]:
 
 
 def test_registrations_keep_the_newest_snapshots_and_every_row(catalog, tmp_path):
-    assert GROWTH_PROPERTIES[MAX_SNAPSHOTS] == "100"
+    assert GROWTH_PROPERTIES[MAX_SNAPSHOTS] == "50"
     stores = _stores(tmp_path / "stores", 8)
     register_store(stores[0], catalog, NS, publish_chunks=True)
     _bound_history(catalog, {IMAGE_ASSETS: "3", CHUNK_INDEX: "5"})
