@@ -49,8 +49,8 @@ REGISTRATION_TABLES = "iceberg-bioimage.registration-tables"
 REGISTRATION_DATASETS = "iceberg-bioimage.registration-datasets"
 
 
-def dataset_record(result: ScanResult) -> DatasetRecord:
-    """Summary of a scan for an operation's result."""
+def dataset_record(result: ScanResult | ScanStream) -> DatasetRecord:
+    """Summary of a scan (a stream's, once it has been read) for an operation's result."""
     return DatasetRecord(
         dataset_id=result.dataset_id,
         uri=result.uri,
@@ -245,14 +245,7 @@ def publish_stream(
     moved = check_identity(resolved, parts, [claim], replace, loaded.get("image_assets"))
     prepared = prepare_tables(resolved, parts, names, loaded)
     files = write_stream_files(prepared, CanonicalStream(scanned, names), scanned.dataset_id)
-    record = DatasetRecord(
-        dataset_id=scanned.dataset_id,
-        uri=scanned.uri,
-        image_count=scanned.image_count,
-        array_count=scanned.array_count,
-        chunk_count=scanned.chunk_count,
-        warnings=scanned.warnings,
-    )
+    record = dataset_record(scanned)  # its counts are complete once the files are written
     committed: list[str] = []
 
     def commit(table: str, ids: list[str], summary: dict[str, str]) -> TableWrite:
