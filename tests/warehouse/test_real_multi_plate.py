@@ -20,7 +20,6 @@ Plates (tests/data/real, see PROVENANCE.md and FACTS.md):
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from xml.etree import ElementTree
@@ -31,6 +30,7 @@ import pytest
 import tifffile
 from click.testing import CliRunner
 
+from fixtures.ngff_counts import zarr_arrays, zarr_chunk_files
 from iceberg_bioimage import load_warehouse_manifest, validate_warehouse
 from iceberg_bioimage.cli import main
 
@@ -55,27 +55,6 @@ def _strips(path: Path) -> int:
     """Stored strips/tiles of every page of a TIFF (tifffile)."""
     with tifffile.TiffFile(path) as tif:
         return sum(len(page.dataoffsets) for page in tif.pages)
-
-
-def _zarr_arrays(plate: Path) -> int:
-    """Arrays (image × multiscale level) of an NGFF plate, read from its JSON."""
-    doc = json.loads((plate / ".zattrs").read_text())
-    count = 0
-    for well in doc["plate"]["wells"]:
-        images = json.loads((plate / well["path"] / ".zattrs").read_text())["well"]["images"]
-        for image in images:
-            attrs = json.loads((plate / well["path"] / image["path"] / ".zattrs").read_text())
-            count += len(attrs["multiscales"][0]["datasets"])
-    return count
-
-
-def _zarr_chunk_files(plate: Path) -> int:
-    """Chunk files of every array of an NGFF plate (everything but the JSON documents)."""
-    return sum(
-        1
-        for f in plate.rglob("*")
-        if f.is_file() and not f.name.startswith(".") and "OME" not in f.relative_to(plate).parts
-    )
 
 
 def _ome_images(path: Path) -> int:
@@ -135,13 +114,13 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 EXPECTED_IMAGES = {
     "Plate_2": lambda: 1,  # one site (B7 s3), its three channel files one image
-    "plate-rows-2": lambda: _zarr_arrays(BF2RAW),
+    "plate-rows-2": lambda: zarr_arrays(BF2RAW),
     "BR00122249": lambda: 1,
     OME_PLATE.name.removesuffix(".ome.tiff"): lambda: _ome_images(OME_PLATE),
 }
 EXPECTED_CHUNKS = {
     "Plate_2": lambda: sum(_strips(p) for p in (NF1 / "Plate_2_images").glob("*.tif")),
-    "plate-rows-2": lambda: _zarr_chunk_files(BF2RAW),
+    "plate-rows-2": lambda: zarr_chunk_files(BF2RAW),
     "BR00122249": lambda: sum(_strips(p) for p in PHENIX.glob("*.tiff")),
     OME_PLATE.name.removesuffix(".ome.tiff"): lambda: _ome_image_strips(OME_PLATE),
 }
